@@ -1,0 +1,47 @@
+# keepstate: the two commands of the README are the truth.
+#   make demo   build and run the main job
+#   make test   every test, vet and staticcheck (what CI runs)
+
+GO          ?= go
+BIN         := bin/keepstate
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.7.0
+# Tests that build namespaces or replay the whole corpus take a while on 2 cores.
+TEST_TIMEOUT ?= 15m
+
+.PHONY: all build demo test vet staticcheck fmt-check bench fuzz clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/keepstate
+
+demo: build
+	./$(BIN) demo
+
+test: fmt-check vet staticcheck
+	$(GO) test -race -timeout $(TEST_TIMEOUT) ./...
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+staticcheck:
+	$(GO) run $(STATICCHECK) ./...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# Short fuzzing session of every fuzz target (FUZZTIME each).
+FUZZTIME ?= 30s
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done
+
+clean:
+	rm -rf bin

@@ -1,0 +1,3 @@
+module keepstate
+
+go 1.26.8
