@@ -45,7 +45,7 @@ func append2(b []byte, n int) []byte {
 	return append(b, byte('0'+n/10), byte('0'+n%10))
 }
 
-func appendInt(b []byte, n int64) []byte  { return strconv.AppendInt(b, n, 10) }
+func appendInt(b []byte, n int64) []byte   { return strconv.AppendInt(b, n, 10) }
 func appendUint(b []byte, n uint64) []byte { return strconv.AppendUint(b, n, 10) }
 
 // appendAddr writes an address, or "?" when the engine had none (a frame without an
