@@ -114,6 +114,7 @@ type Parsed struct {
 	IPOffset   int      // start of the IP header
 	IPLen      int      // IP total length as the header states (header included)
 	L4Offset   int      // start of the transport header (valid unless LaterFragment)
+	ExtHeaders uint8    // number of IPv6 extension headers walked
 
 	// Transport layer.
 	SrcPort, DstPort uint16

@@ -1,0 +1,176 @@
+package packet
+
+import (
+	"encoding/binary"
+	"net/netip"
+)
+
+// MaxIPv6ExtHeaders bounds the walk over IPv6 extension headers. Legitimate packets
+// carry a handful; a longer chain is an evasion attempt or garbage.
+const MaxIPv6ExtHeaders = 16
+
+// IPv6 extension header numbers the decoder walks.
+const (
+	ipv6HopByHop    = 0
+	ipv6Routing     = 43
+	ipv6Fragment    = 44
+	ipv6AH          = 51
+	ipv6NoNext      = 59
+	ipv6DestOptions = 60
+)
+
+// decodeIPv4 parses the IPv4 header at b[off:] and then the transport header.
+func (p *Parsed) decodeIPv4(b []byte, off int) error {
+	p.IPOffset = off
+	if len(b) < off+20 {
+		return ErrTruncatedIPv4
+	}
+	h := b[off : off+20]
+	if h[0]>>4 != 4 {
+		return ErrBadIPVersion
+	}
+	p.IPVersion = 4
+	p.TOS = h[1]
+	total := int(binary.BigEndian.Uint16(h[2:4]))
+	p.IPLen = total
+	p.IPID = uint32(binary.BigEndian.Uint16(h[4:6]))
+	frag := binary.BigEndian.Uint16(h[6:8])
+	p.DontFrag = frag&0x4000 != 0
+	p.MoreFrags = frag&0x2000 != 0
+	p.FragOffset = (frag & 0x1fff) * 8
+	p.TTL = h[8]
+	p.Proto = Proto(h[9])
+	p.Src = netip.AddrFrom4([4]byte(h[12:16]))
+	p.Dst = netip.AddrFrom4([4]byte(h[16:20]))
+
+	ihl := int(h[0]&0x0f) * 4
+	if ihl < 20 || total < ihl {
+		return ErrBadIPv4Header
+	}
+	p.IPOptions = ihl > 20
+	if len(b) < off+ihl {
+		return ErrTruncatedIPv4
+	}
+	l4, end := off+ihl, off+total
+	p.L4Offset = l4
+	switch {
+	case p.FragOffset > 0:
+		p.Frag = LaterFragment
+		p.PayloadOffset, p.PayloadLen = l4, end-l4
+		return nil
+	case p.MoreFrags:
+		p.Frag = FirstFragment
+	}
+	return p.decodeTransport(b, l4, end)
+}
+
+// decodeIPv6 parses the IPv6 header at b[off:], its extension headers, and then the
+// transport header.
+func (p *Parsed) decodeIPv6(b []byte, off int) error {
+	p.IPOffset = off
+	if len(b) < off+40 {
+		return ErrTruncatedIPv6
+	}
+	h := b[off : off+40]
+	if h[0]>>4 != 6 {
+		return ErrBadIPVersion
+	}
+	p.IPVersion = 6
+	p.TOS = h[0]<<4 | h[1]>>4
+	plen := int(binary.BigEndian.Uint16(h[4:6]))
+	p.IPLen = 40 + plen
+	p.Proto = Proto(h[6])
+	p.TTL = h[7]
+	p.Src = netip.AddrFrom16([16]byte(h[8:24]))
+	p.Dst = netip.AddrFrom16([16]byte(h[24:40]))
+
+	end := off + 40 + plen
+	x, err := walkIPv6Ext(b, off+40, end, h[6])
+	p.ExtHeaders = x.count
+	if err != nil {
+		return err
+	}
+	p.Proto = x.proto
+	p.L4Offset = x.l4
+	if x.fragment {
+		p.IPID = x.id
+		p.FragOffset = x.fragOffset
+		p.MoreFrags = x.more
+		switch {
+		case x.fragOffset > 0:
+			p.Frag = LaterFragment
+			p.PayloadOffset, p.PayloadLen = x.l4, end-x.l4
+			return nil
+		case x.more:
+			p.Frag = FirstFragment
+		}
+		// Offset 0 without M is an atomic fragment (RFC 6946): a whole datagram.
+	}
+	return p.decodeTransport(b, x.l4, end)
+}
+
+// ipv6Ext is what walking an extension header chain found.
+type ipv6Ext struct {
+	proto      Proto // first header that is not an extension header (59: none)
+	l4         int   // its offset
+	count      uint8 // extension headers walked
+	fragment   bool  // a fragment header was seen
+	more       bool  // its M flag
+	fragOffset uint16
+	id         uint32
+}
+
+// walkIPv6Ext follows the extension header chain that starts at b[pos] with header
+// type next. end is where the IPv6 header says the packet ends; the captured bytes
+// may stop earlier. A chain that needs bytes past end is malformed, one that only
+// needs bytes past the capture is truncated. The walk stops after a fragment header
+// with a non-zero offset: what follows is the middle of a datagram.
+func walkIPv6Ext(b []byte, pos, end int, next uint8) (ipv6Ext, error) {
+	var x ipv6Ext
+	for {
+		var n int
+		switch next {
+		case ipv6HopByHop, ipv6Routing, ipv6DestOptions, ipv6AH, ipv6Fragment:
+		default:
+			x.proto, x.l4 = Proto(next), pos
+			return x, nil
+		}
+		if (next == ipv6HopByHop && x.count > 0) || x.count == MaxIPv6ExtHeaders {
+			return x, ErrBadIPv6ExtChain
+		}
+		if pos+2 > end {
+			return x, ErrBadIPv6ExtChain
+		}
+		if pos+2 > len(b) {
+			return x, ErrTruncatedIPv6
+		}
+		switch next {
+		case ipv6Fragment:
+			n = 8
+		case ipv6AH:
+			n = (int(b[pos+1]) + 2) * 4 // AH counts 4-byte words minus 2 (RFC 4302)
+		default:
+			n = (int(b[pos+1]) + 1) * 8 // 8-byte units not counting the first
+		}
+		if pos+n > end {
+			return x, ErrBadIPv6ExtChain
+		}
+		if pos+n > len(b) {
+			return x, ErrTruncatedIPv6
+		}
+		x.count++
+		if next == ipv6Fragment {
+			fo := binary.BigEndian.Uint16(b[pos+2 : pos+4])
+			x.fragment = true
+			x.fragOffset = fo & 0xfff8
+			x.more = fo&1 != 0
+			x.id = binary.BigEndian.Uint32(b[pos+4 : pos+8])
+			if x.fragOffset > 0 {
+				x.proto, x.l4 = Proto(b[pos]), pos+n
+				return x, nil
+			}
+		}
+		next = b[pos]
+		pos += n
+	}
+}
