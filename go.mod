@@ -1,3 +1,5 @@
 module keepstate
 
 go 1.26.8
+
+require golang.org/x/time v0.14.0

@@ -186,7 +186,7 @@ func goldenCases() []goldenCase {
 // the text line followed by the JSON line. Run with -update to rewrite them, then
 // read the diff.
 func TestGolden(t *testing.T) {
-	for _, c := range goldenCases() {
+	for _, c := range append(goldenCases(), suppressedGoldenCases()...) {
 		t.Run(c.name, func(t *testing.T) {
 			text := c.text(nil)
 			js := c.json(nil)
