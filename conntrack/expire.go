@@ -1,0 +1,259 @@
+package conntrack
+
+import (
+	"time"
+
+	"keepstate/packet"
+	"keepstate/reason"
+)
+
+func durationNS(ns int64) time.Duration { return time.Duration(ns) }
+
+type endEvent struct {
+	info  ConnInfo
+	cause EndCause
+}
+
+// endBuf collects the connections that end while a shard lock is held, so that
+// OnEnd runs after the lock is released. It allocates only when something ends and
+// OnEnd is set, never on the established path.
+type endBuf struct{ events []endEvent }
+
+func (b *endBuf) add(ci ConnInfo, c EndCause) { b.events = append(b.events, endEvent{ci, c}) }
+
+func (b *endBuf) flush(s *settings) {
+	for i := range b.events {
+		s.onEnd(b.events[i].info, b.events[i].cause)
+	}
+	b.events = b.events[:0]
+}
+
+// reapSome is the expiry amortised into Track: every 16th call on a shard looks at
+// the head of one class list, round robin, and removes up to two expired entries.
+// Correctness does not depend on it (an expired entry is also ended when a packet
+// finds it); it keeps memory from piling up between Expire calls.
+func (t *Table) reapSome(sh *shard, s *settings, now int64, ended *endBuf) {
+	sh.tick++
+	if sh.tick&15 != 0 {
+		return
+	}
+	c := sh.cursor
+	sh.cursor = (c + 1) % numClasses
+	for range 2 {
+		i := sh.lists[c].head
+		if i == nilIdx || !t.expiredAt(s, sh.at(i), now) {
+			return
+		}
+		t.end(sh, i, s, now, endCauseOf(sh.at(i)), ended)
+	}
+}
+
+// Expire removes every connection that has timed out at now and returns how many.
+// Its cost is O(expired + shards x classes): each class list is in expiry order, so
+// it stops at the first head that is still alive.
+func (t *Table) Expire(now int64) int {
+	s := t.cfg.Load()
+	total := 0
+	var ended endBuf
+	for _, sh := range t.shards {
+		sh.mu.Lock()
+		for c := range sh.lists {
+			for {
+				i := sh.lists[c].head
+				if i == nilIdx || !t.expiredAt(s, sh.at(i), now) {
+					break
+				}
+				t.end(sh, i, s, now, endCauseOf(sh.at(i)), &ended)
+				total++
+			}
+		}
+		sh.mu.Unlock()
+		ended.flush(s)
+	}
+	t.src.sweep(now)
+	return total
+}
+
+// reserve claims room for one new connection, expiring and then evicting when the
+// table is full. Reserving before inserting keeps MaxConns exact under concurrency.
+func (t *Table) reserve(s *settings, now int64) bool {
+	if s.maxConns == 0 {
+		t.count.Add(1)
+		return true
+	}
+	for try := range 4 {
+		if t.count.Add(1) <= s.maxConns {
+			return true
+		}
+		t.count.Add(-1)
+		if try == 0 && t.Expire(now) > 0 {
+			continue
+		}
+		if !t.evictOne(s, now) {
+			return false
+		}
+	}
+	return false
+}
+
+// evictionTiers lists the classes whose entries may be evicted when the table is
+// full, best victims first: connections already closed, then those that never
+// completed a handshake or never got a reply. Assured connections are never evicted.
+var evictionTiers = [...][]class{
+	{clsClose, clsTimeWait},
+	{clsSynSent, clsSynRecv, clsPickup, clsUDPUnreplied, clsICMPUnreplied, clsOtherUnreplied},
+}
+
+// evictOne ends the least recently seen connection of the best tier that has one.
+// Shards are locked one at a time, never two at once.
+func (t *Table) evictOne(s *settings, now int64) bool {
+	for _, tier := range evictionTiers {
+		best, bestCls, bestSeen := -1, class(0), int64(0)
+		for si, sh := range t.shards {
+			sh.mu.Lock()
+			for _, c := range tier {
+				if i := sh.lists[c].head; i != nilIdx {
+					if seen := sh.at(i).lastSeen; best < 0 || seen < bestSeen {
+						best, bestCls, bestSeen = si, c, seen
+					}
+				}
+			}
+			sh.mu.Unlock()
+		}
+		if best < 0 {
+			continue
+		}
+		sh := t.shards[best]
+		var ended endBuf
+		sh.mu.Lock()
+		if i := sh.lists[bestCls].head; i != nilIdx {
+			t.end(sh, i, s, now, EndEvicted, &ended)
+		}
+		sh.mu.Unlock()
+		ended.flush(s)
+		// Even if another goroutine took the victim first, room was probably made:
+		// let reserve try again.
+		return true
+	}
+	return false
+}
+
+// related answers an ICMP or ICMPv6 error: it passes if the packet it quotes belongs
+// to a tracked connection, in whichever direction. Errors never create connections
+// and do not refresh timers.
+func (t *Table) related(p *packet.Parsed, now int64) Result {
+	if !p.Inner.Valid {
+		return drop(reason.ICMPUnrelated)
+	}
+	s := t.cfg.Load()
+	k := innerKeyOf(&p.Inner)
+	h := k.hash(&t.seed)
+	sh := t.shardOf(h)
+	r := drop(reason.ICMPUnrelated)
+	sh.mu.Lock()
+	if i, dir, ok := sh.lookup(&k, h); ok && !t.expiredAt(s, sh.at(i), now) {
+		// The error travels against the packet it quotes.
+		r = sh.accept(sh.at(i), 1-dir)
+	}
+	sh.mu.Unlock()
+	return r
+}
+
+// Range calls fn for every connection until fn returns false. Each shard is copied
+// under its lock and fn runs without it, so fn may call the Table; connections
+// created or ended meanwhile may or may not be seen.
+func (t *Table) Range(fn func(ConnInfo) bool) {
+	s := t.cfg.Load()
+	var buf []ConnInfo
+	for _, sh := range t.shards {
+		buf = buf[:0]
+		sh.mu.Lock()
+		for c := range sh.lists {
+			for i := sh.lists[c].head; i != nilIdx; i = sh.at(i).next {
+				buf = append(buf, t.info(sh, sh.at(i), s))
+			}
+		}
+		sh.mu.Unlock()
+		for _, ci := range buf {
+			if !fn(ci) {
+				return
+			}
+		}
+	}
+}
+
+// CloseIf ends every connection for which close returns true, with the given cause
+// (EndFlushed for an operator flush, EndRuleChanged when a new ruleset no longer
+// permits it; a later packet of a rule-changed connection is dropped with
+// reason.RuleChanged). close runs without any lock held. It returns how many
+// connections were ended.
+func (t *Table) CloseIf(close func(*ConnInfo) bool, cause EndCause) int {
+	s := t.cfg.Load()
+	type victim struct{ i, seq uint32 }
+	var infos []ConnInfo
+	var idx []victim
+	total := 0
+	for _, sh := range t.shards {
+		infos, idx = infos[:0], idx[:0]
+		sh.mu.Lock()
+		for c := range sh.lists {
+			for i := sh.lists[c].head; i != nilIdx; i = sh.at(i).next {
+				infos = append(infos, t.info(sh, sh.at(i), s))
+				idx = append(idx, victim{i, sh.at(i).idSeq})
+			}
+		}
+		sh.mu.Unlock()
+		kill := idx[:0]
+		for n := range infos {
+			if close(&infos[n]) {
+				kill = append(kill, idx[n])
+			}
+		}
+		if len(kill) == 0 {
+			continue
+		}
+		var ended endBuf
+		sh.mu.Lock()
+		for _, v := range kill {
+			// The entry may have ended, or been reused, while close ran.
+			if v.i < sh.top && sh.at(v.i).idSeq == v.seq && v.seq != 0 {
+				t.end(sh, v.i, s, sh.clock, cause, &ended)
+				total++
+			}
+		}
+		sh.mu.Unlock()
+		ended.flush(s)
+	}
+	return total
+}
+
+// KeepIf ends every connection for which keep returns false: CloseIf with the
+// predicate inverted, for callers that think in terms of what a new ruleset keeps.
+func (t *Table) KeepIf(keep func(*ConnInfo) bool, cause EndCause) int {
+	return t.CloseIf(func(ci *ConnInfo) bool { return !keep(ci) }, cause)
+}
+
+// Stats returns the table's counters.
+func (t *Table) Stats() Stats {
+	st := Stats{
+		Conns:         t.Len(),
+		Created:       t.stats.created.Load(),
+		Expired:       t.stats.expired.Load(),
+		Closed:        t.stats.closed.Load(),
+		Evicted:       t.stats.evicted.Load(),
+		Flushed:       t.stats.flushed.Load(),
+		Reopened:      t.stats.reopened.Load(),
+		TombstoneHits: t.stats.tombHits.Load(),
+		TableFull:     t.stats.tableFull.Load(),
+		ConnLimit:     t.stats.connLimit.Load(),
+		FragHits:      t.stats.fragHits.Load(),
+		FragMisses:    t.stats.fragMisses.Load(),
+		MetaOverflow:  t.stats.metaOverflow.Load(),
+	}
+	for _, sh := range t.shards {
+		sh.mu.Lock()
+		st.Tombstones += sh.tombs.n
+		sh.mu.Unlock()
+	}
+	return st
+}

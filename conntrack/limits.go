@@ -1,0 +1,114 @@
+package conntrack
+
+import (
+	"sync"
+	"time"
+)
+
+// rateWindow is the per-source rate limit's window.
+const rateWindow = int64(time.Minute)
+
+// srcState is one source address's counters.
+type srcState struct {
+	conns     int32 // connections open now
+	rateCount int32 // connections opened in the current window
+	rateStart int64 // Unix ns when the current window opened (valid if rateCount > 0)
+}
+
+// idle reports whether the state carries nothing worth keeping at now.
+func (st *srcState) idle(now int64) bool {
+	return st.conns <= 0 && (st.rateCount == 0 || now-st.rateStart >= rateWindow)
+}
+
+const srcParts = 16
+
+// srcLimiter holds per-source counters in maps that only contain sources with open
+// connections or a running rate window, so its memory follows the number of active
+// sources, not the table size. It is split by address hash to spread lock traffic;
+// its locks are only ever taken inside (or without) a shard lock, never the reverse.
+type srcLimiter struct {
+	parts [srcParts]struct {
+		mu sync.Mutex
+		m  map[[16]byte]srcState
+	}
+}
+
+func (l *srcLimiter) part(seed *hashSeed, a [16]byte) int {
+	return int(endpointHash(seed, a, [2]byte{}) >> 60 % srcParts)
+}
+
+// acquire counts a new connection from src, or reports false if a limit refuses it.
+// A refused attempt does not count against the rate.
+func (l *srcLimiter) acquire(seed *hashSeed, src [16]byte, now int64, s *settings) bool {
+	p := &l.parts[l.part(seed, src)]
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	st := p.m[src]
+	if s.perSrcConns > 0 && st.conns >= s.perSrcConns {
+		return false
+	}
+	if st.rateCount > 0 && now-st.rateStart >= rateWindow {
+		st.rateCount = 0
+	}
+	if s.perSrcRate > 0 && st.rateCount >= s.perSrcRate {
+		return false
+	}
+	if st.rateCount == 0 {
+		st.rateStart = now
+	}
+	st.rateCount++
+	st.conns++
+	if p.m == nil {
+		p.m = make(map[[16]byte]srcState)
+	}
+	p.m[src] = st
+	return true
+}
+
+// release uncounts a connection from src that ended.
+func (l *srcLimiter) release(seed *hashSeed, src [16]byte, now int64) {
+	p := &l.parts[l.part(seed, src)]
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	st, ok := p.m[src]
+	if !ok {
+		return
+	}
+	st.conns--
+	if st.idle(now) {
+		delete(p.m, src)
+		return
+	}
+	p.m[src] = st
+}
+
+// sweep drops sources whose last connection ended and whose rate window has run
+// out. It visits at most a bounded number per part per call (map iteration starts
+// at a random point), so its cost does not grow with the number of sources.
+func (l *srcLimiter) sweep(now int64) {
+	for i := range l.parts {
+		p := &l.parts[i]
+		p.mu.Lock()
+		n := 0
+		for a, st := range p.m {
+			if st.idle(now) {
+				delete(p.m, a)
+			}
+			if n++; n >= 256 {
+				break
+			}
+		}
+		p.mu.Unlock()
+	}
+}
+
+// sources returns how many sources are tracked (for tests and Stats).
+func (l *srcLimiter) sources() int {
+	n := 0
+	for i := range l.parts {
+		l.parts[i].mu.Lock()
+		n += len(l.parts[i].m)
+		l.parts[i].mu.Unlock()
+	}
+	return n
+}

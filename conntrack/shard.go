@@ -1,0 +1,315 @@
+package conntrack
+
+import (
+	"sync"
+)
+
+// tcpDir is the window-tracking state of one direction (the sender's view):
+// end is the highest seq+len sent, maxend the highest ack+window the peer allowed,
+// maxwin the largest (scaled) window the sender advertised. maxwin == 0 means the
+// direction has not been initialised yet.
+type tcpDir struct{ end, maxend, maxwin uint32 }
+
+// entry is one connection. It is pointer free and exactly 112 bytes (checked by a
+// test): see doc.go for how the fields were squeezed.
+type entry struct {
+	lastSeen   int64     // Unix ns of the last packet that refreshed the timer
+	bytesLo    [2]uint32 // IP bytes per direction, low 32 of 48 bits
+	pktsLo     [2]uint32 // packets per direction, low 32 of 40 bits
+	tcp        [2]tcpDir // indexed by Dir
+	prev, next uint32    // class list links (next also links the free list)
+	created    uint32    // Unix seconds
+	idSeq      uint32    // per-shard sequence; id = idSeq<<8 | shard
+	bytesHi    [2]uint16
+	key        Key
+	sf         uint8    // State in the low nibble, entry flags in the high nibble
+	dflags     [2]uint8 // per-direction TCP flags: window scale in the low nibble
+	meta       uint16   // index into the shard's interned Meta values
+	pktsHi     [2]uint8
+}
+
+// Entry flags, in the high nibble of entry.sf.
+const (
+	fSeenReply uint8 = 0x10 // a packet was seen in the reply direction
+	fAssured   uint8 = 0x20 // handshake completed or reply seen: never evicted
+	fLiberal   uint8 = 0x40 // picked up mid-stream: window checks are not enforced
+	fCounted   uint8 = 0x80 // counted in the per-source limiter
+)
+
+// Per-direction TCP flags, in entry.dflags (the low nibble is the window scale).
+const (
+	dfWScale  uint8 = 0x10 // the direction's SYN carried a window scale option
+	dfSACK    uint8 = 0x20 // the direction's SYN carried SACK-permitted
+	dfDataAck uint8 = 0x40 // the direction has sent a packet with ACK set (diagnosis)
+)
+
+func (e *entry) state() State       { return State(e.sf & 0x0f) }
+func (e *entry) setState(s State)   { e.sf = e.sf&0xf0 | uint8(s) }
+func (e *entry) has(f uint8) bool   { return e.sf&f != 0 }
+func (e *entry) set(f uint8)        { e.sf |= f }
+func (e *entry) clear(f uint8)      { e.sf &^= f }
+func (e *entry) scale(d Dir) uint32 { return uint32(e.dflags[d] & 0x0f) }
+
+func (e *entry) packets(d Dir) uint64 { return uint64(e.pktsHi[d])<<32 | uint64(e.pktsLo[d]) }
+func (e *entry) bytes(d Dir) uint64   { return uint64(e.bytesHi[d])<<32 | uint64(e.bytesLo[d]) }
+
+// account adds one packet of n bytes in direction d. Counters wrap at 2^40 packets
+// and 2^48 bytes (256 TiB) per direction.
+func (e *entry) account(d Dir, n int) {
+	p := e.packets(d) + 1
+	e.pktsLo[d], e.pktsHi[d] = uint32(p), uint8(p>>32)
+	b := e.bytes(d) + uint64(n)
+	e.bytesLo[d], e.bytesHi[d] = uint32(b), uint16(b>>32)
+}
+
+func (e *entry) setCounters(d Dir, packets, bytes uint64) {
+	e.pktsLo[d], e.pktsHi[d] = uint32(packets), uint8(packets>>32)
+	e.bytesLo[d], e.bytesHi[d] = uint32(bytes), uint16(bytes>>32)
+}
+
+// stateClass maps a state to its timeout class (ESTABLISHED may be clsPickup).
+var stateClass = [numStates]class{
+	StateNone:           clsClose,
+	StateSynSent:        clsSynSent,
+	StateSynRecv:        clsSynRecv,
+	StateEstablished:    clsEstablished,
+	StateFinWait:        clsFinWait,
+	StateCloseWait:      clsCloseWait,
+	StateLastAck:        clsLastAck,
+	StateTimeWait:       clsTimeWait,
+	StateClose:          clsClose,
+	StateSynSent2:       clsSynSent,
+	StateUDPUnreplied:   clsUDPUnreplied,
+	StateUDPReplied:     clsUDPReplied,
+	StateICMPUnreplied:  clsICMPUnreplied,
+	StateICMPReplied:    clsICMPReplied,
+	StateOtherUnreplied: clsOtherUnreplied,
+	StateOtherReplied:   clsOtherReplied,
+}
+
+func (e *entry) class() class {
+	st := e.state()
+	if st == StateEstablished && e.sf&(fLiberal|fSeenReply) == fLiberal {
+		return clsPickup
+	}
+	return stateClass[st]
+}
+
+const (
+	nilIdx    = ^uint32(0)
+	chunkBits = 9
+	chunkLen  = 1 << chunkBits // entries per slab chunk (57 KiB)
+	// maxEntries per shard: the index stores entry index+1 in 24 bits.
+	maxEntries = 1<<24 - 1
+	minIndex   = 64
+)
+
+type list struct{ head, tail uint32 }
+
+// shard is one lock's worth of the table.
+type shard struct {
+	mu   sync.Mutex
+	num  uint8     // this shard's number, the low byte of its ids
+	seed *hashSeed // the table's
+
+	index []uint32 // 0 empty, else tag<<24 | (entry index+1)
+	mask  uint32   // len(index)-1
+	used  int      // live entries
+
+	chunks []*[chunkLen]entry
+	top    uint32 // entries ever handed out (slab high-water mark)
+	free   uint32 // free list head, linked through entry.next
+
+	lists  [numClasses]list
+	seq    uint32 // last id sequence handed out
+	clock  int64  // latest now seen by Track or Create, for calls that take no now
+	tick   uint32 // calls since the last amortised reap
+	cursor class  // next class the amortised reap looks at
+
+	metas  []Meta // interned Meta values; metas[0] is Meta{}
+	metaIx map[Meta]uint16
+
+	tombs tombstones
+}
+
+func newShard(num int, seed *hashSeed) *shard {
+	sh := &shard{num: uint8(num), seed: seed, free: nilIdx, metas: []Meta{{}}}
+	sh.index = make([]uint32, minIndex)
+	sh.mask = minIndex - 1
+	for c := range sh.lists {
+		sh.lists[c] = list{nilIdx, nilIdx}
+	}
+	return sh
+}
+
+func (sh *shard) at(i uint32) *entry { return &sh.chunks[i>>chunkBits][i&(chunkLen-1)] }
+
+func (sh *shard) id(e *entry) uint64 { return uint64(e.idSeq)<<8 | uint64(sh.num) }
+
+func tagOf(h uint64) uint32 { return uint32(h>>56) << 24 }
+
+// lookup finds the entry of k in either direction.
+func (sh *shard) lookup(k *Key, h uint64) (uint32, Dir, bool) {
+	tag := tagOf(h)
+	for pos := uint32(h) & sh.mask; ; pos = (pos + 1) & sh.mask {
+		v := sh.index[pos]
+		if v == 0 {
+			return nilIdx, Original, false
+		}
+		if v&0xff000000 != tag {
+			continue
+		}
+		i := v&0x00ffffff - 1
+		ek := &sh.at(i).key
+		if ek.Src == k.Src && ek.Dst == k.Dst && ek.SrcPort == k.SrcPort && ek.DstPort == k.DstPort && ek.Proto == k.Proto {
+			return i, Original, true
+		}
+		if ek.Src == k.Dst && ek.Dst == k.Src && ek.SrcPort == k.DstPort && ek.DstPort == k.SrcPort && ek.Proto == k.Proto {
+			return i, Reply, true
+		}
+	}
+}
+
+// insert allocates an entry for k (which must not be present), indexes it and
+// returns its index, or nilIdx if the shard is at maxEntries. The entry is zeroed
+// except for its key and is on no list.
+func (sh *shard) insert(k *Key, h uint64) uint32 {
+	i := sh.free
+	if i != nilIdx {
+		sh.free = sh.at(i).next
+	} else {
+		if sh.top >= maxEntries {
+			return nilIdx
+		}
+		i = sh.top
+		if int(i>>chunkBits) == len(sh.chunks) {
+			sh.chunks = append(sh.chunks, new([chunkLen]entry))
+		}
+		sh.top++
+	}
+	e := sh.at(i)
+	*e = entry{key: *k, prev: nilIdx, next: nilIdx}
+	if (sh.used+1)*4 > len(sh.index)*3 {
+		sh.grow()
+	}
+	sh.place(h, i)
+	sh.used++
+	return i
+}
+
+func (sh *shard) place(h uint64, i uint32) {
+	pos := uint32(h) & sh.mask
+	for sh.index[pos] != 0 {
+		pos = (pos + 1) & sh.mask
+	}
+	sh.index[pos] = tagOf(h) | (i + 1)
+}
+
+// grow doubles the index and re-places every entry.
+func (sh *shard) grow() {
+	old := sh.index
+	sh.index = make([]uint32, 2*len(old))
+	sh.mask = uint32(len(sh.index) - 1)
+	for _, v := range old {
+		if v != 0 {
+			i := v&0x00ffffff - 1
+			sh.place(sh.at(i).key.hash(sh.seed), i)
+		}
+	}
+}
+
+// unindex removes entry i from the index with backward-shift deletion, which keeps
+// every probe sequence unbroken without tombstone slots.
+func (sh *shard) unindex(i uint32) {
+	h := sh.at(i).key.hash(sh.seed)
+	pos := uint32(h) & sh.mask
+	for sh.index[pos]&0x00ffffff != i+1 {
+		pos = (pos + 1) & sh.mask
+	}
+	hole := pos
+	for {
+		pos = (pos + 1) & sh.mask
+		v := sh.index[pos]
+		if v == 0 {
+			break
+		}
+		home := uint32(sh.at(v&0x00ffffff-1).key.hash(sh.seed)) & sh.mask
+		// Move v into the hole unless its home lies cyclically in (hole, pos].
+		if (pos-home)&sh.mask >= (pos-hole)&sh.mask {
+			sh.index[hole] = v
+			hole = pos
+		}
+	}
+	sh.index[hole] = 0
+}
+
+// release unindexes entry i (already off its list) and puts it on the free list.
+func (sh *shard) release(i uint32) {
+	sh.unindex(i)
+	e := sh.at(i)
+	*e = entry{prev: nilIdx, next: sh.free}
+	sh.free = i
+	sh.used--
+}
+
+func (sh *shard) pushBack(c class, i uint32) {
+	e := sh.at(i)
+	l := &sh.lists[c]
+	e.prev, e.next = l.tail, nilIdx
+	if l.tail != nilIdx {
+		sh.at(l.tail).next = i
+	} else {
+		l.head = i
+	}
+	l.tail = i
+}
+
+func (sh *shard) unlink(c class, i uint32) {
+	e := sh.at(i)
+	l := &sh.lists[c]
+	if e.prev != nilIdx {
+		sh.at(e.prev).next = e.next
+	} else {
+		l.head = e.next
+	}
+	if e.next != nilIdx {
+		sh.at(e.next).prev = e.prev
+	} else {
+		l.tail = e.prev
+	}
+	e.prev, e.next = nilIdx, nilIdx
+}
+
+// touch moves entry i, which was on list from, to the tail of its current class
+// list. A connection that keeps sending is usually at the tail already, and then
+// nothing moves.
+func (sh *shard) touch(from class, i uint32) {
+	to := sh.at(i).class()
+	if to == from && sh.lists[to].tail == i {
+		return
+	}
+	sh.unlink(from, i)
+	sh.pushBack(to, i)
+}
+
+// intern returns the index of m in the shard's Meta table, adding it if there is
+// room. Engines have few distinct (rule, flags) pairs, so the table stays tiny; if
+// 65535 are ever exceeded, ok is false and the entry stores Meta{}.
+func (sh *shard) intern(m Meta) (idx uint16, ok bool) {
+	if m == (Meta{}) {
+		return 0, true
+	}
+	if idx, found := sh.metaIx[m]; found {
+		return idx, true
+	}
+	if len(sh.metas) > 0xffff {
+		return 0, false
+	}
+	if sh.metaIx == nil {
+		sh.metaIx = make(map[Meta]uint16)
+	}
+	idx = uint16(len(sh.metas))
+	sh.metas = append(sh.metas, m)
+	sh.metaIx[m] = idx
+	return idx, true
+}

@@ -1,0 +1,483 @@
+package conntrack
+
+import (
+	"math/bits"
+	"math/rand/v2"
+	"sync/atomic"
+
+	"keepstate/packet"
+	"keepstate/reason"
+)
+
+// Table is the connection table. All methods are safe for concurrent use.
+type Table struct {
+	seed      hashSeed
+	shards    []*shard
+	shardBits uint
+
+	cfg   atomic.Pointer[settings]
+	count atomic.Int64 // live entries plus in-flight Create reservations
+
+	src   srcLimiter
+	frags fragCache
+	stats counters
+}
+
+type counters struct {
+	created, expired, closed, evicted, flushed, reopened     atomic.Uint64
+	tombHits, tableFull, connLimit, fragHits, fragMisses     atomic.Uint64
+	metaOverflow                                             atomic.Uint64
+}
+
+// New returns an empty table configured by cfg.
+func New(cfg Config) *Table {
+	n := cfg.Shards
+	if n <= 0 {
+		n = 16
+	}
+	n = min(n, maxShards)
+	b := uint(bits.Len(uint(n - 1)))
+	t := &Table{shardBits: b}
+	for i := range t.seed {
+		t.seed[i] = rand.Uint64() | 1
+	}
+	t.shards = make([]*shard, 1<<b)
+	for i := range t.shards {
+		t.shards[i] = newShard(i, &t.seed)
+	}
+	t.frags.init(&t.seed)
+	t.cfg.Store(newSettings(cfg))
+	return t
+}
+
+// Reconfigure applies new timeouts, limits and strictness; every entry is kept.
+// Timeouts apply from the next check on (an entry idle longer than its new timeout
+// expires at once). Shards cannot change and are ignored.
+func (t *Table) Reconfigure(cfg Config) { t.cfg.Store(newSettings(cfg)) }
+
+// Len returns the number of connections in the table.
+func (t *Table) Len() int { return int(max(t.count.Load(), 0)) }
+
+func (t *Table) shardOf(h uint64) *shard {
+	return t.shards[(h>>32)&(1<<t.shardBits-1)]
+}
+
+// timeoutOf is entry e's current idle timeout, adaptive scaling included.
+func (t *Table) timeoutOf(s *settings, e *entry) int64 {
+	return s.scaled(s.timeout[e.class()], t.count.Load())
+}
+
+func (t *Table) expiredAt(s *settings, e *entry, now int64) bool {
+	return now-e.lastSeen >= t.timeoutOf(s, e)
+}
+
+func ipBytes(p *packet.Parsed) int {
+	if p.IPLen > 0 {
+		return p.IPLen
+	}
+	return p.Length
+}
+
+func drop(r reason.Reason) Result { return Result{Verdict: Drop, Reason: r} }
+
+// Track looks p up and, if it belongs to a connection, advances that connection's
+// state. It never allocates. Verdict NewConn means the engine should evaluate its rules
+// and call Create (or drop).
+func (t *Table) Track(p *packet.Parsed, now int64) Result {
+	if !p.Src.IsValid() || !p.Dst.IsValid() {
+		return drop(reason.Unsupported)
+	}
+	if p.Frag == packet.LaterFragment {
+		return t.frags.follow(p, now, &t.stats)
+	}
+	switch p.Proto {
+	case packet.ProtoTCP:
+		if !validFlags(p.TCPFlags) {
+			return drop(reason.InvalidTCPFlags)
+		}
+	case packet.ProtoICMP, packet.ProtoICMPv6:
+		if p.IsICMPError() {
+			return t.related(p, now)
+		}
+	}
+	s := t.cfg.Load()
+	k := keyOf(p)
+	h := k.hash(&t.seed)
+	sh := t.shardOf(h)
+	var ended endBuf
+
+	sh.mu.Lock()
+	sh.clock = max(sh.clock, now)
+	t.reapSome(sh, s, now, &ended)
+	var r Result
+	i, dir, ok := sh.lookup(&k, h)
+	if ok && t.expiredAt(s, sh.at(i), now) {
+		t.end(sh, i, s, now, endCauseOf(sh.at(i)), &ended)
+		ok = false
+	}
+	if ok {
+		r = t.update(sh, i, dir, p, s, now, &ended)
+	} else {
+		r = t.miss(sh, &k, h, p, s, now)
+	}
+	sh.mu.Unlock()
+
+	ended.flush(s)
+	if p.Frag == packet.FirstFragment && r.Verdict == Accept {
+		t.frags.remember(p, &r, now)
+	}
+	return r
+}
+
+// update advances connection i with packet p travelling in direction dir.
+func (t *Table) update(sh *shard, i uint32, dir Dir, p *packet.Parsed, s *settings, now int64, ended *endBuf) Result {
+	e := sh.at(i)
+	if p.Proto == packet.ProtoTCP {
+		return t.updateTCP(sh, i, dir, p, s, now, ended)
+	}
+	from := e.class()
+	if dir == Reply && !e.has(fSeenReply) {
+		e.set(fSeenReply | fAssured)
+		switch e.state() {
+		case StateUDPUnreplied:
+			e.setState(StateUDPReplied)
+		case StateICMPUnreplied:
+			e.setState(StateICMPReplied)
+		case StateOtherUnreplied:
+			e.setState(StateOtherReplied)
+		}
+	}
+	e.lastSeen = now
+	e.account(dir, ipBytes(p))
+	sh.touch(from, i)
+	return sh.accept(e, dir)
+}
+
+func (sh *shard) accept(e *entry, dir Dir) Result {
+	return Result{Verdict: Accept, Dir: dir, State: e.state(), ID: sh.id(e), Meta: sh.metas[e.meta]}
+}
+
+func (t *Table) updateTCP(sh *shard, i uint32, dir Dir, p *packet.Parsed, s *settings, now int64, ended *endBuf) Result {
+	e := sh.at(i)
+	old := e.state()
+	fc := flagClass(p.TCPFlags)
+	next := tcpNext[dir][fc][old]
+	switch {
+	case next == sIV:
+		r := reason.InvalidState
+		if inHandshake(old) {
+			r = reason.HandshakeWrongDirection
+		}
+		return t.refuse(sh, e, dir, r)
+	case fc == fcSyn && dir == Original && (old == StateTimeWait || old == StateClose):
+		// A new connection on the tuple of a closed one (RFC 1122 4.2.2.13): end the
+		// old one; the engine decides on the new one as for any SYN.
+		t.end(sh, i, s, now, EndReopened, ended)
+		return Result{Verdict: NewConn}
+	case next == sIG:
+		if s.strict && fc == fcAck && dir == Reply && (old == StateSynSent || old == StateSynSent2) {
+			// The responder acknowledges before it sent its SYN-ACK: the SYN was
+			// not seen by us (asymmetric path) or this is forged.
+			return t.refuse(sh, e, dir, reason.HandshakeWrongDirection)
+		}
+		e.account(dir, ipBytes(p))
+		return sh.accept(e, dir)
+	}
+	if s.strict && old == StateSynRecv && dir == Reply && fc == fcAck && p.PayloadLen > 0 {
+		// The responder sends data before the originator completed the handshake.
+		return t.refuse(sh, e, dir, reason.HandshakeWrongDirection)
+	}
+	if fc == fcSyn && dir == Original && old == StateSynSent && segEnd(p) == e.tcp[Original].end {
+		// A retransmitted SYN passes but does not refresh the timer: a client
+		// retrying forever must not keep a half-open entry alive.
+		e.account(dir, ipBytes(p))
+		return sh.accept(e, dir)
+	}
+	if !e.inWindow(dir, p, old) {
+		return t.refuse(sh, e, dir, reason.OutOfWindow)
+	}
+
+	from := e.class()
+	ns := State(next)
+	e.setState(ns)
+	if dir == Reply && !e.has(fSeenReply) {
+		e.set(fSeenReply)
+		if e.has(fLiberal) {
+			// Both directions have now been seen and initialised the window state
+			// from real packets: from here on the windows are enforced.
+			e.clear(fLiberal)
+			e.set(fAssured)
+		}
+	}
+	if ns == StateEstablished && old == StateSynRecv && dir == Original {
+		e.set(fAssured)
+	}
+	e.lastSeen = now
+	e.account(dir, ipBytes(p))
+	sh.touch(from, i)
+	return sh.accept(e, dir)
+}
+
+// refuse builds a Drop result that still names the connection, for the logs.
+func (t *Table) refuse(sh *shard, e *entry, dir Dir, r reason.Reason) Result {
+	return Result{Verdict: Drop, Reason: r, Dir: dir, State: e.state(), ID: sh.id(e), Meta: sh.metas[e.meta]}
+}
+
+// miss answers a packet that matches no live connection.
+func (t *Table) miss(sh *shard, k *Key, h uint64, p *packet.Parsed, s *settings, now int64) Result {
+	switch p.Proto {
+	case packet.ProtoTCP:
+		fc := flagClass(p.TCPFlags)
+		if fc == fcSyn {
+			return Result{Verdict: NewConn}
+		}
+		if tb, dir, ok := sh.tombs.lookup(k, h, now, s.tombTTL); ok {
+			t.stats.tombHits.Add(1)
+			r := tb.result(dir, now)
+			switch {
+			case tb.cause == EndRuleChanged:
+				r.Reason = reason.RuleChanged
+			case !s.strict && fc == fcAck && tb.cause == EndExpired && tb.state == StateEstablished:
+				// Loose mode picks an idle-expired connection up again, as it
+				// would any mid-stream packet; the tombstone is still reported.
+				r.Verdict, r.Reason = NewConn, reason.None
+			}
+			return r
+		}
+		if !s.strict && fc == fcAck {
+			return Result{Verdict: NewConn}
+		}
+		return drop(reason.HandshakeNotCompleted)
+	case packet.ProtoICMP, packet.ProtoICMPv6:
+		if p.IsEchoReply() {
+			if tb, dir, ok := sh.tombs.lookup(k, h, now, s.tombTTL); ok {
+				t.stats.tombHits.Add(1)
+				return tb.result(dir, now)
+			}
+			// An echo reply that answers no request we saw.
+			return drop(reason.InvalidState)
+		}
+	}
+	return Result{Verdict: NewConn}
+}
+
+// initialState decides what connection p opens, or why it cannot open one.
+// stateless is true for ICMP informational messages other than echo, which pass
+// without an entry.
+func initialState(p *packet.Parsed, s *settings) (st State, liberal, stateless bool, why reason.Reason) {
+	switch p.Proto {
+	case packet.ProtoTCP:
+		if !validFlags(p.TCPFlags) {
+			return 0, false, false, reason.InvalidTCPFlags
+		}
+		switch flagClass(p.TCPFlags) {
+		case fcSyn:
+			return StateSynSent, false, false, reason.None
+		case fcAck:
+			if !s.strict {
+				return StateEstablished, true, false, reason.None
+			}
+		}
+		return 0, false, false, reason.HandshakeNotCompleted
+	case packet.ProtoUDP:
+		return StateUDPUnreplied, false, false, reason.None
+	case packet.ProtoICMP, packet.ProtoICMPv6:
+		switch {
+		case p.IsICMPError():
+			return 0, false, false, reason.ICMPUnrelated
+		case p.IsEchoRequest():
+			return StateICMPUnreplied, false, false, reason.None
+		case p.IsEchoReply():
+			return 0, false, false, reason.InvalidState
+		}
+		return 0, false, true, reason.None
+	}
+	return StateOtherUnreplied, false, false, reason.None
+}
+
+// Create opens a connection for p, which Track answered New, storing m with it. It
+// returns Accept, or Drop with ConnectionLimit, TableFull, or the reason p cannot
+// open a connection. If the connection exists already (another goroutine created it
+// in between), p is tracked on it instead.
+func (t *Table) Create(p *packet.Parsed, now int64, m Meta) Result {
+	if !p.Src.IsValid() || !p.Dst.IsValid() {
+		return drop(reason.Unsupported)
+	}
+	if p.Frag == packet.LaterFragment {
+		return drop(reason.Fragment)
+	}
+	s := t.cfg.Load()
+	st, liberal, stateless, why := initialState(p, s)
+	if why != reason.None {
+		return drop(why)
+	}
+	if stateless {
+		return Result{Verdict: Accept, Meta: m}
+	}
+	k := keyOf(p)
+	h := k.hash(&t.seed)
+	sh := t.shardOf(h)
+
+	counted := false
+	if s.perSrcConns > 0 || s.perSrcRate > 0 {
+		if !t.src.acquire(&t.seed, k.Src, now, s) {
+			t.stats.connLimit.Add(1)
+			return drop(reason.ConnectionLimit)
+		}
+		counted = true
+	}
+	if !t.reserve(s, now) {
+		if counted {
+			t.src.release(&t.seed, k.Src, now)
+		}
+		t.stats.tableFull.Add(1)
+		return drop(reason.TableFull)
+	}
+
+	var ended endBuf
+	sh.mu.Lock()
+	sh.clock = max(sh.clock, now)
+	i, dir, ok := sh.lookup(&k, h)
+	if ok && t.expiredAt(s, sh.at(i), now) {
+		t.end(sh, i, s, now, endCauseOf(sh.at(i)), &ended)
+		ok = false
+	}
+	var r Result
+	switch {
+	case ok:
+		t.count.Add(-1)
+		if counted {
+			t.src.release(&t.seed, k.Src, now)
+		}
+		r = t.update(sh, i, dir, p, s, now, &ended)
+	default:
+		i = sh.insert(&k, h)
+		if i == nilIdx {
+			t.count.Add(-1)
+			if counted {
+				t.src.release(&t.seed, k.Src, now)
+			}
+			t.stats.tableFull.Add(1)
+			r = drop(reason.TableFull)
+			break
+		}
+		r = t.initEntry(sh, i, p, now, m, st, liberal, counted)
+	}
+	sh.mu.Unlock()
+
+	ended.flush(s)
+	if p.Frag == packet.FirstFragment && r.Verdict == Accept {
+		t.frags.remember(p, &r, now)
+	}
+	return r
+}
+
+func (t *Table) initEntry(sh *shard, i uint32, p *packet.Parsed, now int64, m Meta, st State, liberal, counted bool) Result {
+	e := sh.at(i)
+	e.setState(st)
+	if counted {
+		e.set(fCounted)
+	}
+	e.lastSeen = now
+	e.created = uint32(max(now, 0) / 1e9)
+	sh.seq++
+	e.idSeq = sh.seq
+	if idx, ok := sh.intern(m); ok {
+		e.meta = idx
+	} else {
+		t.stats.metaOverflow.Add(1)
+	}
+	if p.Proto == packet.ProtoTCP {
+		if liberal {
+			// Picked up mid-stream: the SYNs (and their window scale) were not
+			// seen, so assume the largest scale and SACK on both sides, and let
+			// inWindow initialise this side from the packet.
+			e.set(fLiberal)
+			e.dflags = [2]uint8{14 | dfSACK, 14 | dfSACK}
+			e.inWindow(Original, p, StateNone)
+		} else {
+			e.initSyn(Original, p, segEnd(p))
+		}
+	}
+	e.account(Original, ipBytes(p))
+	sh.pushBack(e.class(), i)
+	t.stats.created.Add(1)
+	return sh.accept(e, Original)
+}
+
+// endCauseOf is why an entry that timed out ended: closed if its TCP state says the
+// connection was being torn down, expired otherwise.
+func endCauseOf(e *entry) EndCause {
+	switch e.state() {
+	case StateTimeWait, StateClose, StateLastAck:
+		return EndClosed
+	}
+	return EndExpired
+}
+
+// end removes entry i: off its list, out of the index, into the tombstones (unless
+// reopened), out of the per-source count, and queued for OnEnd. The shard lock is
+// held.
+func (t *Table) end(sh *shard, i uint32, s *settings, now int64, cause EndCause, ended *endBuf) {
+	e := sh.at(i)
+	timeout := t.timeoutOf(s, e)
+	endedAt := now
+	switch cause {
+	case EndExpired, EndClosed:
+		endedAt = e.lastSeen + timeout
+		t.stats.expired.Add(b2u(cause == EndExpired))
+		t.stats.closed.Add(b2u(cause == EndClosed))
+	case EndEvicted:
+		t.stats.evicted.Add(1)
+	case EndFlushed, EndRuleChanged:
+		t.stats.flushed.Add(1)
+	case EndReopened:
+		t.stats.reopened.Add(1)
+	}
+	if cause != EndReopened && s.tombCap > 0 {
+		tbTimeout := int64(0)
+		if cause == EndExpired || cause == EndClosed {
+			tbTimeout = timeout
+		}
+		sh.tombs.insert(s, len(t.shards), &e.key, e.key.hash(sh.seed), tombstone{
+			state: e.state(), cause: cause, lastSeen: e.lastSeen, endedAt: endedAt,
+			timeout: tbTimeout, id: sh.id(e),
+		})
+	}
+	if e.has(fCounted) {
+		t.src.release(&t.seed, e.key.Src, now)
+	}
+	if s.onEnd != nil {
+		ended.add(t.info(sh, e, s), cause)
+	}
+	sh.unlink(e.class(), i)
+	sh.release(i)
+	t.count.Add(-1)
+}
+
+func b2u(b bool) uint64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// info describes entry e.
+func (t *Table) info(sh *shard, e *entry, s *settings) ConnInfo {
+	return ConnInfo{
+		ID:       sh.id(e),
+		Src:      addr(e.key.Src),
+		Dst:      addr(e.key.Dst),
+		SrcPort:  fromBE16(e.key.SrcPort),
+		DstPort:  fromBE16(e.key.DstPort),
+		Proto:    packet.Proto(e.key.Proto),
+		State:    e.state(),
+		Created:  int64(e.created) * 1e9,
+		LastSeen: e.lastSeen,
+		Timeout:  durationNS(t.timeoutOf(s, e)),
+		Assured:  e.has(fAssured),
+		Packets:  [2]uint64{e.packets(Original), e.packets(Reply)},
+		Bytes:    [2]uint64{e.bytes(Original), e.bytes(Reply)},
+		Meta:     sh.metas[e.meta],
+	}
+}
