@@ -1,0 +1,359 @@
+// Package firewall is keepstate's engine: the one pipeline every packet goes through,
+// whether it comes from NFQUEUE, from a capture being replayed or from `explain`.
+//
+//	decode -> anti-spoofing -> connection lookup -> rules (new connections only)
+//	       -> insert -> verdict {accept, drop, reject} + reason + rule
+//
+// The engine does no I/O. It returns a Decision that says everything a feeder needs
+// to log, count and answer the packet; feeders (package dataplane) do the rest. The
+// compiled ruleset and settings are swapped atomically by Apply while connections
+// stay in the table.
+package firewall
+
+import (
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"keepstate/config"
+	"keepstate/conntrack"
+	"keepstate/packet"
+	"keepstate/policy"
+	"keepstate/reason"
+)
+
+// Action is what happens to a packet.
+type Action uint8
+
+const (
+	Accept Action = iota + 1
+	Drop          // silently
+	Reject        // refused and answered: TCP RST or ICMP unreachable (a Deny rule)
+)
+
+func (a Action) String() string {
+	switch a {
+	case Accept:
+		return "accept"
+	case Drop:
+		return "drop"
+	case Reject:
+		return "reject"
+	}
+	return "invalid"
+}
+
+// Rule numbers in a Decision that are not rules of the ruleset.
+const (
+	NoRule      = -2 // no rule was consulted (a tracked connection, a decode error, ...)
+	DefaultRule = -1 // the fixed last rule decided
+)
+
+// Meta flags stored with a connection.
+const (
+	flagLogConnection = 1 << iota // log the connection when it ends
+	flagLogPackets                // log every packet of the connection in the filter log
+)
+
+// Decision is the engine's verdict on one packet with everything that explains it.
+type Decision struct {
+	Action Action
+	Reason reason.Reason // None when accepted
+
+	// Rule is the index of the rule that decided a new connection, the rule that
+	// admitted an existing one when it is still in the ruleset, DefaultRule, or NoRule.
+	Rule int
+	// LogPackets: the deciding rule asks for every packet in the filter log.
+	LogPackets bool
+
+	// InIface and OutIface index Ruleset().Interfaces(); -1 when unknown. On the
+	// established path of a connection whose packets are not logged they are left
+	// as the feeder gave them (OutIface -1): nothing needs them there.
+	InIface, OutIface int
+
+	Conn    conntrack.Result // the table's answer (state, direction, connection id, idle, ...)
+	Created bool             // this packet opened a new connection
+
+	DecodeErr error // set for reason.Malformed and reason.Unsupported
+}
+
+// Dropped reports whether the packet does not pass.
+func (d *Decision) Dropped() bool { return d.Action != Accept }
+
+// compiled is one immutable generation of policy and settings.
+type compiled struct {
+	cfg      *config.Config
+	rules    *policy.Ruleset
+	ruleByID map[uint32]int // config rule id -> index in rules
+}
+
+// Engine runs the pipeline. It is safe for concurrent use.
+type Engine struct {
+	table *conntrack.Table
+	cur   atomic.Pointer[compiled]
+	opts  Options
+
+	applyMu sync.Mutex // serialises Apply; packets never take it
+
+	accepted atomic.Uint64
+	dropped  [reason.Count]atomic.Uint64
+}
+
+// Options are the engine's fixed choices, set once at New.
+type Options struct {
+	// OnConnEnd is called when a connection leaves the table, with the rule that
+	// admitted it when that rule still exists (nil otherwise). It must not block.
+	OnConnEnd func(ConnEnd)
+	// VerifyChecksums drops packets whose checksums do not verify. Off by default:
+	// NFQUEUE packets were checked by the kernel and offloaded captures carry bogus
+	// checksums.
+	VerifyChecksums bool
+	// Shards of the connection table; 0 for its default.
+	Shards int
+}
+
+// ConnEnd describes a connection that left the table.
+type ConnEnd struct {
+	Info  conntrack.ConnInfo
+	Cause conntrack.EndCause
+	Rule  *policy.Rule // nil when the rule is gone or was the default
+	Log   bool         // the admitting rule asked for a connection log line
+}
+
+// New builds an engine for cfg.
+func New(cfg *config.Config, opts Options) (*Engine, error) {
+	c, err := compile(cfg)
+	if err != nil {
+		return nil, err
+	}
+	e := &Engine{opts: opts}
+	e.cur.Store(c)
+	e.table = conntrack.New(e.tableConfig(cfg))
+	return e, nil
+}
+
+func compile(cfg *config.Config) (*compiled, error) {
+	rs, err := cfg.Compile()
+	if err != nil {
+		return nil, fmt.Errorf("compile rules: %w", err)
+	}
+	c := &compiled{cfg: cfg, rules: rs, ruleByID: make(map[uint32]int, rs.NumRules())}
+	for i := 0; i < rs.NumRules(); i++ {
+		c.ruleByID[ruleID(rs, i)] = i
+	}
+	return c, nil
+}
+
+// ruleID is the identity stored with a connection: the configuration's rule id, so a
+// reload that keeps a rule keeps its connections' attribution. Ids start at 1; 0 is
+// the default rule.
+func ruleID(rs *policy.Ruleset, i int) uint32 {
+	if id := rs.Rule(i).ID; id > 0 {
+		return uint32(id)
+	}
+	return uint32(i + 1)
+}
+
+// tableConfig maps the configuration's settings onto the connection table.
+func (e *Engine) tableConfig(cfg *config.Config) conntrack.Config {
+	s := &cfg.Settings
+	tc := conntrack.DefaultConfig()
+	tc.Strict = s.Require3WayHandshake
+	tc.Timeouts = conntrack.Timeouts{
+		TCPSynSent:     s.TCPSynSentTimeout,
+		TCPSynRecv:     s.TCPSynRecvTimeout,
+		TCPEstablished: s.TCPEstablishedTimeout,
+		TCPFinWait:     s.TCPFinWaitTimeout,
+		TCPCloseWait:   s.TCPCloseWaitTimeout,
+		TCPLastAck:     s.TCPLastAckTimeout,
+		TCPTimeWait:    s.TCPTimeWaitTimeout,
+		TCPClose:       s.TCPCloseTimeout,
+		TCPPickup:      s.TCPPickupTimeout,
+		UDPUnreplied:   s.UDPUnrepliedTimeout,
+		UDPReplied:     s.UDPRepliedTimeout,
+		ICMP:           s.ICMPTimeout,
+		OtherUnreplied: s.OtherUnrepliedTimeout,
+		OtherReplied:   s.OtherRepliedTimeout,
+	}
+	if s.MaxConnections > 0 {
+		tc.MaxConns = s.MaxConnections
+		if s.AdaptiveStartPercent > 0 && s.AdaptiveEndPercent > s.AdaptiveStartPercent {
+			tc.AdaptiveStart = s.MaxConnections * s.AdaptiveStartPercent / 100
+			tc.AdaptiveEnd = s.MaxConnections * s.AdaptiveEndPercent / 100
+		}
+	}
+	tc.PerSourceConns = s.ConnLimitPerSource
+	tc.PerSourceRate = s.NewConnLimitPerSourcePerMinute
+	if s.TombstoneCount > 0 {
+		tc.TombstoneCap = s.TombstoneCount
+	}
+	tc.Shards = e.opts.Shards
+	tc.OnEnd = e.connEnded
+	return tc
+}
+
+func (e *Engine) connEnded(info conntrack.ConnInfo, cause conntrack.EndCause) {
+	if e.opts.OnConnEnd == nil {
+		return
+	}
+	end := ConnEnd{Info: info, Cause: cause, Log: info.Meta.Flags&flagLogConnection != 0}
+	c := e.cur.Load()
+	if i, ok := c.ruleByID[info.Meta.Rule]; ok {
+		end.Rule = c.rules.Rule(i)
+	}
+	e.opts.OnConnEnd(end)
+}
+
+// Table returns the connection table, for listing, flushing and snapshots.
+func (e *Engine) Table() *conntrack.Table { return e.table }
+
+// Ruleset returns the ruleset in force.
+func (e *Engine) Ruleset() *policy.Ruleset { return e.cur.Load().rules }
+
+// Config returns the configuration in force. Callers must not modify it.
+func (e *Engine) Config() *config.Config { return e.cur.Load().cfg }
+
+// Decide decodes frame b (captured on link) and runs it through the pipeline. in is
+// the ingress interface index, or -1 when unknown (the engine then infers it from the
+// source address and skips anti-spoofing, which would be circular). p is the
+// caller's scratch space; it holds the decoded packet afterwards.
+func (e *Engine) Decide(b []byte, link packet.LinkType, in int, now int64, p *packet.Parsed) Decision {
+	if err := p.Decode(b, link); err != nil {
+		r := reason.Malformed
+		if de, ok := err.(packet.Error); ok && de.Unsupported() {
+			r = reason.Unsupported
+		}
+		d := Decision{Action: Drop, Reason: r, Rule: NoRule, InIface: in, OutIface: -1, DecodeErr: err}
+		e.dropped[r].Add(1)
+		return d
+	}
+	if e.opts.VerifyChecksums {
+		if err := p.VerifyChecksums(b); err != nil {
+			d := Decision{Action: Drop, Reason: reason.BadChecksum, Rule: NoRule, InIface: in, OutIface: -1, DecodeErr: err}
+			e.dropped[reason.BadChecksum].Add(1)
+			return d
+		}
+	}
+	return e.Process(p, in, now)
+}
+
+// Process runs an already decoded packet through the pipeline.
+func (e *Engine) Process(p *packet.Parsed, in int, now int64) Decision {
+	d := e.process(p, in, now)
+	if d.Action == Accept {
+		e.accepted.Add(1)
+	} else {
+		e.dropped[d.Reason].Add(1)
+	}
+	return d
+}
+
+func (e *Engine) process(p *packet.Parsed, in int, now int64) Decision {
+	c := e.cur.Load()
+	rs := c.rules
+	d := Decision{Rule: NoRule, InIface: in, OutIface: -1}
+
+	if in >= 0 && c.cfg.Settings.AntiSpoofing && !rs.SpoofOK(in, p.Src) {
+		d.Action, d.Reason = Drop, reason.AntiSpoofing
+		d.OutIface = rs.IfaceForAddr(p.Dst)
+		return d
+	}
+
+	d.Conn = e.table.Track(p, now)
+	switch d.Conn.Verdict {
+	case conntrack.Accept:
+		// The established path: interfaces are only worked out when a log line
+		// will need them.
+		d.Action = Accept
+		if d.Conn.Meta.Flags&flagLogPackets != 0 {
+			d.LogPackets = true
+			if i, ok := c.ruleByID[d.Conn.Meta.Rule]; ok {
+				d.Rule = i
+			}
+			d.inferIfaces(rs, p)
+		}
+		return d
+	case conntrack.Drop:
+		d.Action, d.Reason = Drop, d.Conn.Reason
+		d.inferIfaces(rs, p)
+		return d
+	}
+
+	// No connection, and this packet may open one: the rules decide.
+	d.inferIfaces(rs, p)
+	q := policy.Query{
+		Src: p.Src, Dst: p.Dst, Proto: uint8(p.Proto),
+		SrcPort: p.SrcPort, DstPort: p.DstPort, ICMPType: p.ICMPType,
+		InIface: d.InIface, OutIface: d.OutIface,
+	}
+	rule, action := rs.Match(&q)
+	d.Rule = rule
+	meta := conntrack.Meta{}
+	if rule >= 0 {
+		r := rs.Rule(rule)
+		d.LogPackets = r.LogPackets
+		meta.Rule = ruleID(rs, rule)
+		if r.LogConnections {
+			meta.Flags |= flagLogConnection
+		}
+		if r.LogPackets {
+			meta.Flags |= flagLogPackets
+		}
+	} else {
+		d.Rule = DefaultRule
+	}
+	switch action {
+	case policy.Permit:
+	case policy.Deny:
+		d.Action, d.Reason = Reject, ruleReason(rule)
+		return d
+	default:
+		d.Action, d.Reason = Drop, ruleReason(rule)
+		return d
+	}
+
+	d.Conn = e.table.Create(p, now, meta)
+	if d.Conn.Verdict != conntrack.Accept {
+		d.Action, d.Reason = Drop, d.Conn.Reason
+		return d
+	}
+	d.Action, d.Created = Accept, true
+	return d
+}
+
+// inferIfaces fills the egress interface, and the ingress one when the feeder did
+// not know it, from the interfaces' networks.
+func (d *Decision) inferIfaces(rs *policy.Ruleset, p *packet.Parsed) {
+	if d.InIface < 0 {
+		d.InIface = rs.IfaceForAddr(p.Src)
+	}
+	d.OutIface = rs.IfaceForAddr(p.Dst)
+}
+
+func ruleReason(rule int) reason.Reason {
+	if rule < 0 {
+		return reason.DefaultRule
+	}
+	return reason.TrafficRule
+}
+
+// Counters is a snapshot of the engine's packet counters.
+type Counters struct {
+	Accepted uint64
+	Dropped  reason.Counters // by reason; Dropped[reason.None] is unused
+}
+
+// Counters returns the packet counters so far.
+func (e *Engine) Counters() Counters {
+	var c Counters
+	c.Accepted = e.accepted.Load()
+	for i := range e.dropped {
+		c.Dropped[i] = e.dropped[i].Load()
+	}
+	return c
+}
+
+// Expire removes connections idle past their timeout at now. Feeders call it
+// periodically (live) or as capture time advances (replay); Track and Create also
+// expire a little on their own.
+func (e *Engine) Expire(now int64) int { return e.table.Expire(now) }
