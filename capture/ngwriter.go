@@ -48,31 +48,59 @@ func NewNgWriter(w io.Writer, ifaces []Interface) (*NgWriter, error) {
 	blk.option(optUserAppl, []byte("keepstate"))
 	blk.end()
 	for i, ifc := range ifaces {
-		if len(ifc.Name) > math.MaxUint16 || len(ifc.Description) > math.MaxUint16 {
-			return nil, fmt.Errorf("capture: interface %d: name or description longer than %d bytes", i, math.MaxUint16)
+		if err := nw.appendInterface(&blk, ifc); err != nil {
+			return nil, fmt.Errorf("capture: interface %d: %w", i, err)
 		}
-		snap := ifc.SnapLen
-		if snap <= 0 || snap > MaxCaptureLen {
-			snap = MaxCaptureLen
-		}
-		nw.snap = append(nw.snap, snap)
-		blk.begin(blockInterface)
-		blk.u16(uint16(ifc.Link))
-		blk.u16(0) // reserved
-		blk.u32(uint32(snap))
-		if ifc.Name != "" {
-			blk.option(optIfName, []byte(ifc.Name))
-		}
-		if ifc.Description != "" {
-			blk.option(optIfDesc, []byte(ifc.Description))
-		}
-		blk.option(optTSResol, []byte{9})
-		blk.end()
 	}
 	if _, err := nw.w.Write(blk.buf); err != nil {
 		return nil, err
 	}
 	return nw, nil
+}
+
+// AddInterface declares one more interface after the ones given to NewNgWriter
+// (pcapng allows an Interface Description Block anywhere in a section before its
+// first use) and returns its index for WritePacket. Writers that learn their
+// interfaces as packets arrive, such as keepstate's capture of dropped packets, need it.
+func (w *NgWriter) AddInterface(ifc Interface) (int, error) {
+	if w.err != nil {
+		return 0, w.err
+	}
+	var blk block
+	if err := w.appendInterface(&blk, ifc); err != nil {
+		return 0, fmt.Errorf("capture: interface %d: %w", len(w.snap), err)
+	}
+	if _, err := w.w.Write(blk.buf); err != nil {
+		w.err = err
+		return 0, err
+	}
+	return len(w.snap) - 1, nil
+}
+
+// appendInterface appends the Interface Description Block of ifc to blk and records
+// its effective snap length.
+func (w *NgWriter) appendInterface(blk *block, ifc Interface) error {
+	if len(ifc.Name) > math.MaxUint16 || len(ifc.Description) > math.MaxUint16 {
+		return fmt.Errorf("name or description longer than %d bytes", math.MaxUint16)
+	}
+	snap := ifc.SnapLen
+	if snap <= 0 || snap > MaxCaptureLen {
+		snap = MaxCaptureLen
+	}
+	w.snap = append(w.snap, snap)
+	blk.begin(blockInterface)
+	blk.u16(uint16(ifc.Link))
+	blk.u16(0) // reserved
+	blk.u32(uint32(snap))
+	if ifc.Name != "" {
+		blk.option(optIfName, []byte(ifc.Name))
+	}
+	if ifc.Description != "" {
+		blk.option(optIfDesc, []byte(ifc.Description))
+	}
+	blk.option(optTSResol, []byte{9})
+	blk.end()
+	return nil
 }
 
 // WritePacket appends an Enhanced Packet Block. iface indexes the interfaces given to

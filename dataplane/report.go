@@ -1,0 +1,220 @@
+// Package dataplane holds what every feeder of the engine shares: turning the
+// engine's decisions into log lines, drop captures and counters. Feeders (replay in
+// dataplane/replay, the live NFQUEUE path in dataplane/nfqueue) read packets, call
+// firewall.Engine and hand each Decision to a Reporter; none of them decides anything.
+package dataplane
+
+import (
+	"net/netip"
+	"sync"
+	"time"
+
+	"keepstate/capture"
+	"keepstate/conntrack"
+	"keepstate/firewall"
+	"keepstate/logging"
+	"keepstate/packet"
+	"keepstate/policy"
+	"keepstate/reason"
+)
+
+// Reporter writes what the engine decided: debug lines for drops, filter lines for
+// rules that log packets, connection lines when logged connections end, warnings for
+// connection limits, and the dropped packets themselves to a pcapng file. It is safe
+// for concurrent use.
+type Reporter struct {
+	Engine *firewall.Engine
+	Log    *logging.Logger // nil: no logs
+	Drops  *DropWriter     // nil: no drop capture
+
+	warnMu   sync.Mutex
+	warnedAt map[netip.Addr]int64 // last connection-limit warning per source
+}
+
+// warnEvery bounds connection-limit warnings to one per source per minute: a host
+// hammering the limit must not flood the warning log.
+const warnEvery = int64(time.Minute)
+
+// maxWarned bounds the memory of warned sources.
+const maxWarned = 4096
+
+// Packet reports one decided packet. frame and link are the bytes the engine
+// decoded; t is the packet's time (capture time in replay).
+func (r *Reporter) Packet(t int64, frame []byte, link packet.LinkType, p *packet.Parsed, d *firewall.Decision) {
+	if d.Action == firewall.Accept {
+		if d.LogPackets && r.Log != nil {
+			ev := r.event(t, p, d)
+			ev.Action = "PERMIT"
+			r.Log.Filter(&ev)
+		}
+		return
+	}
+	if d.Reason == reason.ConnectionLimit {
+		r.limitWarning(t, p)
+	}
+	wantLog := r.Log.WantDrop(d.Reason)
+	wantFilter := d.LogPackets && r.Log != nil && (d.Reason == reason.TrafficRule || d.Reason == reason.DefaultRule)
+	if !wantLog && !wantFilter && r.Drops == nil {
+		return
+	}
+	ev := r.event(t, p, d)
+	if wantFilter {
+		ev.Action = "DROP"
+		if d.Action == firewall.Reject {
+			ev.Action = "DENY"
+		}
+		r.Log.Filter(&ev)
+	}
+	if wantLog {
+		r.Log.Drop(&ev)
+	}
+	if r.Drops != nil {
+		r.Drops.Write(t, frame, link, ev.Iface, &ev)
+	}
+}
+
+// event builds the log event of a decided packet.
+func (r *Reporter) event(t int64, p *packet.Parsed, d *firewall.Decision) logging.PacketEvent {
+	rs := r.Engine.Ruleset()
+	ev := logging.PacketEvent{
+		Time:   time.Unix(0, t),
+		Iface:  ifaceName(rs, d.InIface),
+		Reason: d.Reason,
+	}
+	if p.IPVersion != 0 {
+		ev.P = p
+	}
+	if d.Rule >= 0 {
+		ev.Rule = rs.Rule(d.Rule).Name
+	} else if d.Rule == firewall.DefaultRule {
+		ev.Rule = "Default rule"
+	}
+	if d.Conn.ID != 0 && d.Conn.State != conntrack.StateNone {
+		ev.ConnState = d.Conn.State.String()
+	}
+	if d.Reason == reason.StateExpired {
+		ev.Idle, ev.Timeout = d.Conn.Idle, d.Conn.Timeout
+		ev.TimeoutName = firewall.TimeoutName(d.Conn.EndedState, true)
+		ev.ConnState = d.Conn.EndedState.String()
+	}
+	return ev
+}
+
+func ifaceName(rs *policy.Ruleset, i int) string {
+	ifs := rs.Interfaces()
+	if i < 0 || i >= len(ifs) {
+		return "unknown"
+	}
+	return ifs[i].Name
+}
+
+func (r *Reporter) limitWarning(t int64, p *packet.Parsed) {
+	if r.Log == nil {
+		return
+	}
+	r.warnMu.Lock()
+	if r.warnedAt == nil {
+		r.warnedAt = make(map[netip.Addr]int64)
+	}
+	last, seen := r.warnedAt[p.Src]
+	if seen && t-last < warnEvery {
+		r.warnMu.Unlock()
+		return
+	}
+	if len(r.warnedAt) >= maxWarned {
+		clear(r.warnedAt)
+	}
+	r.warnedAt[p.Src] = t
+	r.warnMu.Unlock()
+
+	s := &r.Engine.Config().Settings
+	kind, limit := logging.LimitPerMinute, s.NewConnLimitPerSourcePerMinute
+	if limit == 0 {
+		kind, limit = logging.LimitConcurrent, s.ConnLimitPerSource
+	}
+	ev := logging.ConnLimitWarning(time.Unix(0, t), kind, p.Src, limit)
+	r.Log.Warning(&ev)
+}
+
+// ConnEnd is the engine's OnConnEnd hook: it writes the connection line of a
+// connection whose rule logs connections.
+func (r *Reporter) ConnEnd(end firewall.ConnEnd) {
+	if !end.Log || r.Log == nil {
+		return
+	}
+	ci := &end.Info
+	ev := logging.ConnEvent{
+		ID:      ci.ID,
+		Proto:   ci.Proto.String(),
+		Src:     netip.AddrPortFrom(ci.Src, ci.SrcPort),
+		Dst:     netip.AddrPortFrom(ci.Dst, ci.DstPort),
+		Start:   time.Unix(0, ci.Created),
+		End:     time.Unix(0, ci.LastSeen),
+		Bytes:   ci.Bytes,
+		Packets: ci.Packets,
+		Cause:   end.Cause.String(),
+	}
+	if end.Rule != nil {
+		ev.Rule = end.Rule.Name
+		if len(end.Rule.Services) == 1 {
+			ev.Service = end.Rule.Services[0]
+		}
+	}
+	r.Log.Connection(&ev)
+}
+
+// DropWriter writes dropped packets to a pcapng file, each with its reason and debug
+// line as the packet comment, one pcapng interface per (link type, firewall
+// interface) pair seen. It is safe for concurrent use.
+type DropWriter struct {
+	mu     sync.Mutex
+	w      *capture.NgWriter
+	ifaces map[dropIface]int
+	line   []byte
+	err    error
+}
+
+type dropIface struct {
+	link packet.LinkType
+	name string
+}
+
+// NewDropWriter wraps w, which must be new: the caller closes its file after Close.
+func NewDropWriter(w *capture.NgWriter) *DropWriter {
+	return &DropWriter{w: w, ifaces: make(map[dropIface]int)}
+}
+
+// Write appends one dropped packet.
+func (dw *DropWriter) Write(t int64, frame []byte, link packet.LinkType, iface string, ev *logging.PacketEvent) {
+	dw.mu.Lock()
+	defer dw.mu.Unlock()
+	if dw.err != nil {
+		return
+	}
+	key := dropIface{link, iface}
+	idx, ok := dw.ifaces[key]
+	if !ok {
+		idx, dw.err = dw.w.AddInterface(capture.Interface{Name: iface, Description: "keepstate drops", Link: link})
+		if dw.err != nil {
+			return
+		}
+		dw.ifaces[key] = idx
+	}
+	dw.line = append(dw.line[:0], ev.Reason.String()...)
+	dw.line = append(dw.line, ": "...)
+	dw.line = logging.AppendDrop(dw.line, time.UTC, ev)
+	if n := len(dw.line); n > 0 && dw.line[n-1] == '\n' {
+		dw.line = dw.line[:n-1]
+	}
+	dw.err = dw.w.WritePacket(idx, t, frame, len(frame), string(dw.line))
+}
+
+// Close flushes the capture and returns the first error met while writing.
+func (dw *DropWriter) Close() error {
+	dw.mu.Lock()
+	defer dw.mu.Unlock()
+	if err := dw.w.Close(); dw.err == nil {
+		dw.err = err
+	}
+	return dw.err
+}
