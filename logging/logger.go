@@ -182,6 +182,10 @@ func (l *Logger) Flush() {
 	if l == nil || l.closed.Load() {
 		return
 	}
+	l.flush()
+}
+
+func (l *Logger) flush() {
 	var report Suppressed
 	l.limiter.Take(&report)
 	if report.Total == 0 || !l.cfg.Debug.enabled() {
@@ -201,10 +205,12 @@ func (l *Logger) Close() error {
 	if l == nil {
 		return nil
 	}
-	l.Flush()
 	if l.closed.Swap(true) {
 		return l.Err()
 	}
+	// Refuse new lines first, then report what was suppressed so far, so that
+	// drops arriving during Close do not start a report nobody will write.
+	l.flush()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var closed []io.Closer
