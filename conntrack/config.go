@@ -144,14 +144,6 @@ const (
 	numClasses
 )
 
-// evictionOrder lists the classes whose entries may be evicted when the table is
-// full, in order of preference: connections already closed, then those that never
-// completed a handshake or never got a reply. Assured connections are never evicted.
-var evictionOrder = [...]class{
-	clsClose, clsTimeWait,
-	clsSynSent, clsSynRecv, clsPickup, clsUDPUnreplied, clsICMPUnreplied, clsOtherUnreplied,
-}
-
 // settings is the immutable form of a Config that the packet path reads through one
 // atomic pointer load; Reconfigure swaps it.
 type settings struct {

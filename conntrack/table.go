@@ -24,9 +24,9 @@ type Table struct {
 }
 
 type counters struct {
-	created, expired, closed, evicted, flushed, reopened     atomic.Uint64
-	tombHits, tableFull, connLimit, fragHits, fragMisses     atomic.Uint64
-	metaOverflow                                             atomic.Uint64
+	created, expired, closed, evicted, flushed, reopened atomic.Uint64
+	tombHits, tableFull, connLimit, fragHits, fragMisses atomic.Uint64
+	metaOverflow                                         atomic.Uint64
 }
 
 // New returns an empty table configured by cfg.

@@ -1,0 +1,264 @@
+package conntrack
+
+import (
+	"math/rand/v2"
+	"net/netip"
+	"runtime"
+	"strconv"
+	"sync"
+	"testing"
+
+	"keepstate/packet"
+)
+
+// clientOf is the i-th of many distinct clients: 16M addresses x 1 port.
+func clientOf(i int) netip.Addr {
+	return netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
+}
+
+// synOf is connection i's SYN; Parsed values are rebuilt in place to keep the
+// benchmark's own memory out of the measurement.
+func fillSeg(p *packet.Parsed, i int, dir Dir, flags packet.TCPFlags, seq, ack uint32) {
+	*p = packet.Parsed{IPVersion: 4, Proto: packet.ProtoTCP, TCPFlags: flags, Seq: seq, Ack: ack,
+		Window: 65535, IPLen: 40, Src: clientOf(i), Dst: srvAddr, SrcPort: 40000, DstPort: 443}
+	if dir == Reply {
+		p.Src, p.Dst, p.SrcPort, p.DstPort = p.Dst, p.Src, p.DstPort, p.SrcPort
+	}
+}
+
+// establish opens n connections in tab through the full handshake.
+func establish(tb testing.TB, tab *Table, n int) {
+	var p packet.Parsed
+	for i := range n {
+		fillSeg(&p, i, Original, S, cliISN, 0)
+		if r := tab.Create(&p, t0, Meta{Rule: 1}); r.Verdict != Accept {
+			tb.Fatalf("conn %d: Create %+v", i, r)
+		}
+		fillSeg(&p, i, Reply, SA, srvISN, cliISN+1)
+		tab.Track(&p, t0)
+		fillSeg(&p, i, Original, A, c1, s1)
+		if r := tab.Track(&p, t0); r.State != StateEstablished {
+			tb.Fatalf("conn %d: %+v", i, r)
+		}
+	}
+}
+
+func sizes() []int { return []int{10_000, 1_000_000} }
+
+func BenchmarkTrackEstablished(b *testing.B) {
+	for _, n := range sizes() {
+		b.Run(strconv.Itoa(n), func(b *testing.B) {
+			tab := New(Config{Strict: true, MaxConns: -1})
+			establish(b, tab, n)
+			pkts := make([]packet.Parsed, 4096)
+			for j := range pkts {
+				fillSeg(&pkts[j], rand.IntN(n), Original, A, c1, s1)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; b.Loop(); i++ {
+				if r := tab.Track(&pkts[i&4095], t0); r.Verdict != Accept {
+					b.Fatal(r)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkDecodeTrack is the whole per-packet path: decode raw bytes, then Track.
+func BenchmarkDecodeTrack(b *testing.B) {
+	for _, n := range sizes() {
+		b.Run(strconv.Itoa(n), func(b *testing.B) {
+			tab := New(Config{Strict: true, MaxConns: -1})
+			establish(b, tab, n)
+			raws := make([][]byte, 4096)
+			for j := range raws {
+				c := rand.IntN(n)
+				raws[j] = packet.AppendTCP(nil, packet.TCPSpec{
+					Src: netip.AddrPortFrom(clientOf(c), 40000), Dst: netip.AddrPortFrom(srvAddr, 443),
+					Seq: c1, Ack: s1, Flags: A, Window: 65535, TTL: 64})
+			}
+			var p packet.Parsed
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; b.Loop(); i++ {
+				if err := p.Decode(raws[i&4095], packet.LinkRaw); err != nil {
+					b.Fatal(err)
+				}
+				if r := tab.Track(&p, t0); r.Verdict != Accept {
+					b.Fatal(r)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkMapLookup is the yardstick of the issue: a plain Go map lookup with the
+// same keys and access pattern.
+func BenchmarkMapLookup(b *testing.B) {
+	for _, n := range sizes() {
+		b.Run(strconv.Itoa(n), func(b *testing.B) {
+			m := make(map[Key]uint32)
+			var p packet.Parsed
+			for i := range n {
+				fillSeg(&p, i, Original, A, c1, s1)
+				m[keyOf(&p)] = uint32(i)
+			}
+			pkts := make([]packet.Parsed, 4096)
+			for j := range pkts {
+				fillSeg(&pkts[j], rand.IntN(n), Original, A, c1, s1)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			var sum uint32
+			for i := 0; b.Loop(); i++ {
+				sum += m[keyOf(&pkts[i&4095])]
+			}
+			runtime.KeepAlive(sum)
+		})
+	}
+}
+
+// BenchmarkNewConnection is a SYN for an unknown tuple: Track (miss) and Create.
+func BenchmarkNewConnection(b *testing.B) {
+	tab := New(Config{Strict: true, MaxConns: -1})
+	var p packet.Parsed
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		fillSeg(&p, i, Original, S, cliISN, 0)
+		p.SrcPort = uint16(i >> 24)
+		if r := tab.Track(&p, t0); r.Verdict != NewConn {
+			b.Fatal(r)
+		}
+		if r := tab.Create(&p, t0, Meta{Rule: 1}); r.Verdict != Accept {
+			b.Fatal(r)
+		}
+	}
+}
+
+// BenchmarkCreate is Create alone, in a table kept at 100k connections by expiry.
+func BenchmarkCreate(b *testing.B) {
+	tab := New(Config{Strict: true, MaxConns: -1})
+	var p packet.Parsed
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		fillSeg(&p, i, Original, S, cliISN, 0)
+		p.SrcPort = uint16(i >> 24)
+		now := t0 + int64(i)*1000
+		if r := tab.Create(&p, now, Meta{Rule: 1}); r.Verdict != Accept {
+			b.Fatal(r)
+		}
+		if i%1000 == 999 {
+			tab.Expire(now - 120e9 + 100_000*1000)
+		}
+	}
+}
+
+func BenchmarkTrackParallel(b *testing.B) {
+	tab := New(Config{Strict: true, MaxConns: -1})
+	const n = 100_000
+	establish(b, tab, n)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		var p packet.Parsed
+		i := rand.IntN(n)
+		for pb.Next() {
+			fillSeg(&p, i%n, Original, A, c1, s1)
+			tab.Track(&p, t0)
+			i += 7919
+		}
+	})
+}
+
+func TestTrackDoesNotAllocate(t *testing.T) {
+	tab := New(Config{Strict: true, OnEnd: func(ConnInfo, EndCause) {}})
+	establish(t, tab, 100)
+	var tcp packet.Parsed
+	fillSeg(&tcp, 42, Original, PA, c1, s1)
+	u := udp(cliAddr, srvAddr, 1, 2, 10)
+	tab.Create(u, t0, Meta{Rule: 3})
+	ub := udp(srvAddr, cliAddr, 2, 1, 10)
+	miss := seg(Original, A, 1, 2, 0)
+	for name, p := range map[string]*packet.Parsed{"tcp": &tcp, "udp": u, "udp reply": ub, "miss": miss} {
+		allocs := testing.AllocsPerRun(1000, func() { tab.Track(p, t0) })
+		if allocs != 0 {
+			t.Errorf("Track(%s) allocates %.1f times per call", name, allocs)
+		}
+	}
+}
+
+// TestMemoryPerConnection measures the heap cost of 1M connections, everything
+// included (slabs, index, lists, interned metadata).
+func TestMemoryPerConnection(t *testing.T) {
+	if testing.Short() || raceEnabled {
+		t.Skip("1M connections: not with -short or -race")
+	}
+	const n = 1_000_000
+	for _, v6 := range []bool{false, true} {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		tab := New(Config{Strict: true, MaxConns: -1})
+		var p packet.Parsed
+		for i := range n {
+			fillSeg(&p, i, Original, S, cliISN, 0)
+			if v6 {
+				a := cli6.As16()
+				a[12], a[13], a[14], a[15] = 0, byte(i>>16), byte(i>>8), byte(i)
+				p.Src, p.Dst = netip.AddrFrom16(a), srv6
+			}
+			if r := tab.Create(&p, t0, Meta{Rule: uint32(i % 100)}); r.Verdict != Accept {
+				t.Fatal(r)
+			}
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		per := float64(after.HeapAlloc-before.HeapAlloc) / n
+		t.Logf("ipv6=%v: %d connections, %.1f bytes per connection (heap)", v6, tab.Len(), per)
+		if per > 128 {
+			t.Errorf("%.1f bytes per connection, budget 128", per)
+		}
+		runtime.KeepAlive(tab)
+	}
+}
+
+func TestConcurrentUse(t *testing.T) {
+	var ends sync.Map
+	tab := New(Config{Strict: true, MaxConns: 3000, Shards: 4, PerSourceConns: 1000,
+		OnEnd: func(ci ConnInfo, c EndCause) { ends.Store(ci.ID, c) }})
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			var p packet.Parsed
+			rng := rand.New(rand.NewPCG(uint64(g), 1))
+			for i := range 3000 {
+				c := rng.IntN(4000)
+				now := t0 + int64(i)*int64(1e7)
+				fillSeg(&p, c, Original, S, cliISN, 0)
+				if r := tab.Track(&p, now); r.Verdict == NewConn {
+					tab.Create(&p, now, Meta{Rule: uint32(g)})
+				}
+				fillSeg(&p, c, Reply, SA, srvISN, cliISN+1)
+				tab.Track(&p, now)
+				fillSeg(&p, c, Original, A, c1, s1)
+				tab.Track(&p, now)
+				switch i % 500 {
+				case 100:
+					tab.Expire(now)
+				case 200:
+					tab.Range(func(ConnInfo) bool { return true })
+				case 300:
+					tab.CloseIf(func(ci *ConnInfo) bool { return ci.ID%7 == 0 }, EndFlushed)
+				case 400:
+					tab.Stats()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	n := 0
+	tab.Range(func(ConnInfo) bool { n++; return true })
+	if n != tab.Len() || n > 3000 {
+		t.Fatalf("Range saw %d, Len %d", n, tab.Len())
+	}
+}
