@@ -29,6 +29,9 @@ type Options struct {
 	Progress io.Writer
 	// TopN is how many connections with most drops the summary lists (default 10).
 	TopN int
+	// Observe, when set, sees every packet and its decision, after the Reporter.
+	// p and d are only valid during the call.
+	Observe func(t int64, p *packet.Parsed, d *firewall.Decision)
 }
 
 // FileResult is what happened to one capture file.
@@ -186,6 +189,9 @@ func replayFile(path string, o *Options, s *Summary, st *runState) (fr FileResul
 		}
 		if rep != nil {
 			rep.Packet(t, pkt.Data, pkt.Link, p, &d)
+		}
+		if o.Observe != nil {
+			o.Observe(t, p, &d)
 		}
 		if o.Progress != nil && fr.Packets&0xffff == 0 {
 			progress.draw(o.Progress, path, counted.n, size, s.Packets)

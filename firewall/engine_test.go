@@ -1,0 +1,196 @@
+package firewall
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	"keepstate/config"
+	"keepstate/conntrack"
+	"keepstate/packet"
+	"keepstate/policy"
+	"keepstate/reason"
+)
+
+var (
+	lanNet = netip.MustParsePrefix("10.1.0.0/24")
+	dmzNet = netip.MustParsePrefix("10.2.0.0/24")
+	web    = netip.MustParseAddrPort("10.1.0.2:40000")
+	tomcat = netip.MustParseAddrPort("10.2.0.2:8080")
+	t0     = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano()
+)
+
+// testConfig: LAN (web) and DMZ (Tomcat); web may reach Tomcat on 8080; Tomcat may
+// not open connections to LAN (Deny); everything else hits the default rule (Drop).
+func testConfig() *config.Config {
+	c := config.Default()
+	c.Policy = policy.Model{
+		Interfaces: []policy.Interface{
+			{ID: 1, Name: "LAN", Group: policy.Trusted, Addresses: []netip.Prefix{netip.MustParsePrefix("10.1.0.1/24")}},
+			{ID: 2, Name: "DMZ", Group: policy.Other, Addresses: []netip.Prefix{netip.MustParsePrefix("10.2.0.1/24")}},
+			{ID: 3, Name: "WAN", Group: policy.Internet},
+		},
+		Services: []policy.Service{{ID: 1, Name: "Tomcat", Protocol: policy.ProtoTCP, Ports: []policy.PortRange{{Lo: 8080, Hi: 8080}}}},
+		Rules: []policy.Rule{
+			{ID: 10, Name: "Web to Tomcat", Enabled: true, Source: []policy.Term{policy.PrefixTerm(lanNet)},
+				Destination: []policy.Term{policy.PrefixTerm(dmzNet)}, Services: []string{"Tomcat"}, Action: policy.Permit, LogConnections: true},
+			{ID: 20, Name: "Tomcat must not call LAN", Enabled: true, Source: []policy.Term{policy.Iface("DMZ")},
+				Destination: []policy.Term{policy.Iface("LAN")}, Action: policy.Deny},
+		},
+		DefaultAction: policy.Drop,
+	}
+	return c
+}
+
+func tcp(src, dst netip.AddrPort, flags packet.TCPFlags, seq, ack uint32) []byte {
+	s := packet.TCPSpec{Src: src, Dst: dst, Seq: seq, Ack: ack, Flags: flags, Window: 65535}
+	if flags&packet.SYN != 0 {
+		s.Options = packet.TCPOptions{MSS: 1460, HasMSS: true}
+	}
+	return packet.AppendTCP(nil, s)
+}
+
+func newEngine(t *testing.T, cfg *config.Config, onEnd func(ConnEnd)) *Engine {
+	t.Helper()
+	e, err := New(cfg, Options{OnConnEnd: onEnd})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func TestPipelineReasons(t *testing.T) {
+	e := newEngine(t, testConfig(), nil)
+	lan, dmz := 0, 1
+	var p packet.Parsed
+	decide := func(b []byte, in int) Decision { return e.Decide(b, packet.LinkRaw, in, t0, &p) }
+
+	tests := []struct {
+		name   string
+		frame  []byte
+		in     int
+		action Action
+		reason reason.Reason
+		rule   int
+	}{
+		{"syn permitted by rule", tcp(web, tomcat, packet.SYN, 100, 0), lan, Accept, reason.None, 0},
+		{"mid-stream ack without connection", tcp(netip.MustParseAddrPort("10.1.0.3:40001"), tomcat, packet.ACK, 5, 6), lan, Drop, reason.HandshakeNotCompleted, NoRule},
+		{"deny rule answers", tcp(tomcat, netip.MustParseAddrPort("10.1.0.9:22"), packet.SYN, 1, 0), dmz, Reject, reason.TrafficRule, 1},
+		{"default rule drops", tcp(web, netip.MustParseAddrPort("10.2.0.2:22"), packet.SYN, 1, 0), lan, Drop, reason.DefaultRule, DefaultRule},
+		{"spoofed source on LAN", tcp(netip.MustParseAddrPort("10.2.0.7:1234"), tomcat, packet.SYN, 1, 0), lan, Drop, reason.AntiSpoofing, NoRule},
+		{"garbage", []byte{0x45, 0x00, 0x00}, lan, Drop, reason.Malformed, NoRule},
+		{"unknown ingress is inferred, not spoof-checked", tcp(netip.MustParseAddrPort("10.1.0.4:40002"), tomcat, packet.SYN, 1, 0), -1, Accept, reason.None, 0},
+	}
+	for _, tc := range tests {
+		d := decide(tc.frame, tc.in)
+		if d.Action != tc.action || d.Reason != tc.reason || d.Rule != tc.rule {
+			t.Errorf("%s: got %v/%v rule %d, want %v/%v rule %d", tc.name, d.Action, d.Reason, d.Rule, tc.action, tc.reason, tc.rule)
+		}
+	}
+	c := e.Counters()
+	if c.Accepted != 2 || c.Dropped[reason.HandshakeNotCompleted] != 1 || c.Dropped[reason.TrafficRule] != 1 ||
+		c.Dropped[reason.DefaultRule] != 1 || c.Dropped[reason.AntiSpoofing] != 1 || c.Dropped[reason.Malformed] != 1 {
+		t.Errorf("counters = %+v", c)
+	}
+}
+
+func TestUnsupportedLinkPayload(t *testing.T) {
+	e := newEngine(t, testConfig(), nil)
+	arp := packet.AppendEthernetType(nil, [6]byte{1}, [6]byte{2}, nil, 0x0806, make([]byte, 28))
+	var p packet.Parsed
+	d := e.Decide(arp, packet.LinkEthernet, -1, t0, &p)
+	if d.Action != Drop || d.Reason != reason.Unsupported || d.DecodeErr == nil {
+		t.Errorf("ARP: %v/%v err %v, want drop/unsupported with the decode error", d.Action, d.Reason, d.DecodeErr)
+	}
+}
+
+// A full handshake through the engine, then a configuration that no longer permits
+// the connection: Apply closes it, OnConnEnd sees why, and its next packet is
+// refused.
+func TestApplyClosesRefusedConnections(t *testing.T) {
+	var ends []ConnEnd
+	e := newEngine(t, testConfig(), func(c ConnEnd) { ends = append(ends, c) })
+	var p packet.Parsed
+	steps := []struct {
+		b  []byte
+		in int
+	}{
+		{tcp(web, tomcat, packet.SYN, 100, 0), 0},
+		{tcp(tomcat, web, packet.SYN|packet.ACK, 500, 101), 1},
+		{tcp(web, tomcat, packet.ACK, 101, 501), 0},
+	}
+	for i, s := range steps {
+		if d := e.Decide(s.b, packet.LinkRaw, s.in, t0+int64(i), &p); d.Action != Accept {
+			t.Fatalf("handshake step %d: %v %v", i, d.Action, d.Reason)
+		}
+	}
+	if n := e.Table().Len(); n != 1 {
+		t.Fatalf("table holds %d connections, want 1", n)
+	}
+
+	// A configuration that fails to compile changes nothing.
+	bad := testConfig()
+	bad.Policy.Rules[0].Services = []string{"no such service"}
+	if _, err := e.Apply(bad); err == nil {
+		t.Fatal("Apply accepted a rule naming a missing service")
+	}
+	if e.Table().Len() != 1 || e.Ruleset().Rule(0).Name != "Web to Tomcat" {
+		t.Fatal("a failed Apply changed the engine")
+	}
+
+	// Keeping the rule keeps the connection.
+	if closed, err := e.Apply(testConfig()); err != nil || closed != 0 {
+		t.Fatalf("Apply of the same rules: closed %d, %v", closed, err)
+	}
+
+	stricter := testConfig()
+	stricter.Policy.Rules[0].Enabled = false
+	closed, err := e.Apply(stricter)
+	if err != nil || closed != 1 {
+		t.Fatalf("Apply: closed %d, err %v; want 1, nil", closed, err)
+	}
+	if len(ends) != 1 || ends[0].Cause != conntrack.EndRuleChanged || !ends[0].Log || ends[0].Rule == nil || ends[0].Rule.Name != "Web to Tomcat" {
+		t.Fatalf("OnConnEnd saw %+v", ends)
+	}
+	if d := e.Decide(tcp(web, tomcat, packet.ACK|packet.PSH, 101, 501), packet.LinkRaw, 0, t0+10, &p); d.Action == Accept {
+		t.Error("a packet of the closed connection was accepted")
+	}
+}
+
+// The established path must not allocate: it runs for every packet.
+func TestEstablishedPathDoesNotAllocate(t *testing.T) {
+	e := newEngine(t, testConfig(), nil)
+	var p packet.Parsed
+	for i, s := range [][]byte{
+		tcp(web, tomcat, packet.SYN, 100, 0),
+		tcp(tomcat, web, packet.SYN|packet.ACK, 500, 101),
+		tcp(web, tomcat, packet.ACK, 101, 501),
+	} {
+		if d := e.Decide(s, packet.LinkRaw, -1, t0+int64(i), &p); d.Action != Accept {
+			t.Fatalf("handshake step %d: %v", i, d.Reason)
+		}
+	}
+	ack := tcp(web, tomcat, packet.ACK, 101, 501)
+	now := t0 + 100
+	allocs := testing.AllocsPerRun(1000, func() {
+		now++
+		if d := e.Decide(ack, packet.LinkRaw, 0, now, &p); d.Action != Accept {
+			t.Fatalf("established ACK: %v", d.Reason)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("established path: %v allocations per packet, want 0", allocs)
+	}
+}
+
+func TestTimeoutNames(t *testing.T) {
+	if got := TimeoutName(conntrack.StateEstablished, true); got != "TcpEstablishedTimeout" {
+		t.Errorf("established: %s", got)
+	}
+	if got := TimeoutName(conntrack.StateEstablished, false); got != "TcpPickupTimeout" {
+		t.Errorf("picked up: %s", got)
+	}
+	if got := TimeoutName(conntrack.StateUDPReplied, true); got != "UdpRepliedTimeout" {
+		t.Errorf("udp: %s", got)
+	}
+}
