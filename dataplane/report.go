@@ -149,7 +149,7 @@ func (r *Reporter) ConnEnd(end firewall.ConnEnd) {
 		Src:     netip.AddrPortFrom(ci.Src, ci.SrcPort),
 		Dst:     netip.AddrPortFrom(ci.Dst, ci.DstPort),
 		Start:   time.Unix(0, ci.Created),
-		End:     time.Unix(0, ci.LastSeen),
+		End:     time.Unix(0, endedAt(&end)),
 		Bytes:   ci.Bytes,
 		Packets: ci.Packets,
 		Cause:   end.Cause.String(),
@@ -161,6 +161,17 @@ func (r *Reporter) ConnEnd(end firewall.ConnEnd) {
 		}
 	}
 	r.Log.Connection(&ev)
+}
+
+// endedAt is when a connection left the table: a connection that timed out (idle,
+// or in TIME_WAIT/CLOSE) was forgotten when its timeout ran out after its last
+// packet, not at that packet. Other ends happen at the last packet or close to it.
+func endedAt(end *firewall.ConnEnd) int64 {
+	switch end.Cause {
+	case conntrack.EndExpired, conntrack.EndClosed:
+		return end.Info.LastSeen + int64(end.Info.Timeout)
+	}
+	return end.Info.LastSeen
 }
 
 // DropWriter writes dropped packets to a pcapng file, each with its reason and debug
