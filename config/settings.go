@@ -1,0 +1,324 @@
+package config
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"keepstate/policy"
+	"keepstate/reason"
+)
+
+// Settings are the scalar knobs of winroute.cfg. Durations are whole seconds in the
+// file. The zero Settings is not meaningful: start from Default().Settings.
+type Settings struct {
+	// Table SecuritySettings.
+	Require3WayHandshake           bool // drop TCP packets of connections whose handshake was not seen
+	AntiSpoofing                   bool // drop packets whose source does not belong to the ingress interface
+	ConnLimitPerSource             int  // concurrent connections per source address; 0 = unlimited
+	NewConnLimitPerSourcePerMinute int  // new connections per source address per minute; 0 = unlimited
+
+	// Table TrafficPolicy (its DefaultAction lives in Config.Policy.DefaultAction).
+	CloseConnectionsOnRuleChange bool // a rule change closes live connections the new rules refuse
+
+	// Table ConnTrack: idle timeouts per state, table size, adaptive timeouts.
+	TCPSynSentTimeout     time.Duration
+	TCPSynRecvTimeout     time.Duration
+	TCPEstablishedTimeout time.Duration
+	TCPFinWaitTimeout     time.Duration
+	TCPCloseWaitTimeout   time.Duration
+	TCPLastAckTimeout     time.Duration
+	TCPTimeWaitTimeout    time.Duration
+	TCPCloseTimeout       time.Duration
+	TCPPickupTimeout      time.Duration // a connection picked up mid-stream, until both sides spoke
+	UDPUnrepliedTimeout   time.Duration
+	UDPRepliedTimeout     time.Duration
+	ICMPTimeout           time.Duration
+	OtherUnrepliedTimeout time.Duration
+	OtherRepliedTimeout   time.Duration
+	MaxConnections        int // connection table size limit
+	AdaptiveStartPercent  int // of MaxConnections: timeouts start shrinking here; 0 disables
+	AdaptiveEndPercent    int // of MaxConnections: timeouts reach zero here
+	TombstoneCount        int // recently closed connections remembered to explain late packets
+
+	// Table Logging: the debug log of dropped packets.
+	LogDroppedPackets    bool            // log every dropped packet ("packets dropped for any reason")
+	LogDropReasons       []reason.Reason // also log drops for these reasons when LogDroppedPackets is off
+	DropLogRatePerSecond int             // drop-log lines per second; 0 = unlimited
+	DropLogBurst         int             // lines allowed at once before the rate applies
+}
+
+// DropLogged reports whether a drop for reason r goes to the debug log (before rate
+// limiting).
+func (s *Settings) DropLogged(r reason.Reason) bool {
+	return s.LogDroppedPackets || slices.Contains(s.LogDropReasons, r)
+}
+
+// settingDef describes one setting: where it lives, its unit and bounds, and how to
+// reach its field. Parsing, writing, defaults, "changed" summaries and the docs test
+// all read this one table.
+type settingDef struct {
+	table, name string
+	unit        string // "s" for durations; a word for counts; "" for switches and names
+	min, max    int64
+	doc         string
+	field       func(*Config) any // pointer to the field
+}
+
+const (
+	tableSecurity = "SecuritySettings"
+	tablePolicy   = "TrafficPolicy"
+	tableConnTrak = "ConnTrack"
+	tableLogging  = "Logging"
+)
+
+// tableOrder is the order tables are written in.
+var tableOrder = []string{tableSecurity, tablePolicy, tableConnTrak, tableLogging}
+
+const maxTimeout = 365 * 24 * 3600 // one year, in seconds
+
+func timeout(name, doc string, f func(*Settings) *time.Duration) settingDef {
+	return settingDef{table: tableConnTrak, name: name, unit: "s", min: 1, max: maxTimeout, doc: doc,
+		field: func(c *Config) any { return f(&c.Settings) }}
+}
+
+func sfield[T any](f func(*Settings) *T) func(*Config) any {
+	return func(c *Config) any { return f(&c.Settings) }
+}
+
+var settingDefs = []settingDef{
+	{table: tableSecurity, name: "Require3WayHandshake", doc: "drop TCP packets of connections whose handshake was not seen",
+		field: sfield(func(s *Settings) *bool { return &s.Require3WayHandshake })},
+	{table: tableSecurity, name: "AntiSpoofing", doc: "drop packets whose source address does not belong to the ingress interface",
+		field: sfield(func(s *Settings) *bool { return &s.AntiSpoofing })},
+	{table: tableSecurity, name: "ConnLimitPerSource", unit: "connections", min: 0, max: 1 << 24, doc: "concurrent connections per source address (0 = unlimited)",
+		field: sfield(func(s *Settings) *int { return &s.ConnLimitPerSource })},
+	{table: tableSecurity, name: "NewConnLimitPerSourcePerMinute", unit: "connections/minute", min: 0, max: 1 << 24, doc: "new connections per source address per minute (0 = unlimited)",
+		field: sfield(func(s *Settings) *int { return &s.NewConnLimitPerSourcePerMinute })},
+
+	{table: tablePolicy, name: "DefaultAction", doc: "action of the fixed last rule: Permit, Deny or Drop",
+		field: func(c *Config) any { return &c.Policy.DefaultAction }},
+	{table: tablePolicy, name: "CloseConnectionsOnRuleChange", doc: "when rules change, close live connections the new rules refuse",
+		field: sfield(func(s *Settings) *bool { return &s.CloseConnectionsOnRuleChange })},
+
+	timeout("TcpSynSentTimeout", "TCP: SYN seen, no SYN-ACK yet", func(s *Settings) *time.Duration { return &s.TCPSynSentTimeout }),
+	timeout("TcpSynRecvTimeout", "TCP: SYN-ACK seen, handshake not completed", func(s *Settings) *time.Duration { return &s.TCPSynRecvTimeout }),
+	timeout("TcpEstablishedTimeout", "TCP: established connection idle", func(s *Settings) *time.Duration { return &s.TCPEstablishedTimeout }),
+	timeout("TcpFinWaitTimeout", "TCP: one side sent FIN", func(s *Settings) *time.Duration { return &s.TCPFinWaitTimeout }),
+	timeout("TcpCloseWaitTimeout", "TCP: FIN acknowledged, other side still open", func(s *Settings) *time.Duration { return &s.TCPCloseWaitTimeout }),
+	timeout("TcpLastAckTimeout", "TCP: both FINs sent, last ACK awaited", func(s *Settings) *time.Duration { return &s.TCPLastAckTimeout }),
+	timeout("TcpTimeWaitTimeout", "TCP: closed by FINs, late segments still expected", func(s *Settings) *time.Duration { return &s.TCPTimeWaitTimeout }),
+	timeout("TcpCloseTimeout", "TCP: closed by RST", func(s *Settings) *time.Duration { return &s.TCPCloseTimeout }),
+	timeout("TcpPickupTimeout", "TCP: picked up mid-stream (Require3WayHandshake=0) until both sides spoke", func(s *Settings) *time.Duration { return &s.TCPPickupTimeout }),
+	timeout("UdpUnrepliedTimeout", "UDP: packets seen in one direction only", func(s *Settings) *time.Duration { return &s.UDPUnrepliedTimeout }),
+	timeout("UdpRepliedTimeout", "UDP: packets seen both ways", func(s *Settings) *time.Duration { return &s.UDPRepliedTimeout }),
+	timeout("IcmpTimeout", "ICMP echo and other queries", func(s *Settings) *time.Duration { return &s.ICMPTimeout }),
+	timeout("OtherUnrepliedTimeout", "other protocols: one direction only", func(s *Settings) *time.Duration { return &s.OtherUnrepliedTimeout }),
+	timeout("OtherRepliedTimeout", "other protocols: both ways", func(s *Settings) *time.Duration { return &s.OtherRepliedTimeout }),
+	{table: tableConnTrak, name: "MaxConnections", unit: "connections", min: 1, max: 1 << 26, doc: "connection table size limit",
+		field: sfield(func(s *Settings) *int { return &s.MaxConnections })},
+	{table: tableConnTrak, name: "AdaptiveStartPercent", unit: "percent", min: 0, max: 1000, doc: "table fill (% of MaxConnections) where timeouts start shrinking; 0 disables adaptive timeouts",
+		field: sfield(func(s *Settings) *int { return &s.AdaptiveStartPercent })},
+	{table: tableConnTrak, name: "AdaptiveEndPercent", unit: "percent", min: 1, max: 1000, doc: "table fill (% of MaxConnections) where timeouts reach zero",
+		field: sfield(func(s *Settings) *int { return &s.AdaptiveEndPercent })},
+	{table: tableConnTrak, name: "TombstoneCount", unit: "connections", min: 0, max: 1 << 24, doc: "recently closed or expired connections remembered to explain late packets",
+		field: sfield(func(s *Settings) *int { return &s.TombstoneCount })},
+
+	{table: tableLogging, name: "LogDroppedPackets", doc: `log every dropped packet (Kerio's "packets dropped for any reason")`,
+		field: sfield(func(s *Settings) *bool { return &s.LogDroppedPackets })},
+	{table: tableLogging, name: "LogDropReasons", doc: "comma-separated reason ids also logged when LogDroppedPackets is 0",
+		field: sfield(func(s *Settings) *[]reason.Reason { return &s.LogDropReasons })},
+	{table: tableLogging, name: "DropLogRatePerSecond", unit: "lines/s", min: 0, max: 1_000_000, doc: "drop-log lines per second (0 = unlimited)",
+		field: sfield(func(s *Settings) *int { return &s.DropLogRatePerSecond })},
+	{table: tableLogging, name: "DropLogBurst", unit: "lines", min: 1, max: 1_000_000, doc: "drop-log lines allowed at once before the rate applies",
+		field: sfield(func(s *Settings) *int { return &s.DropLogBurst })},
+}
+
+var settingByName = func() map[string]*settingDef {
+	m := make(map[string]*settingDef, len(settingDefs))
+	for i := range settingDefs {
+		m[settingDefs[i].name] = &settingDefs[i]
+	}
+	return m
+}()
+
+// parse sets the field of def in c from its text in the file.
+func (def *settingDef) parse(c *Config, s string) error {
+	switch p := def.field(c).(type) {
+	case *bool:
+		switch strings.TrimSpace(s) {
+		case "0":
+			*p = false
+		case "1":
+			*p = true
+		default:
+			return fmt.Errorf("want 0 or 1, got %q", s)
+		}
+	case *int:
+		n, err := def.parseInt(s)
+		if err != nil {
+			return err
+		}
+		*p = int(n)
+	case *time.Duration:
+		n, err := def.parseInt(s)
+		if err != nil {
+			return err
+		}
+		*p = time.Duration(n) * time.Second
+	case *policy.Action:
+		a, ok := policy.ParseAction(strings.TrimSpace(s))
+		if !ok {
+			return fmt.Errorf("want Permit, Deny or Drop, got %q%s", s, suggest(strings.TrimSpace(s), []string{"Permit", "Deny", "Drop"}))
+		}
+		*p = a
+	case *[]reason.Reason:
+		rs, err := parseReasons(s)
+		if err != nil {
+			return err
+		}
+		*p = rs
+	}
+	return nil
+}
+
+func (def *settingDef) parseInt(s string) (int64, error) {
+	n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+	if err != nil {
+		what := "a whole number"
+		if def.unit == "s" {
+			what = "a whole number of seconds"
+		}
+		return 0, fmt.Errorf("want %s, got %q", what, s)
+	}
+	if n < def.min || n > def.max {
+		return 0, fmt.Errorf("%d is out of range %d-%d", n, def.min, def.max)
+	}
+	return n, nil
+}
+
+func parseReasons(s string) ([]reason.Reason, error) {
+	var out []reason.Reason
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	var ids []string
+	for _, r := range reason.All() {
+		ids = append(ids, r.String())
+	}
+	for _, id := range strings.Split(s, ",") {
+		id = strings.TrimSpace(id)
+		r, ok := reason.Parse(id)
+		if !ok || r == reason.None {
+			return nil, fmt.Errorf("unknown reason %q%s", id, suggest(id, ids))
+		}
+		if slices.Contains(out, r) {
+			return nil, fmt.Errorf("reason %q listed twice", id)
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// format writes the field of def in c as the file holds it.
+func (def *settingDef) format(c *Config) string {
+	switch p := def.field(c).(type) {
+	case *bool:
+		if *p {
+			return "1"
+		}
+		return "0"
+	case *int:
+		return strconv.Itoa(*p)
+	case *time.Duration:
+		return strconv.FormatInt(int64(*p/time.Second), 10)
+	case *policy.Action:
+		return p.String()
+	case *[]reason.Reason:
+		ids := make([]string, len(*p))
+		for i, r := range *p {
+			ids[i] = r.String()
+		}
+		return strings.Join(ids, ",")
+	}
+	panic("config: setting " + def.name + " has an unsupported type")
+}
+
+// SettingInfo documents one setting for help texts and docs.
+type SettingInfo struct {
+	Table, Name, Default, Unit, Doc string
+}
+
+// AllSettings lists every setting in file order with its default.
+func AllSettings() []SettingInfo {
+	d := Default()
+	out := make([]SettingInfo, len(settingDefs))
+	for i := range settingDefs {
+		def := &settingDefs[i]
+		out[i] = SettingInfo{Table: def.table, Name: def.name, Default: def.format(d), Unit: def.unit, Doc: def.doc}
+	}
+	return out
+}
+
+// Setting returns the value of the setting called name as the file writes it.
+func (c *Config) Setting(name string) (string, bool) {
+	def, ok := settingByName[name]
+	if !ok {
+		return "", false
+	}
+	return def.format(c), true
+}
+
+// SetSetting sets the setting called name from its file form, checking it as a file
+// would be checked (the seam for a future admin API "set" command).
+func (c *Config) SetSetting(name, value string) error {
+	def, ok := settingByName[name]
+	if !ok {
+		return fmt.Errorf("unknown setting %q%s", name, suggest(name, settingNames()))
+	}
+	tmp := *c
+	if err := def.parse(&tmp, value); err != nil {
+		return fmt.Errorf("%s: %v", name, err)
+	}
+	*c = tmp
+	return nil
+}
+
+// ChangedSettings returns "Name=value" for every setting that differs from Default().
+func (c *Config) ChangedSettings() []string {
+	d := Default()
+	var out []string
+	for i := range settingDefs {
+		def := &settingDefs[i]
+		if v := def.format(c); v != def.format(d) {
+			out = append(out, def.name+"="+v)
+		}
+	}
+	return out
+}
+
+func settingNames() []string {
+	names := make([]string, len(settingDefs))
+	for i := range settingDefs {
+		names[i] = settingDefs[i].name
+	}
+	return names
+}
+
+// checkSettings reports combinations of settings that cannot work, and warns about
+// values the two incidents of docs/config.md warn about.
+func (c *Config) checkSettings(d *diag, where func(name string) pos) {
+	s := &c.Settings
+	if s.AdaptiveStartPercent > 0 && s.AdaptiveEndPercent <= s.AdaptiveStartPercent {
+		d.errorf(where("AdaptiveEndPercent"), "AdaptiveEndPercent (%d) must be above AdaptiveStartPercent (%d)", s.AdaptiveEndPercent, s.AdaptiveStartPercent)
+	}
+	if s.TCPEstablishedTimeout < rfc5382MinIdle {
+		d.warnf(where("TcpEstablishedTimeout"), "TcpEstablishedTimeout %d s is below the 7440 s (2 h 4 min) of RFC 5382: idle connections kept alive by TCP keep-alives (first probe after 2 h, RFC 1122) will be forgotten and their next packets dropped", int64(s.TCPEstablishedTimeout/time.Second))
+	}
+}
+
+// rfc5382MinIdle is the shortest established-connection idle timeout RFC 5382
+// (REQ-5) allows a NAT: 2 hours and 4 minutes.
+const rfc5382MinIdle = 2*time.Hour + 4*time.Minute
