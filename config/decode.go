@@ -28,6 +28,7 @@ var listFields = map[string][]string{
 	listAddrGroups: {"Id", "Enabled", "Desc", "Name", "Value"},
 	listServices:   {"Id", "Name", "Description", "Protocol", "Condition"},
 	listRules:      {"Id", "Name", "Enabled", "Src", "Dst", "Service", "Action", "LogPackets", "LogConnections", "Description"},
+	listUsers:      {"Id", "Name", "Role"}, // UserDB.cfg
 }
 
 // Parse reads a winroute.cfg. name is used in error positions. On failure the error
@@ -130,23 +131,33 @@ func (dec *decoder) block(b xblock) {
 }
 
 func (dec *decoder) table(b xblock) {
+	decodeTable(dec.d, b, settingDefs, settingByName, dec.c, dec.settingPos)
+}
+
+// decodeTable sets target's fields from the variables of table b. seen records
+// where each setting was given, across tables, to report repeats.
+func decodeTable[T any](d *diag, b xblock, defs []valueDef[T], byName map[string]*valueDef[T], target *T, seen map[string]pos) {
 	for _, v := range b.vars {
-		def, ok := settingByName[v.name]
+		def, ok := byName[v.name]
 		switch {
 		case !ok:
-			dec.d.errorf(v.pos, "unknown setting %q%s", v.name, suggest(v.name, settingNames()))
+			names := make([]string, len(defs))
+			for i := range defs {
+				names[i] = defs[i].name
+			}
+			d.errorf(v.pos, "unknown setting %q%s", v.name, suggest(v.name, names))
 			continue
 		case def.table != b.name:
-			dec.d.errorf(v.pos, "setting %s belongs in <table name=%q>, not %q", v.name, def.table, b.name)
+			d.errorf(v.pos, "setting %s belongs in <table name=%q>, not %q", v.name, def.table, b.name)
 			continue
 		}
-		if first, dup := dec.settingPos[v.name]; dup {
-			dec.d.errorf(v.pos, "setting %s given twice (first at line %d)", v.name, first.line)
+		if first, dup := seen[v.name]; dup {
+			d.errorf(v.pos, "setting %s given twice (first at line %d)", v.name, first.line)
 			continue
 		}
-		dec.settingPos[v.name] = v.pos
-		if err := def.parse(dec.c, v.value); err != nil {
-			dec.d.errorf(v.pos, "%s: %v", v.name, err)
+		seen[v.name] = v.pos
+		if err := def.parse(target, v.value); err != nil {
+			d.errorf(v.pos, "%s: %v", v.name, err)
 		}
 	}
 }

@@ -1,8 +1,10 @@
 package config
 
 import (
+	"archive/tar"
 	"bytes"
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -38,6 +40,37 @@ func FuzzParse(f *testing.F) {
 		}
 		if second := Marshal(c2); !bytes.Equal(first, second) {
 			t.Fatalf("export -> import -> export differs:\n%s\n---\n%s", first, second)
+		}
+	})
+}
+
+// FuzzReadBundle: no archive panics the reader; an accepted bundle exports to bytes
+// that read back and export identically.
+func FuzzReadBundle(f *testing.F) {
+	f.Add(bundleBytes(f, storyBundle(f)))
+	f.Add(makeTgz(f, entry{name: "winroute.cfg", body: minimalCfg}))
+	f.Add(makeTgz(f, entry{name: "./", typ: tar.TypeDir}, entry{name: "./version", body: "1\n"}, entry{name: "./host.cfg", body: `<config><table name="Host"><variable name="Hostname">x</variable></table></config>`}, entry{name: "./winroute.cfg", body: minimalCfg}))
+	f.Add(makeTgz(f, entry{name: "../x", body: "x"}))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		b, err := ReadBundle("f.tgz", bytes.NewReader(data))
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "f.tgz") {
+				t.Fatalf("error does not name the bundle: %v", err)
+			}
+			return
+		}
+		var first bytes.Buffer
+		if err := WriteBundle(&first, b); err != nil {
+			t.Fatal(err)
+		}
+		b2, err := ReadBundle("first", bytes.NewReader(first.Bytes()))
+		if err != nil {
+			t.Fatalf("exported bundle does not read: %v", err)
+		}
+		var second bytes.Buffer
+		WriteBundle(&second, b2)
+		if !bytes.Equal(first.Bytes(), second.Bytes()) {
+			t.Fatal("export -> import -> export differs")
 		}
 	})
 }

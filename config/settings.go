@@ -56,16 +56,19 @@ func (s *Settings) DropLogged(r reason.Reason) bool {
 	return s.LogDroppedPackets || slices.Contains(s.LogDropReasons, r)
 }
 
-// settingDef describes one setting: where it lives, its unit and bounds, and how to
-// reach its field. Parsing, writing, defaults, "changed" summaries and the docs test
-// all read this one table.
-type settingDef struct {
+// valueDef describes one setting of a file of type T: where it lives, its unit and
+// bounds, and how to reach its field. Parsing, writing, defaults, "changed"
+// summaries and the docs test all read these tables.
+type valueDef[T any] struct {
 	table, name string
 	unit        string // "s" for durations; a word for counts; "" for switches and names
 	min, max    int64
 	doc         string
-	field       func(*Config) any // pointer to the field
+	field       func(*T) any // pointer to the field
 }
+
+// settingDef is a setting of winroute.cfg.
+type settingDef = valueDef[Config]
 
 const (
 	tableSecurity = "SecuritySettings"
@@ -145,8 +148,10 @@ var settingByName = func() map[string]*settingDef {
 }()
 
 // parse sets the field of def in c from its text in the file.
-func (def *settingDef) parse(c *Config, s string) error {
+func (def *valueDef[T]) parse(c *T, s string) error {
 	switch p := def.field(c).(type) {
+	case *string:
+		*p = s
 	case *bool:
 		switch strings.TrimSpace(s) {
 		case "0":
@@ -184,7 +189,7 @@ func (def *settingDef) parse(c *Config, s string) error {
 	return nil
 }
 
-func (def *settingDef) parseInt(s string) (int64, error) {
+func (def *valueDef[T]) parseInt(s string) (int64, error) {
 	n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
 	if err != nil {
 		what := "a whole number"
@@ -223,8 +228,10 @@ func parseReasons(s string) ([]reason.Reason, error) {
 }
 
 // format writes the field of def in c as the file holds it.
-func (def *settingDef) format(c *Config) string {
+func (def *valueDef[T]) format(c *T) string {
 	switch p := def.field(c).(type) {
+	case *string:
+		return *p
 	case *bool:
 		if *p {
 			return "1"
