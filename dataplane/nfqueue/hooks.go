@@ -1,0 +1,248 @@
+package nfqueue
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// The hooks are plain command lines for the iptables/ip6tables and nft tools, built
+// by pure functions so that tests assert the exact text. See the package comment for
+// why the tools rather than a netlink library.
+
+// Names of everything keepstate owns in the kernel's rule sets. Nothing else is ever
+// created, changed or deleted.
+const (
+	chainForward   = "KEEPSTATE-FWD"    // filter: forwarded packets to the queues
+	chainInput     = "KEEPSTATE-IN"     // filter: packets addressed to the firewall (Input)
+	chainOutput    = "KEEPSTATE-OUT"    // filter: packets the firewall sends (Input)
+	chainRaw       = "KEEPSTATE-RAW"    // raw PREROUTING: bypass the kernel's conntrack
+	chainRawOutput = "KEEPSTATE-RAWOUT" // raw OUTPUT: the same for the firewall's own packets (Input)
+	nftTable       = "keepstate"        // nft: table inet keepstate holds every chain
+	nftProbeTable  = "keepstate_probe"  // nft: scratch table of the native queue probe
+)
+
+// answerMark is the packet mark (SO_MARK) of the RSTs and ICMP errors keepstate
+// sends for Deny rules. With Input the OUTPUT hook queues the firewall's own packets,
+// and these answers must not come back to the engine, which has no connection for
+// them: the OUTPUT chains let marked packets pass.
+const answerMark = 0x4b530001 // "KS" 0001
+
+// linkLocalICMPv6 are the ICMPv6 types a host needs to stay on its link at all
+// (MLD 130-132 and 143, router and neighbour discovery 133-137). With Input they
+// bypass the queue: a configuration that forgot them would cut the firewall off
+// its IPv6 neighbours, and they are never forwarded.
+var linkLocalICMPv6 = []int{130, 131, 132, 133, 134, 135, 136, 137, 143}
+
+// hookSpec is what the hooks do, derived from Options.
+type hookSpec struct {
+	queueNum uint16
+	queues   int  // >= 1
+	bypass   bool // FailOpen: the kernel accepts while no program listens
+	input    bool // also the firewall's own traffic (INPUT and OUTPUT)
+}
+
+// command is one external command line; stdin feeds nft scripts.
+type command struct {
+	name  string
+	args  []string
+	stdin string
+}
+
+func (c command) String() string {
+	s := c.name
+	if len(c.args) > 0 {
+		s += " " + strings.Join(c.args, " ")
+	}
+	return s
+}
+
+// step is one install command and the commands that undo it.
+type step struct {
+	do   command
+	undo []command
+}
+
+// iptablesSteps are the install steps for one address family: tool is "iptables"
+// or "ip6tables". Chains are filled before the jump to them is inserted, and the
+// queue hooks come before the conntrack bypass, so that no packet is ever seen by
+// half of the hooks.
+func iptablesSteps(tool string, s hookSpec) []step {
+	v6 := tool == "ip6tables"
+	ipt := func(args ...string) command {
+		return command{name: tool, args: append([]string{"-w"}, args...)}
+	}
+	var steps []step
+	newChain := func(table, chain string) {
+		steps = append(steps, step{
+			do:   ipt("-t", table, "-N", chain),
+			undo: []command{ipt("-t", table, "-F", chain), ipt("-t", table, "-X", chain)},
+		})
+	}
+	add := func(table, chain string, rule ...string) {
+		args := append([]string{"-t", table, "-A", chain}, rule...)
+		steps = append(steps, step{do: ipt(args...)})
+	}
+	jump := func(table, parent, chain string) {
+		steps = append(steps, step{
+			do:   ipt("-t", table, "-I", parent, "1", "-j", chain),
+			undo: []command{ipt("-t", table, "-D", parent, "-j", chain)},
+		})
+	}
+	queue := append([]string{"-j", "NFQUEUE"}, nfqueueTargetArgs(s)...)
+	skipLinkLocal := func(chain string) {
+		if !v6 {
+			return
+		}
+		for _, typ := range linkLocalICMPv6 {
+			add("filter", chain, "-p", "ipv6-icmp", "-m", "icmp6", "--icmpv6-type", strconv.Itoa(typ), "-j", "RETURN")
+		}
+	}
+
+	newChain("filter", chainForward)
+	add("filter", chainForward, queue...)
+	jump("filter", "FORWARD", chainForward)
+	if s.input {
+		newChain("filter", chainInput)
+		add("filter", chainInput, "-i", "lo", "-j", "RETURN")
+		skipLinkLocal(chainInput)
+		add("filter", chainInput, queue...)
+		jump("filter", "INPUT", chainInput)
+
+		newChain("filter", chainOutput)
+		add("filter", chainOutput, "-o", "lo", "-j", "RETURN")
+		add("filter", chainOutput, "-m", "mark", "--mark", markHex, "-j", "RETURN")
+		skipLinkLocal(chainOutput)
+		add("filter", chainOutput, queue...)
+		jump("filter", "OUTPUT", chainOutput)
+	}
+
+	newChain("raw", chainRaw)
+	if s.input {
+		add("raw", chainRaw, "-i", "lo", "-j", "RETURN")
+		add("raw", chainRaw, "-j", "NOTRACK")
+	} else {
+		// raw PREROUTING runs before routing: only packets whose destination
+		// routes as plain unicast (not one of our own addresses) will be forwarded.
+		add("raw", chainRaw, "-m", "addrtype", "--dst-type", "UNICAST", "-j", "NOTRACK")
+	}
+	jump("raw", "PREROUTING", chainRaw)
+	if s.input {
+		newChain("raw", chainRawOutput)
+		add("raw", chainRawOutput, "-o", "lo", "-j", "RETURN")
+		add("raw", chainRawOutput, "-j", "NOTRACK")
+		jump("raw", "OUTPUT", chainRawOutput)
+	}
+	return steps
+}
+
+var markHex = fmt.Sprintf("%#x", answerMark)
+
+// nfqueueTargetArgs are the xt NFQUEUE target's options. --queue-balance spreads
+// packets with the kernel's symmetric address hash (see the package comment);
+// --queue-bypass accepts packets while no program is bound to the queue.
+func nfqueueTargetArgs(s hookSpec) []string {
+	var a []string
+	if s.queues > 1 {
+		a = []string{"--queue-balance", fmt.Sprintf("%d:%d", s.queueNum, int(s.queueNum)+s.queues-1)}
+	} else {
+		a = []string{"--queue-num", strconv.Itoa(int(s.queueNum))}
+	}
+	if s.bypass {
+		a = append(a, "--queue-bypass")
+	}
+	return a
+}
+
+// nftQueueStatement is the native queue statement for s.
+func nftQueueStatement(s hookSpec) string {
+	st := "queue num " + strconv.Itoa(int(s.queueNum))
+	if s.queues > 1 {
+		st += "-" + strconv.Itoa(int(s.queueNum)+s.queues-1)
+	}
+	if s.bypass {
+		st += " bypass"
+	}
+	return st
+}
+
+// nftScript is the whole table inet keepstate, replacing any left by an earlier run
+// in the same transaction (the "table; delete table; table {...}" idiom: declaring
+// first makes the delete succeed when there is nothing to replace).
+func nftScript(s hookSpec) string {
+	var b strings.Builder
+	w := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
+	q := nftQueueStatement(s)
+	linkLocal := make([]string, len(linkLocalICMPv6))
+	for i, t := range linkLocalICMPv6 {
+		linkLocal[i] = strconv.Itoa(t)
+	}
+	ll := "icmpv6 type { " + strings.Join(linkLocal, ", ") + " } return"
+
+	w("table inet %s", nftTable)
+	w("delete table inet %s", nftTable)
+	w("table inet %s {", nftTable)
+	w("\tchain raw_prerouting {")
+	w("\t\ttype filter hook prerouting priority raw; policy accept;")
+	if s.input {
+		w("\t\tiif \"lo\" return")
+		w("\t\tnotrack")
+	} else {
+		w("\t\tfib daddr type unicast notrack")
+	}
+	w("\t}")
+	if s.input {
+		w("\tchain raw_output {")
+		w("\t\ttype filter hook output priority raw; policy accept;")
+		w("\t\toif \"lo\" return")
+		w("\t\tnotrack")
+		w("\t}")
+	}
+	w("\tchain queue_forward {")
+	w("\t\ttype filter hook forward priority filter - 5; policy accept;")
+	w("\t\t%s", q)
+	w("\t}")
+	if s.input {
+		w("\tchain queue_input {")
+		w("\t\ttype filter hook input priority filter - 5; policy accept;")
+		w("\t\tiif \"lo\" return")
+		w("\t\t%s", ll)
+		w("\t\t%s", q)
+		w("\t}")
+		w("\tchain queue_output {")
+		w("\t\ttype filter hook output priority filter - 5; policy accept;")
+		w("\t\toif \"lo\" return")
+		w("\t\tmeta mark %s return", markHex)
+		w("\t\t%s", ll)
+		w("\t\t%s", q)
+		w("\t}")
+	}
+	w("}")
+	return b.String()
+}
+
+func nftSteps(s hookSpec) []step {
+	return []step{{
+		do:   command{name: "nft", args: []string{"-f", "-"}, stdin: nftScript(s)},
+		undo: []command{{name: "nft", args: []string{"delete", "table", "inet", nftTable}}},
+	}}
+}
+
+// nftProbe tries the native queue expression in a scratch table without a hook and
+// deletes the table in the same transaction: the kernel validates the expression
+// when the rule is added, and nothing is left behind whatever the outcome.
+func nftProbe() command {
+	script := fmt.Sprintf("table inet %[1]s\ndelete table inet %[1]s\ntable inet %[1]s {\n\tchain probe {\n\t\tqueue num 0 bypass\n\t}\n}\ndelete table inet %[1]s\n", nftProbeTable)
+	return command{name: "nft", args: []string{"-f", "-"}, stdin: script}
+}
+
+// staleCleanup lists the commands that remove hooks a keepstate that died left
+// behind, for both backends: the undo commands of a full install, in reverse.
+// Their errors ("no such chain") are expected and ignored.
+func staleCleanup(steps []step) []command {
+	var cmds []command
+	for i := len(steps) - 1; i >= 0; i-- {
+		cmds = append(cmds, steps[i].undo...)
+	}
+	return cmds
+}

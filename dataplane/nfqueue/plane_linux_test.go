@@ -1,0 +1,152 @@
+//go:build linux
+
+package nfqueue
+
+import (
+	"bytes"
+	"errors"
+	"net"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The live path end to end: real sockets through a Plane in the firewall namespace.
+func TestPlaneForwardsDeniesDrops(t *testing.T) {
+	needRoot(t)
+	l := newLab(t)
+	l.serve(t, serverAddr, portPermit)
+	l.serve(t, serverAddr, portDeny)
+	l.serve(t, serverAddr, portDrop)
+	l.serve(t, serverV6, portPermit)
+	l.serve(t, serverV6, portDeny)
+
+	p := l.startPlane(t, Options{Queues: 2})
+	if got, want := p.Backend(), describeIptables; got != want {
+		// These machines have no native nft queue: auto must fall back.
+		t.Errorf("Backend() = %q, want %q", got, want)
+	}
+	rules := rulesIn(t, l.fw)
+	for _, want := range []string{
+		"-A FORWARD -j KEEPSTATE-FWD",
+		"-A KEEPSTATE-FWD -j NFQUEUE --queue-balance 0:1",
+		"-A PREROUTING -j KEEPSTATE-RAW",
+		"-A KEEPSTATE-RAW -m addrtype --dst-type UNICAST -j NOTRACK",
+	} {
+		if !strings.Contains(rules, want) {
+			t.Errorf("rules lack %q:\n%s", want, rules)
+		}
+	}
+
+	t.Run("permitted TCP works", func(t *testing.T) {
+		for _, dst := range []struct {
+			name string
+			net  string
+		}{{"ipv4", "tcp4"}, {"ipv6", "tcp6"}} {
+			addr := serverAddr
+			if dst.net == "tcp6" {
+				addr = serverV6
+			}
+			c, err := l.dial(t, dst.net, addr, portPermit, 5*time.Second)
+			if err != nil {
+				t.Fatalf("%s: dial permitted port: %v", dst.name, err)
+			}
+			echo(t, c, []byte("hello through keepstate"))
+			echo(t, c, bytes.Repeat([]byte("0123456789abcdef"), 1<<16)) // 1 MiB: GSO super-packets
+			c.Close()
+		}
+	})
+
+	t.Run("Deny answers RST", func(t *testing.T) {
+		for _, addr := range []struct {
+			net  string
+			host string
+		}{{"tcp4", "v4"}, {"tcp6", "v6"}} {
+			dst := serverAddr
+			if addr.net == "tcp6" {
+				dst = serverV6
+			}
+			start := time.Now()
+			c, err := l.dial(t, addr.net, dst, portDeny, 5*time.Second)
+			if err == nil {
+				c.Close()
+				t.Fatalf("%s: dial to a denied port succeeded", addr.host)
+			}
+			if !errors.Is(err, syscall.ECONNREFUSED) {
+				t.Fatalf("%s: dial to a denied port: %v, want connection refused", addr.host, err)
+			}
+			if el := time.Since(start); el > time.Second {
+				t.Errorf("%s: refused after %v, want an immediate RST", addr.host, el)
+			}
+		}
+	})
+
+	t.Run("Deny answers UDP with ICMP unreachable", func(t *testing.T) {
+		c, err := l.dial(t, "udp4", serverAddr, portUDPDen, time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(3 * time.Second))
+		if _, err := c.Write([]byte("knock")); err != nil {
+			t.Fatal(err)
+		}
+		_, err = c.Read(make([]byte, 16))
+		// Administratively prohibited is a hard error for a connected UDP socket:
+		// Linux reports it as EHOSTUNREACH.
+		if !errors.Is(err, syscall.EHOSTUNREACH) {
+			t.Fatalf("read after a denied datagram: %v, want host unreachable", err)
+		}
+	})
+
+	t.Run("Drop is silent", func(t *testing.T) {
+		start := time.Now()
+		c, err := l.dial(t, "tcp4", serverAddr, portDrop, time.Second)
+		if err == nil {
+			c.Close()
+			t.Fatal("dial to a dropped port succeeded")
+		}
+		var ne net.Error
+		if !errors.As(err, &ne) || !ne.Timeout() {
+			t.Fatalf("dial to a dropped port: %v, want a timeout", err)
+		}
+		if el := time.Since(start); el < 900*time.Millisecond {
+			t.Errorf("dial failed after %v, want the full timeout", el)
+		}
+	})
+
+	s := p.Stats()
+	t.Logf("stats: %+v", s.Counters)
+	if s.Packets == 0 || s.Accepted == 0 || s.Rejected < 3 || s.Dropped == 0 || s.Answers < 3 {
+		t.Errorf("stats do not show the traffic: %+v", s.Counters)
+	}
+	if s.Packets != s.Accepted+s.Dropped+s.Rejected {
+		t.Errorf("packets %d != accepted %d + dropped %d + rejected %d", s.Packets, s.Accepted, s.Dropped, s.Rejected)
+	}
+	if s.NetlinkErrors != 0 || s.SocketOverflows != 0 || s.KernelStatsError != "" {
+		t.Errorf("errors: netlink %d overflows %d kernel stats %q", s.NetlinkErrors, s.SocketOverflows, s.KernelStatsError)
+	}
+	if s.GSO == 0 {
+		t.Errorf("no GSO packet seen in a 1 MiB transfer: %+v", s.Counters)
+	}
+	if len(s.Queues) != 2 || s.Queues[0].Queue != 0 || s.Queues[1].Queue != 1 {
+		t.Errorf("queues = %+v", s.Queues)
+	}
+	if s.VerdictMessages >= s.Packets {
+		t.Logf("no batching gain: %d verdict messages for %d packets", s.VerdictMessages, s.Packets)
+	}
+
+	if err := p.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if rules := rulesIn(t, l.fw); hasKeepstate(rules) {
+		t.Fatalf("hooks left after Close:\n%s", rules)
+	}
+	// Without the plane the kernel forwards everything again.
+	c, err := l.dial(t, "tcp4", serverAddr, portDrop, 5*time.Second)
+	if err != nil {
+		t.Fatalf("after Close, plain forwarding: %v", err)
+	}
+	c.Close()
+}

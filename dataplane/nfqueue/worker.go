@@ -1,0 +1,239 @@
+//go:build linux
+
+package nfqueue
+
+import (
+	"errors"
+	"os"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"keepstate/dataplane"
+	"keepstate/firewall"
+	"keepstate/packet"
+)
+
+// Sizes of the receive path. copyRange is how much of each packet the kernel copies
+// to us: every header the engine reads (IPv6 extension chains and ICMP quotes
+// included) and whole packets at the usual MTU, so drop captures and ICMP quotes
+// are complete; a GSO super-packet of 64 KiB is cut, which is what makes taking
+// it whole cheap. A receive slot holds one message: the packet and its attributes.
+const (
+	copyRange = 2048
+	slotSize  = copyRange + 1024
+	batchSize = 64
+	// queueMaxLen packets may wait in the kernel per queue; with slots of about
+	// 4 KiB of socket memory each the receive buffer below holds a full queue.
+	queueMaxLen = 4096
+	rcvBuf      = 16 << 20
+)
+
+// Answers to Deny rules are limited per worker, so that a flood of refused
+// packets with forged sources does not turn the firewall into a reflector.
+const (
+	answersPerSecond = 1000
+	answerBurst      = 200
+)
+
+// worker reads one queue: a batch of packets, one engine decision each, one
+// write of verdicts for the batch.
+type worker struct {
+	c    *conn
+	eng  *firewall.Engine
+	rep  *dataplane.Reporter
+	ans  *answerSockets
+	ifs  *ifaceMap
+	stat *queueCounters
+
+	batch    *recvBatch
+	verdicts []byte
+	answer   []byte
+	p        packet.Parsed
+	m        packetMsg
+
+	tokens     float64 // answer rate limiter
+	tokensTime int64
+}
+
+func newWorker(c *conn, eng *firewall.Engine, rep *dataplane.Reporter, ans *answerSockets, ifs *ifaceMap) *worker {
+	return &worker{
+		c: c, eng: eng, rep: rep, ans: ans, ifs: ifs,
+		stat:     new(queueCounters),
+		batch:    newRecvBatch(batchSize, slotSize),
+		verdicts: make([]byte, 0, (batchSize+len(c.early)+1)*verdictMsgLen),
+		answer:   make([]byte, 0, 2048),
+		tokens:   answerBurst,
+	}
+}
+
+// errRecvFailing ends a worker whose socket keeps failing.
+var errRecvFailing = errors.New("nfqueue: receive keeps failing")
+
+// run serves the queue until the socket is closed or its read deadline passes
+// (Close, or the Start context ending). It returns nil then, and an error only
+// when the socket keeps failing.
+func (w *worker) run() error {
+	if len(w.c.early) > 0 {
+		// Packets that arrived before the queue was ready: never decided, so
+		// dropped (TCP retransmits them).
+		for _, id := range w.c.early {
+			w.verdicts = appendVerdict(w.verdicts, w.c.queue, id, nfDrop, false)
+			w.stat.packets.Add(1)
+			w.stat.dropped.Add(1)
+		}
+		w.flush()
+	}
+	failures := 0
+	for {
+		n, err := w.c.recvBatch(w.batch)
+		if err != nil {
+			switch {
+			case errors.Is(err, os.ErrClosed), errors.Is(err, os.ErrDeadlineExceeded):
+				return nil
+			case errors.Is(err, unix.ENOBUFS):
+				w.stat.socketOverflows.Add(1)
+				continue
+			case errors.Is(err, unix.EINTR):
+				continue
+			}
+			w.stat.netlinkErrors.Add(1)
+			if failures++; failures > 100 {
+				return errors.Join(errRecvFailing, err)
+			}
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		failures = 0
+		w.serve(n)
+	}
+}
+
+// serve decides the n datagrams just received and sends their verdicts: the
+// drops one by one, then one batch verdict accepting every other packet. Drops
+// go first because the batch verdict covers every packet still queued up to its id.
+func (w *worker) serve(n int) {
+	start := time.Now()
+	now := start.UnixNano()
+	w.stat.batches.Add(1)
+	w.verdicts = w.verdicts[:0]
+	// Ids grow in the order packets are queued, and the kernel compares them
+	// wrap-safe: the last accepted id covers every accepted packet of the batch.
+	var lastAccept uint32
+	accepted, decided := 0, 0
+	for i := 0; i < n; i++ {
+		d, cut := w.batch.datagram(i)
+		if cut {
+			w.stat.netlinkErrors.Add(1)
+		}
+		for {
+			m, rest, ok, err := nextMsg(d)
+			if err != nil {
+				w.stat.netlinkErrors.Add(1)
+			}
+			if !ok {
+				break
+			}
+			d = rest
+			switch m.Type {
+			case msgPacket:
+				decided++
+				if w.decide(m.Body, now) {
+					accepted++
+					lastAccept = w.m.ID
+				}
+			case nlmsgError:
+				// Verdicts ask for no acknowledgement: an error answer is a
+				// verdict the kernel refused (an unknown packet id).
+				if code, _ := errorCode(m.Body); code != 0 {
+					w.stat.netlinkErrors.Add(1)
+				}
+			}
+		}
+	}
+	if accepted > 0 {
+		w.verdicts = appendVerdict(w.verdicts, w.c.queue, lastAccept, nfAccept, true)
+	}
+	w.flush()
+	if decided > 0 {
+		w.stat.observeLatency(time.Since(start), decided)
+	}
+}
+
+// decide runs one packet message through the engine, appends a verdict for drops
+// and reports whether the packet is accepted (by the batch verdict).
+func (w *worker) decide(body []byte, now int64) bool {
+	m := &w.m
+	err := parsePacket(body, m)
+	w.stat.packets.Add(1)
+	if err != nil {
+		w.stat.netlinkErrors.Add(1)
+		if m.HasID {
+			w.stat.dropped.Add(1)
+			w.verdicts = appendVerdict(w.verdicts, w.c.queue, m.ID, nfDrop, false)
+		}
+		return false
+	}
+	if m.GSO {
+		w.stat.gso.Add(1)
+	}
+	in := w.ifs.ingress(m.InDev, now)
+	d := w.eng.Decide(m.Payload, packet.LinkRaw, in, now, &w.p)
+	if w.rep != nil {
+		w.rep.Packet(now, m.Payload, packet.LinkRaw, &w.p, &d)
+	}
+	switch d.Action {
+	case firewall.Accept:
+		w.stat.accepted.Add(1)
+		return true
+	case firewall.Reject:
+		w.stat.rejected.Add(1)
+		w.refuse(m.Payload, now)
+	default:
+		w.stat.dropped.Add(1)
+	}
+	w.verdicts = appendVerdict(w.verdicts, w.c.queue, m.ID, nfDrop, false)
+	return false
+}
+
+// refuse answers the packet just decided (w.p, decoded from frame) if allowed.
+func (w *worker) refuse(frame []byte, now int64) {
+	var ok bool
+	w.answer, ok = appendAnswer(w.answer[:0], &w.p, frame)
+	if !ok {
+		return
+	}
+	if !w.takeToken(now) {
+		w.stat.answersLimited.Add(1)
+		return
+	}
+	if err := w.ans.send(w.answer, w.p.Src); err != nil {
+		w.stat.answerErrors.Add(1)
+		return
+	}
+	w.stat.answers.Add(1)
+}
+
+func (w *worker) takeToken(now int64) bool {
+	if w.tokensTime != 0 {
+		w.tokens = min(answerBurst, w.tokens+float64(now-w.tokensTime)*answersPerSecond/1e9)
+	}
+	w.tokensTime = now
+	if w.tokens < 1 {
+		return false
+	}
+	w.tokens--
+	return true
+}
+
+// flush sends the pending verdicts in one datagram.
+func (w *worker) flush() {
+	if len(w.verdicts) == 0 {
+		return
+	}
+	w.stat.verdictMessages.Add(uint64(len(w.verdicts) / verdictMsgLen))
+	if err := w.c.send(w.verdicts); err != nil {
+		w.stat.netlinkErrors.Add(1)
+	}
+	w.verdicts = w.verdicts[:0]
+}
