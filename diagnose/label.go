@@ -6,6 +6,7 @@ import (
 
 	"keepstate/capture"
 	"keepstate/config"
+	"keepstate/conntrack"
 	"keepstate/firewall"
 	"keepstate/packet"
 	"keepstate/reason"
@@ -17,6 +18,9 @@ type verdict struct {
 	reason  reason.Reason
 	timeout string // for state_expired: the timeout that ended the connection
 	seen    bool
+	// state is the connection's state after the packet, when tracked is true.
+	state   conntrack.State
+	tracked bool
 }
 
 // expireEvery is how much capture time may pass between full expiry sweeps of the
@@ -58,7 +62,7 @@ func replayVerdicts(path string, cfg *config.Config) ([]verdict, error) {
 			lastExpire = pkt.Time
 		}
 		d := eng.Decide(pkt.Data, pkt.Link, -1, pkt.Time, &p)
-		v := verdict{action: d.Action, reason: d.Reason, seen: true}
+		v := verdict{action: d.Action, reason: d.Reason, seen: true, state: d.Conn.State, tracked: d.Conn.ID != 0}
 		if d.Reason == reason.StateExpired && d.Conn.Timeout > 0 {
 			v.timeout = fmt.Sprintf("%s %d s", firewall.TimeoutName(d.Conn.EndedState, true), firewall.Seconds(d.Conn.Timeout))
 		}
