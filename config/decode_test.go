@@ -304,3 +304,26 @@ func TestSuggest(t *testing.T) {
 		}
 	}
 }
+
+func TestParseStory2(t *testing.T) {
+	c, err := Parse("story2.cfg", readFile(t, "testdata/story2.cfg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Warnings()) != 0 {
+		t.Errorf("warnings: %v", c.Warnings())
+	}
+	s := c.Settings
+	if s.TCPEstablishedTimeout != 9000*time.Second || !slices.Equal(s.LogDropReasons, []reason.Reason{reason.StateExpired, reason.HandshakeNotCompleted}) {
+		t.Errorf("settings: %v %v", s.TCPEstablishedTimeout, s.LogDropReasons)
+	}
+	r := c.Policy.Rules[0]
+	if r.ID != 0 || !r.Enabled || r.Action != policy.Permit || !r.LogConnections || r.Destination[0] != policy.Host(netip.MustParseAddr("10.20.1.5")) {
+		t.Errorf("rule: %+v", r)
+	}
+	// Ids are given on export, after the highest (none here).
+	c2, err := Parse("x", Marshal(c))
+	if err != nil || c2.Policy.Rules[0].ID != 1 || c2.Policy.Interfaces[1].ID != 2 {
+		t.Errorf("ids after export: %v %+v", err, c2)
+	}
+}

@@ -1,0 +1,48 @@
+package config
+
+import (
+	"os"
+	"strings"
+	"testing"
+)
+
+// TestDocsCoverEverySetting keeps docs/config.md honest: every setting appears in a
+// table row with its default, and every XML example parses.
+func TestDocsCoverEverySetting(t *testing.T) {
+	doc, err := os.ReadFile("../docs/config.md")
+	if err != nil {
+		t.Skip("docs/config.md not found:", err)
+	}
+	text := string(doc)
+	for _, s := range AllSettings() {
+		def := s.Default
+		if def == "" {
+			def = "(empty)"
+		}
+		if !strings.Contains(text, "| "+s.Name+" | "+def+" |") {
+			t.Errorf("docs/config.md lacks a row \"| %s | %s |\"", s.Name, def)
+		}
+	}
+	for _, name := range []string{"Hostname", "AdminSocket", "AdminGroup", "ConfirmTimeout", "Directory", "RotateSizeMB", "RotateKeep", "JSON", "Syslog"} {
+		if !strings.Contains(text, "`"+name+"`") {
+			t.Errorf("docs/config.md does not document companion setting %s", name)
+		}
+	}
+	blocks := strings.Split(text, "```xml\n")[1:]
+	if len(blocks) < 2 {
+		t.Fatalf("found %d XML examples", len(blocks))
+	}
+	full := blocks[len(blocks)-1]
+	full = full[:strings.Index(full, "```")]
+	c, err := Parse("docs/config.md example", []byte(full))
+	if err != nil {
+		t.Fatal(err)
+	}
+	story, err := Parse("story1.cfg", readFile(t, "testdata/story1.cfg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(Marshal(c)) != string(Marshal(story)) {
+		t.Error("the example of docs/config.md is not testdata/story1.cfg")
+	}
+}
