@@ -65,6 +65,19 @@ func (l *srcLimiter) acquire(seed *hashSeed, src [16]byte, now int64, s *setting
 	return true
 }
 
+// count counts a restored connection from src, with no limit applied.
+func (l *srcLimiter) count(seed *hashSeed, src [16]byte, _ int64) {
+	p := &l.parts[l.part(seed, src)]
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.m == nil {
+		p.m = make(map[[16]byte]srcState)
+	}
+	st := p.m[src]
+	st.conns++
+	p.m[src] = st
+}
+
 // release uncounts a connection from src that ended.
 func (l *srcLimiter) release(seed *hashSeed, src [16]byte, now int64) {
 	p := &l.parts[l.part(seed, src)]
