@@ -148,3 +148,21 @@ func TestTermRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseTerm: no input panics, and every accepted term formats to text that
+// parses back to the same term.
+func FuzzParseTerm(f *testing.F) {
+	for _, s := range []string{"any", "host:10.0.0.1", "prefix:2001:db8::/32", "range:10.0.0.1-10.0.0.9", "group:Web servers", "iface:LAN", "ifgroup:VPN", "host:::ffff:1.2.3.4"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		term, err := ParseTerm(s)
+		if err != nil {
+			return
+		}
+		back, err := ParseTerm(FormatTerm(term))
+		if err != nil || back != term {
+			t.Fatalf("%q -> %q -> %+v, %v", s, FormatTerm(term), back, err)
+		}
+	})
+}
