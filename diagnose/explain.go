@@ -1,0 +1,331 @@
+package diagnose
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"strings"
+
+	"keepstate/capture"
+	"keepstate/config"
+	"keepstate/conntrack"
+	"keepstate/firewall"
+	"keepstate/packet"
+	"keepstate/policy"
+	"keepstate/reason"
+)
+
+// Step is one stage of the pipeline, as explain prints it.
+type Step struct {
+	Stage  string `json:"stage"`  // ingress, anti-spoofing, connection, rule N "name", default rule, new connection
+	Result string `json:"result"` // pass, drop, found, none, match, no match, skipped, created, ...
+	Detail string `json:"detail"`
+}
+
+// Explanation is one packet walked through the engine.
+type Explanation struct {
+	Packet  string `json:"packet"`
+	Context string `json:"context,omitempty"` // for a packet of a capture: where it is
+	Steps   []Step `json:"steps"`
+	Action  string `json:"action"`
+	Reason  string `json:"reason,omitempty"`
+	Text    string `json:"reason_text,omitempty"`
+	Rule    string `json:"rule,omitempty"` // the rule that decided, when one did
+	// Mismatch is set when the rule walk and the engine's own matcher disagree,
+	// which is a bug in keepstate worth reporting.
+	Mismatch string `json:"mismatch,omitempty"`
+}
+
+// ExplainSpec walks the packet sp describes through a fresh engine built from cfg
+// (no connection tracked yet) at time now (Unix ns).
+func ExplainSpec(cfg *config.Config, sp Spec, now int64) (*Explanation, error) {
+	eng, err := firewall.New(cfg, firewall.Options{})
+	if err != nil {
+		return nil, err
+	}
+	in := -1
+	if sp.Iface != "" {
+		rs := eng.Ruleset()
+		if in = rs.IfaceByName(sp.Iface); in < 0 {
+			in = rs.IfaceByDevice(sp.Iface)
+		}
+		if in < 0 {
+			var names []string
+			for _, ifc := range rs.Interfaces() {
+				names = append(names, ifc.Name)
+			}
+			return nil, fmt.Errorf("no interface %q in the configuration (it has %s)", sp.Iface, strings.Join(names, ", "))
+		}
+	}
+	x := explainPacket(eng, sp.Build(), packet.LinkRaw, in, now)
+	x.Packet = sp.String()
+	return x, nil
+}
+
+// ExplainCapture replays a capture's packets 1 to n-1 through an engine built from
+// cfg, as `keepstate replay` does, then explains packet n in that context.
+func ExplainCapture(cfg *config.Config, path string, n int) (*Explanation, error) {
+	if n < 1 {
+		return nil, fmt.Errorf("packet %d: packets are numbered from 1", n)
+	}
+	eng, err := firewall.New(cfg, firewall.Options{})
+	if err != nil {
+		return nil, err
+	}
+	rd, err := capture.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer rd.Close()
+	var p packet.Parsed
+	var lastExpire int64
+	for i := 1; ; i++ {
+		pkt, err := rd.Next()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil, fmt.Errorf("%s has %d packets, not %d", path, i-1, n)
+			}
+			return nil, fmt.Errorf("%s: reading packet %d: %w", path, i, err)
+		}
+		if pkt.Time-lastExpire >= expireEvery {
+			eng.Expire(pkt.Time)
+			lastExpire = pkt.Time
+		}
+		in := captureIngress(eng.Ruleset(), rd, pkt.Iface)
+		if i < n {
+			eng.Decide(pkt.Data, pkt.Link, in, pkt.Time, &p)
+			continue
+		}
+		x := explainPacket(eng, pkt.Data, pkt.Link, in, pkt.Time)
+		x.Context = fmt.Sprintf("packet %d of %s, captured at %s, after the %d before it were replayed",
+			n, path, utc(pkt.Time).Format("2006-01-02 15:04:05.000000"), n-1)
+		return x, nil
+	}
+}
+
+// captureIngress maps a pcapng capture interface to the firewall interface of the
+// same name or device, as replay does; -1 lets the engine infer it.
+func captureIngress(rs *policy.Ruleset, rd *capture.Reader, iface int) int {
+	ifs := rd.Interfaces()
+	if iface < 0 || iface >= len(ifs) || ifs[iface].Name == "" {
+		return -1
+	}
+	if j := rs.IfaceByName(ifs[iface].Name); j >= 0 {
+		return j
+	}
+	return rs.IfaceByDevice(ifs[iface].Name)
+}
+
+// explainPacket runs one frame through eng and says what every stage did. The
+// stages before connection tracking are pure questions to the ruleset; the rest is
+// read off the engine's Decision, so the explanation is the engine's own verdict.
+func explainPacket(eng *firewall.Engine, frame []byte, link packet.LinkType, in int, now int64) *Explanation {
+	cfg := eng.Config()
+	rs := eng.Ruleset()
+	var p packet.Parsed
+	decodeErr := p.Decode(frame, link)
+	x := &Explanation{Packet: parsedString(&p)}
+	add := func(stage, result, format string, a ...any) {
+		x.Steps = append(x.Steps, Step{Stage: stage, Result: result, Detail: fmt.Sprintf(format, a...)})
+	}
+
+	// Anti-spoofing runs first in the engine; ask the same question here, before
+	// Decide changes the table.
+	var spoofOK bool
+	if decodeErr == nil {
+		spoofOK = rs.SpoofOK(in, p.Src)
+	}
+	d := eng.Decide(frame, link, in, now, &p)
+	x.Action = d.Action.String()
+	if d.Reason != reason.None {
+		x.Reason, x.Text = d.Reason.String(), d.Reason.Text()
+	}
+	if d.DecodeErr != nil {
+		add("decode", "drop", "%v", d.DecodeErr)
+		return x
+	}
+
+	ifaces := rs.Interfaces()
+	ifName := func(j int) string {
+		if j >= 0 && j < len(ifaces) {
+			return ifaces[j].Name
+		}
+		return "unknown"
+	}
+	if in >= 0 {
+		add("ingress", "given", "%s", ifName(in))
+	} else {
+		add("ingress", "inferred", "%s, from the source address %s (not given, so anti-spoofing cannot be checked)", ifName(d.InIface), p.Src)
+	}
+
+	switch {
+	case !cfg.Settings.AntiSpoofing:
+		add("anti-spoofing", "off", "AntiSpoofing=0")
+	case in < 0:
+		add("anti-spoofing", "skipped", "the ingress interface is not known")
+	case d.Reason == reason.AntiSpoofing:
+		add("anti-spoofing", "drop", "%s does not belong to %s%s", p.Src, ifName(in), ifaceNets(&ifaces[in]))
+		return x
+	case spoofOK:
+		add("anti-spoofing", "pass", "%s may arrive on %s%s", p.Src, ifName(in), ifaceNets(&ifaces[in]))
+	}
+
+	rulesTried := d.Rule != firewall.NoRule
+	switch {
+	case rulesTried:
+		add("connection", "none", "%s", newConnWords(&p))
+	case d.Action == firewall.Accept && d.Conn.ID == 0:
+		add("connection", "related", "an ICMP error about a tracked connection")
+		return x
+	case d.Action == firewall.Accept:
+		add("connection", "found", "connection #%d, state %s, this packet in its %s direction: accepted without consulting the rules",
+			d.Conn.ID, d.Conn.State, d.Conn.Dir)
+		return x
+	default:
+		add("connection", "drop", "%s", trackDropWords(&d, cfg))
+		return x
+	}
+
+	q := policy.Query{
+		Src: p.Src, Dst: p.Dst, Proto: uint8(p.Proto), SrcPort: p.SrcPort, DstPort: p.DstPort,
+		ICMPType: p.ICMPType, InIface: d.InIface, OutIface: d.OutIface,
+	}
+	matched := -1
+	for i := range cfg.Policy.Rules {
+		rc := cfg.Policy.Explain(i, &q)
+		stage := fmt.Sprintf("rule %d %q", i+1, rc.Name)
+		if !rc.Matched {
+			add(stage, "no match", "%s: %s", rc.Field, rc.Detail)
+			continue
+		}
+		add(stage, "match", "%s: %s", rs.Rule(i).Action, rc.Detail)
+		matched = i
+		break
+	}
+	if matched < 0 {
+		add("default rule", "match", "%s: no rule matched", rs.DefaultAction())
+	} else {
+		x.Rule = fmt.Sprintf("%d %q", matched+1, rs.Rule(matched).Name)
+	}
+	engineRule := d.Rule
+	if engineRule == firewall.DefaultRule {
+		engineRule = -1
+	}
+	if engineRule != matched {
+		x.Mismatch = fmt.Sprintf("the rule walk found rule index %d, the engine's matcher %d", matched, engineRule)
+	}
+	switch {
+	case d.Created:
+		add("new connection", "created", "connection #%d, state %s", d.Conn.ID, d.Conn.State)
+	case d.Action == firewall.Drop && d.Conn.Verdict == conntrack.Drop:
+		add("new connection", "drop", "not created: %s (%s)", d.Reason, d.Reason.Text())
+	}
+	return x
+}
+
+// ifaceNets lists an interface's networks for the anti-spoofing step.
+func ifaceNets(ifc *policy.Interface) string {
+	var nets []string
+	for _, p := range ifc.Addresses {
+		nets = append(nets, p.Masked().String())
+	}
+	for _, p := range ifc.Networks {
+		nets = append(nets, p.String())
+	}
+	if len(nets) == 0 {
+		if ifc.Group == policy.Internet {
+			return " (an Internet interface: any address no other interface owns)"
+		}
+		return " (no networks configured: anything may)"
+	}
+	if ifc.Group == policy.Internet {
+		return fmt.Sprintf(" (an Internet interface: any address no other interface owns; its own %s)", strings.Join(nets, ", "))
+	}
+	return " (" + strings.Join(nets, ", ") + ")"
+}
+
+// newConnWords says why a packet with no tracked connection goes to the rules.
+func newConnWords(p *packet.Parsed) string {
+	const pre = "no tracked connection; "
+	switch p.Proto {
+	case packet.ProtoTCP:
+		if p.TCPFlags&(packet.SYN|packet.ACK) == packet.SYN {
+			return pre + "a SYN may open one: the rules decide"
+		}
+		return pre + "Require3WayHandshake=0 picks the connection up mid-stream: the rules decide"
+	case packet.ProtoUDP:
+		return pre + "a UDP datagram opens one: the rules decide"
+	case packet.ProtoICMP, packet.ProtoICMPv6:
+		return pre + "an ICMP query opens one: the rules decide"
+	}
+	return pre + "the first packet opens one: the rules decide"
+}
+
+// trackDropWords explains a drop decided by connection tracking.
+func trackDropWords(d *firewall.Decision, cfg *config.Config) string {
+	r := d.Reason
+	s := fmt.Sprintf("%s: %s", r, r.Text())
+	switch r {
+	case reason.HandshakeNotCompleted:
+		if cfg.Settings.Require3WayHandshake {
+			s += " (no tracked connection, and Require3WayHandshake=1 lets only a SYN open one)"
+		}
+	case reason.StateExpired:
+		if d.Conn.Timeout > 0 {
+			s += fmt.Sprintf(" (the connection was idle %s in state %s and %s is %d s)",
+				fmtSeconds(d.Conn.Idle), d.Conn.EndedState, firewall.TimeoutName(d.Conn.EndedState, true), firewall.Seconds(d.Conn.Timeout))
+		} else {
+			s += fmt.Sprintf(" (the connection was closed, in state %s, %s before this packet)", d.Conn.EndedState, fmtSeconds(d.Conn.Idle))
+		}
+	case reason.OutOfWindow, reason.InvalidState, reason.HandshakeWrongDirection:
+		if d.Conn.ID != 0 {
+			s += fmt.Sprintf(" (connection #%d, state %s, packet in its %s direction)", d.Conn.ID, d.Conn.State, d.Conn.Dir)
+		}
+	}
+	return s
+}
+
+// parsedString describes a decoded packet in the spec syntax.
+func parsedString(p *packet.Parsed) string {
+	if p.IPVersion == 0 {
+		return "not an IP packet"
+	}
+	sp := Spec{Proto: p.Proto, Src: netip.AddrPortFrom(p.Src, p.SrcPort), Dst: netip.AddrPortFrom(p.Dst, p.DstPort),
+		Flags: p.TCPFlags, Seq: p.Seq, Ack: p.Ack, PayloadLen: p.PayloadLen,
+		ICMPType: p.ICMPType, ICMPCode: p.ICMPCode, ICMPID: p.ICMPID, ICMPSeq: p.ICMPSeq}
+	switch p.Proto {
+	case packet.ProtoTCP, packet.ProtoUDP, packet.ProtoICMP, packet.ProtoICMPv6:
+		return sp.String()
+	}
+	return fmt.Sprintf("%s %s > %s len %d", p.Proto, p.Src, p.Dst, p.PayloadLen)
+}
+
+// WriteText prints the explanation as numbered steps.
+func (x *Explanation) WriteText(w io.Writer) error {
+	var b strings.Builder
+	if x.Context != "" {
+		fmt.Fprintf(&b, "%s\n", x.Context)
+	}
+	fmt.Fprintf(&b, "packet: %s\n", x.Packet)
+	width := 0
+	for _, s := range x.Steps {
+		width = max(width, len(s.Stage))
+	}
+	for i, s := range x.Steps {
+		fmt.Fprintf(&b, "%2d. %-*s  %-9s %s\n", i+1, width, s.Stage, s.Result, s.Detail)
+	}
+	fmt.Fprintf(&b, "verdict: %s", x.Action)
+	if x.Reason != "" {
+		fmt.Fprintf(&b, ": %s (%s)", x.Reason, x.Text)
+	}
+	if x.Rule != "" {
+		fmt.Fprintf(&b, ", by rule %s", x.Rule)
+	}
+	b.WriteString("\n")
+	if x.Mismatch != "" {
+		fmt.Fprintf(&b, "WARNING: %s; please report this\n", x.Mismatch)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
