@@ -30,7 +30,7 @@ type conn struct {
 const configTimeout = 5 * time.Second
 
 // openConn opens a socket, binds it to queue and configures the queue. It fails
-// with EBUSY when another program is bound to the queue.
+// (EPERM) when another socket is bound to the queue.
 func openConn(queue uint16, qc queueConfig, rcvbuf int) (*conn, error) {
 	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, unix.NETLINK_NETFILTER)
 	if err != nil {
@@ -55,7 +55,9 @@ func openConn(queue uint16, qc queueConfig, rcvbuf int) (*conn, error) {
 	c := &conn{queue: queue, file: f, raw: raw}
 	if err := c.request(appendBind(nil, queue, c.nextSeq())); err != nil {
 		f.Close()
-		if errors.Is(err, unix.EBUSY) {
+		// The kernel answers EPERM when another socket owns the queue
+		// (nfqnl_recv_config checks the owner before the command).
+		if errors.Is(err, unix.EPERM) || errors.Is(err, unix.EBUSY) {
 			return nil, fmt.Errorf("nfqueue: queue %d is in use by another program: %w", queue, err)
 		}
 		return nil, fmt.Errorf("nfqueue: bind queue %d: %w", queue, err)

@@ -17,7 +17,7 @@ const (
 	chainInput     = "KEEPSTATE-IN"     // filter: packets addressed to the firewall (Input)
 	chainOutput    = "KEEPSTATE-OUT"    // filter: packets the firewall sends (Input)
 	chainRaw       = "KEEPSTATE-RAW"    // raw PREROUTING: bypass the kernel's conntrack
-	chainRawOutput = "KEEPSTATE-RAWOUT" // raw OUTPUT: the same for the firewall's own packets (Input)
+	chainRawOutput = "KEEPSTATE-RAWOUT" // raw OUTPUT: the same for our answers, or all the firewall sends (Input)
 	nftTable       = "keepstate"        // nft: table inet keepstate holds every chain
 	nftProbeTable  = "keepstate_probe"  // nft: scratch table of the native queue probe
 )
@@ -127,12 +127,16 @@ func iptablesSteps(tool string, s hookSpec) []step {
 		add("raw", chainRaw, "-m", "addrtype", "--dst-type", "UNICAST", "-j", "NOTRACK")
 	}
 	jump("raw", "PREROUTING", chainRaw)
+	newChain("raw", chainRawOutput)
 	if s.input {
-		newChain("raw", chainRawOutput)
 		add("raw", chainRawOutput, "-o", "lo", "-j", "RETURN")
 		add("raw", chainRawOutput, "-j", "NOTRACK")
-		jump("raw", "OUTPUT", chainRawOutput)
+	} else {
+		// Only our answers: an RST for a connection the kernel never tracked
+		// would be INVALID to rules that drop such packets on OUTPUT.
+		add("raw", chainRawOutput, "-m", "mark", "--mark", markHex, "-j", "NOTRACK")
 	}
+	jump("raw", "OUTPUT", chainRawOutput)
 	return steps
 }
 
@@ -191,13 +195,15 @@ func nftScript(s hookSpec) string {
 		w("\t\tfib daddr type unicast notrack")
 	}
 	w("\t}")
+	w("\tchain raw_output {")
+	w("\t\ttype filter hook output priority raw; policy accept;")
 	if s.input {
-		w("\tchain raw_output {")
-		w("\t\ttype filter hook output priority raw; policy accept;")
 		w("\t\toif \"lo\" return")
 		w("\t\tnotrack")
-		w("\t}")
+	} else {
+		w("\t\tmeta mark %s notrack", markHex)
 	}
+	w("\t}")
 	w("\tchain queue_forward {")
 	w("\t\ttype filter hook forward priority filter - 5; policy accept;")
 	w("\t\t%s", q)

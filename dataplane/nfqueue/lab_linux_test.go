@@ -74,6 +74,9 @@ func newLab(t *testing.T) *lab {
 		sh(t, "ip", "netns", "add", ns)
 		t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
 		sh(t, "ip", "-n", ns, "link", "set", "lo", "up")
+		// Duplicate address detection would hold the new link-local addresses
+		// tentative for a second or two, and neighbour discovery with them.
+		sh(t, "ip", "netns", "exec", ns, "sysctl", "-q", "-w", "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0")
 	}
 	sh(t, "ip", "-n", l.fw, "link", "add", "lan0", "type", "veth", "peer", "name", "eth0", "netns", l.client)
 	sh(t, "ip", "-n", l.fw, "link", "add", "dmz0", "type", "veth", "peer", "name", "eth0", "netns", l.server)

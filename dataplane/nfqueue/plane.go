@@ -124,8 +124,9 @@ func (p *Plane) Start(ctx context.Context) error {
 		}()
 	}
 	// Ending the context wakes the workers through their sockets' deadline.
+	conns := p.conns
 	context.AfterFunc(wctx, func() {
-		for _, c := range p.conns {
+		for _, c := range conns {
 			_ = c.file.SetReadDeadline(time.Unix(1, 0))
 		}
 	})

@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"errors"
 	"net"
+	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
@@ -149,4 +150,169 @@ func TestPlaneForwardsDeniesDrops(t *testing.T) {
 		t.Fatalf("after Close, plain forwarding: %v", err)
 	}
 	c.Close()
+}
+
+// abandonQueues closes the plane's queues but leaves its hooks: what the kernel
+// sees when keepstate dies.
+func (p *Plane) abandonQueues() {
+	for _, c := range p.conns {
+		_ = c.file.SetReadDeadline(time.Unix(1, 0))
+	}
+	p.wg.Wait()
+	for _, c := range p.conns {
+		_ = c.close()
+	}
+}
+
+// FailOpen: with the daemon gone, the queue bypass lets traffic through; fail
+// closed (the default) stops it.
+func TestPlaneFailOpenAndClosed(t *testing.T) {
+	needRoot(t)
+	l := newLab(t)
+	l.serve(t, serverAddr, portPermit)
+	l.serve(t, serverAddr, portDrop)
+	for _, tc := range []struct {
+		name     string
+		failOpen bool
+	}{{"open", true}, {"closed", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := l.startPlane(t, Options{Queues: 1, FailOpen: tc.failOpen})
+			rules := rulesIn(t, l.fw)
+			if got := strings.Contains(rules, "--queue-bypass"); got != tc.failOpen {
+				t.Errorf("--queue-bypass in rules = %v, want %v:\n%s", got, tc.failOpen, rules)
+			}
+			c, err := l.dial(t, "tcp4", serverAddr, portPermit, 5*time.Second)
+			if err != nil {
+				t.Fatalf("with the plane running: %v", err)
+			}
+			c.Close()
+
+			p.abandonQueues()
+			c, err = l.dial(t, "tcp4", serverAddr, portDrop, time.Second)
+			if tc.failOpen {
+				if err != nil {
+					t.Fatalf("fail open, no listener: a port the rules drop should pass: %v", err)
+				}
+				c.Close()
+			} else {
+				if err == nil {
+					c.Close()
+					t.Fatal("fail closed, no listener: traffic passed")
+				}
+				var ne net.Error
+				if !errors.As(err, &ne) || !ne.Timeout() {
+					t.Fatalf("fail closed: %v, want a timeout", err)
+				}
+			}
+			if err := p.Close(); err != nil {
+				t.Fatalf("Close after the queues died: %v", err)
+			}
+			if rules := rulesIn(t, l.fw); hasKeepstate(rules) {
+				t.Fatalf("hooks left after Close:\n%s", rules)
+			}
+		})
+	}
+}
+
+// A Start that fails leaves nothing behind; a queue held by another plane fails
+// Start before anything changes; hooks left by a dead keepstate are replaced.
+func TestPlaneStartFailures(t *testing.T) {
+	needRoot(t)
+	l := newLab(t)
+	l.serve(t, serverAddr, portPermit)
+
+	t.Run("nft backend without native queue", func(t *testing.T) {
+		if _, err := exec.LookPath("nft"); err != nil {
+			t.Skip("needs nft")
+		}
+		p, err := New(Options{Engine: labEngine(t), Queues: 1, Backend: BackendNft})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var serr error
+		l.in(t, l.fw, func() error { serr = p.Start(t.Context()); return nil })
+		if serr == nil {
+			// A kernel with nft_queue: nothing to test here.
+			p.Close()
+			t.Skip("this kernel has the native nft queue expression")
+		}
+		if !strings.Contains(serr.Error(), "native nftables queue") {
+			t.Errorf("error = %v", serr)
+		}
+		if rules := rulesIn(t, l.fw); hasKeepstate(rules) {
+			t.Fatalf("failed Start left hooks:\n%s", rules)
+		}
+		if err := p.Close(); err != nil {
+			t.Errorf("Close after failed Start: %v", err)
+		}
+	})
+
+	t.Run("queue in use", func(t *testing.T) {
+		a := l.startPlane(t, Options{Queues: 1, QueueNum: 5})
+		before := rulesIn(t, l.fw)
+		b, err := New(Options{Engine: labEngine(t), Queues: 2, QueueNum: 4})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var serr error
+		l.in(t, l.fw, func() error { serr = b.Start(t.Context()); return nil })
+		if serr == nil || !strings.Contains(serr.Error(), "in use") || !errors.Is(serr, syscall.EPERM) {
+			t.Fatalf("second plane on a busy queue: %v", serr)
+		}
+		if after := rulesIn(t, l.fw); after != before && !sameRules(before, after) {
+			t.Errorf("the failed plane changed the rules:\n%s\nbefore:\n%s", after, before)
+		}
+		// The first plane still works.
+		c, err := l.dial(t, "tcp4", serverAddr, portPermit, 5*time.Second)
+		if err != nil {
+			t.Fatalf("first plane after the second failed: %v", err)
+		}
+		c.Close()
+		if err := a.Close(); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	t.Run("stale hooks replaced", func(t *testing.T) {
+		for _, args := range [][]string{
+			{"iptables", "-w", "-N", "KEEPSTATE-FWD"},
+			{"iptables", "-w", "-A", "KEEPSTATE-FWD", "-j", "NFQUEUE", "--queue-num", "9"},
+			{"iptables", "-w", "-I", "FORWARD", "1", "-j", "KEEPSTATE-FWD"},
+			{"iptables", "-w", "-I", "FORWARD", "1", "-j", "KEEPSTATE-FWD"},
+			{"ip6tables", "-w", "-t", "raw", "-N", "KEEPSTATE-RAWOUT"},
+		} {
+			sh(t, "ip", append([]string{"netns", "exec", l.fw}, args...)...)
+		}
+		p := l.startPlane(t, Options{Queues: 1})
+		rules := rulesIn(t, l.fw)
+		if strings.Contains(rules, "--queue-num 9") || strings.Count(rules, "-A FORWARD -j KEEPSTATE-FWD") != 2 {
+			// one jump for iptables, one for ip6tables
+			t.Errorf("stale hooks not replaced:\n%s", rules)
+		}
+		c, err := l.dial(t, "tcp4", serverAddr, portPermit, 5*time.Second)
+		if err != nil {
+			t.Fatalf("after replacing stale hooks: %v", err)
+		}
+		c.Close()
+		if err := p.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if rules := rulesIn(t, l.fw); hasKeepstate(rules) {
+			t.Fatalf("hooks left after Close:\n%s", rules)
+		}
+	})
+}
+
+// sameRules compares rule dumps without their timestamp comment lines.
+func sameRules(a, b string) bool {
+	strip := func(s string) string {
+		var out []string
+		for _, line := range strings.Split(s, "\n") {
+			if !strings.HasPrefix(line, "#") {
+				out = append(out, line)
+			}
+		}
+		return strings.Join(out, "\n")
+	}
+	return strip(a) == strip(b)
 }
