@@ -184,8 +184,9 @@ func (e *Engine) tableConfig(cfg *config.Config) conntrack.Config {
 	}
 	tc.PerSourceConns = s.ConnLimitPerSource
 	tc.PerSourceRate = s.NewConnLimitPerSourcePerMinute
-	if s.TombstoneCount > 0 {
-		tc.TombstoneCap = s.TombstoneCount
+	tc.TombstoneCap = s.TombstoneCount
+	if s.TombstoneCount == 0 {
+		tc.TombstoneCap = -1 // 0 in the configuration means keep none
 	}
 	tc.Shards = e.opts.Shards
 	tc.OnEnd = e.connEnded

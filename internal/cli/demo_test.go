@@ -1,0 +1,32 @@
+package cli
+
+import (
+	"strings"
+	"testing"
+)
+
+// The demo's claims are the engine's verdicts on the generated captures.
+func TestDemoTellsBothStories(t *testing.T) {
+	code, out, errOut := run("demo")
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	for _, want := range []string{
+		`With <variable name="Require3WayHandshake">1</variable> in winroute.cfg:`,
+		"18 of 30 logins worked, 12 failed",
+		"Every failed login is one the switch leaked (12 of 12; 0 others)",
+		"[23/Sep/2012 11:50:42] {pktdrop} packet dropped: 3-way handshake not completed (from DMZ, proto:TCP, len:92, 10.2.0.2:8080 -> 10.1.0.2:27779, flags:[ ACK PSH ]",
+		`With <variable name="TcpEstablishedTimeout">3600</variable>:`,
+		"6 of 6 keep-alive probes were dropped",
+		"idle 7200.001 s > TcpEstablishedTimeout 3600 s",
+		`With <variable name="TcpEstablishedTimeout">9000</variable>:`,
+		"all 6 keep-alive probes and the reuse passed: 0 packets dropped",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("demo output lacks %q", want)
+		}
+	}
+	if t.Failed() {
+		t.Log(out)
+	}
+}
