@@ -139,10 +139,11 @@ func labConfig() *config.Config {
 			port(4, "lab-udp-deny", policy.ProtoUDP, portUDPDen),
 			port(5, "lab-bulk", policy.ProtoTCP, portBulk),
 			port(6, "lab-iperf", policy.ProtoTCP, portIperf),
+			port(7, "lab-iperf-udp", policy.ProtoUDP, portIperf),
 		},
 		Rules: []policy.Rule{
 			{ID: 1, Name: "permit", Enabled: true, Source: src, Destination: dst,
-				Services: []string{"lab-permit", "lab-bulk", "lab-iperf"}, Action: policy.Permit},
+				Services: []string{"lab-permit", "lab-bulk", "lab-iperf", "lab-iperf-udp"}, Action: policy.Permit},
 			{ID: 2, Name: "deny", Enabled: true, Source: src, Destination: dst,
 				Services: []string{"lab-deny", "lab-udp-deny"}, Action: policy.Deny},
 			{ID: 3, Name: "drop", Enabled: true, Source: src, Destination: dst,
@@ -155,12 +156,14 @@ func labConfig() *config.Config {
 
 func labEngine(t *testing.T) *firewall.Engine {
 	t.Helper()
-	e, err := firewall.New(labConfig(), firewall.Options{})
+	e, err := labEngineErr()
 	if err != nil {
 		t.Fatal(err)
 	}
 	return e
 }
+
+func labEngineErr() (*firewall.Engine, error) { return firewall.New(labConfig(), firewall.Options{}) }
 
 // startPlane starts a plane in the firewall namespace and closes it at cleanup.
 func (l *lab) startPlane(t *testing.T, o Options) *Plane {
