@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net"
 	"os/exec"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -259,7 +260,7 @@ func TestPlaneStartFailures(t *testing.T) {
 		if serr == nil || !strings.Contains(serr.Error(), "in use") || !errors.Is(serr, syscall.EPERM) {
 			t.Fatalf("second plane on a busy queue: %v", serr)
 		}
-		if after := rulesIn(t, l.fw); after != before && !sameRules(before, after) {
+		if after := rulesIn(t, l.fw); !sameRules(before, after) {
 			t.Errorf("the failed plane changed the rules:\n%s\nbefore:\n%s", after, before)
 		}
 		// The first plane still works.
@@ -303,13 +304,15 @@ func TestPlaneStartFailures(t *testing.T) {
 	})
 }
 
-// sameRules compares rule dumps without their timestamp comment lines.
+// sameRules compares rule dumps without their timestamp comments and the packet
+// counters of the built-in chains' policies, which traffic changes.
 func sameRules(a, b string) bool {
+	counters := regexp.MustCompile(`\[\d+:\d+\]`)
 	strip := func(s string) string {
 		var out []string
 		for _, line := range strings.Split(s, "\n") {
 			if !strings.HasPrefix(line, "#") {
-				out = append(out, line)
+				out = append(out, counters.ReplaceAllString(line, "[]"))
 			}
 		}
 		return strings.Join(out, "\n")
