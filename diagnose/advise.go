@@ -305,6 +305,11 @@ func advise(c *Capture, actual, free []verdict, o AdviseOptions) *AdviseReport {
 	}
 
 	for _, ta := range needs {
+		// Other timeouts are only worth a line when they matter: handshakes
+		// and closings are idle for milliseconds.
+		if ta.Name != establishedTimeout && ta.Cut == 0 && secondsDur(ta.LongestIdleS) < o.GapMin {
+			continue
+		}
 		ta.CurrentS = int64(timeoutSetting(cfg, ta.Name) / time.Second)
 		if ta.LongestIdleS > 0 {
 			ta.NeededS = int64(math.Floor(ta.LongestIdleS)) + 1

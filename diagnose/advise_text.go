@@ -104,13 +104,32 @@ func adviseFindings(r *AdviseReport) []string {
 	}
 	out = append(out, s)
 	if m := r.Memory; m != nil {
-		out = append(out, fmt.Sprintf("memory for this capture's traffic: at %d s, at most %d connections tracked at once, %.3f MiB; at %d s, %d connections, %.3f MiB (%.1f bytes per connection, %s)",
-			m.Current.TimeoutS, m.Current.PeakConns, m.Current.MiB, m.Advised.TimeoutS, m.Advised.PeakConns, m.Advised.MiB, m.BytesPerConn, m.Source))
+		out = append(out, fmt.Sprintf("memory for this capture's traffic: at %d s, at most %d connections tracked at once, %s; at %d s, %d connections, %s (%.1f bytes per connection, %s)",
+			m.Current.TimeoutS, m.Current.PeakConns, fmtMiB(m.Current.MiB), m.Advised.TimeoutS, m.Advised.PeakConns, fmtMiB(m.Advised.MiB), m.BytesPerConn, m.Source))
 	}
+	flagged := 0
 	for _, c := range r.Conns {
-		if c.Flagged {
+		if !c.Flagged {
+			continue
+		}
+		if flagged++; flagged <= maxFlaggedFindings {
 			out = append(out, c.Verdict)
 		}
 	}
+	if flagged > maxFlaggedFindings {
+		out = append(out, fmt.Sprintf("... and %d more flagged connections", flagged-maxFlaggedFindings))
+	}
 	return out
+}
+
+// maxFlaggedFindings is how many flagged connections the findings quote.
+const maxFlaggedFindings = 3
+
+// fmtMiB prints an amount of memory in MiB, with KiB beside small amounts so that
+// a small capture's figures do not read as zero.
+func fmtMiB(mib float64) string {
+	if mib < 1 {
+		return fmt.Sprintf("%.3f MiB (%.1f KiB)", mib, mib*1024)
+	}
+	return fmt.Sprintf("%.1f MiB", mib)
 }

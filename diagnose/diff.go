@@ -386,7 +386,7 @@ func findings(r *DiffReport) []string {
 		}
 	}
 	for _, l := range r.Labels {
-		out = append(out, fmt.Sprintf("%d one-sided packets: %s", l.Packets, l.Label))
+		out = append(out, fmt.Sprintf("%s seen on one side only: %s", plural(l.Packets, "packet"), l.Label))
 	}
 	return out
 }
