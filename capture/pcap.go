@@ -54,28 +54,28 @@ func isPcapMagic(m uint32) bool {
 
 // nextPcap reads one record: a 16-byte header (seconds, fraction, captured length,
 // original length), 8 more bytes in the modified format, then the data.
-func (r *Reader) nextPcap() (Packet, error) {
+func (r *Reader) nextPcap(p *Packet) error {
 	s := &r.src
 	hl := r.hdrLen
-	if !s.fill(hl) {
-		return Packet{}, r.shortRead(hl, "record header")
+	if s.w-s.r < hl && !s.fill(hl) {
+		return r.shortRead(hl, "record header")
 	}
 	h := s.buf[s.r : s.r+hl]
 	sec, frac := r.u32(h), r.u32(h[4:])
 	capLen, origLen := r.u32(h[8:]), r.u32(h[12:])
 	if capLen > MaxCaptureLen {
-		return Packet{}, formatErr(s.offset(), ErrTooLarge,
+		return formatErr(s.offset(), ErrTooLarge,
 			"record header says %d captured bytes, more than the limit of %d (snaplen %d)",
 			capLen, MaxCaptureLen, r.snapLen)
 	}
 	n := int(capLen)
-	if !s.fill(hl + n) {
-		return Packet{}, r.shortRecord("record", hl, n)
+	if s.w-s.r < hl+n && !s.fill(hl+n) {
+		return r.shortRecord("record", hl, n)
 	}
 	off := s.offset()
 	start := s.r + hl
 	s.r = start + n
-	return Packet{
+	*p = Packet{
 		Data:       s.buf[start:s.r:s.r],
 		Time:       int64(sec)*1e9 + int64(frac)*r.fracNanos,
 		CaptureLen: n,
@@ -83,5 +83,6 @@ func (r *Reader) nextPcap() (Packet, error) {
 		Link:       r.link,
 		Iface:      -1,
 		Offset:     off,
-	}, nil
+	}
+	return nil
 }

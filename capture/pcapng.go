@@ -39,11 +39,11 @@ const (
 
 // nextNG reads blocks until one holds a packet, taking note of sections and interfaces
 // on the way.
-func (r *Reader) nextNG() (Packet, error) {
+func (r *Reader) nextNG(p *Packet) error {
 	s := &r.src
 	for {
-		if !s.fill(8) {
-			return Packet{}, r.shortRead(8, "block header")
+		if s.w-s.r < 8 && !s.fill(8) {
+			return r.shortRead(8, "block header")
 		}
 		off := s.offset()
 		typ := r.u32(s.buf[s.r:])
@@ -60,25 +60,25 @@ func (r *Reader) nextNG() (Packet, error) {
 		case blockEnhancedPacket, blockPacketObsolete:
 			b, err := r.loadBlock(off, blen, minEnhancedPacketLen, "packet block")
 			if err != nil {
-				return Packet{}, err
+				return err
 			}
 			id := r.u32(b[8:])
 			if typ == blockPacketObsolete {
 				id = uint32(r.u16(b[8:]))
 			}
 			ts := uint64(r.u32(b[12:]))<<32 | uint64(r.u32(b[16:]))
-			return r.packetFromBlock(off, b, id, ts, r.u32(b[20:]), r.u32(b[24:]))
+			return r.packetFromBlock(p, off, b, id, ts, r.u32(b[20:]), r.u32(b[24:]))
 		case blockSimplePacket:
 			b, err := r.loadBlock(off, blen, minSimplePacketLen, "simple packet block")
 			if err != nil {
-				return Packet{}, err
+				return err
 			}
-			return r.simplePacket(off, b)
+			return r.simplePacket(p, off, b)
 		default:
 			err = r.skipBlock(off, blen)
 		}
 		if err != nil {
-			return Packet{}, err
+			return err
 		}
 	}
 }
@@ -143,7 +143,7 @@ func (r *Reader) loadBlock(off int64, blen uint32, minLen int, what string) ([]b
 	}
 	s := &r.src
 	n := int(blen)
-	if !s.fill(n) {
+	if s.w-s.r < n && !s.fill(n) {
 		return nil, r.shortRecord(what, 8, n-8)
 	}
 	b := s.buf[s.r : s.r+n : s.r+n]
@@ -211,19 +211,19 @@ func (r *Reader) addInterface(off int64, b []byte) error {
 
 // packetFromBlock finishes an Enhanced Packet Block or obsolete Packet Block: both put
 // the data at offset 28 and options after it.
-func (r *Reader) packetFromBlock(off int64, b []byte, id uint32, ts uint64, capLen, origLen uint32) (Packet, error) {
+func (r *Reader) packetFromBlock(p *Packet, off int64, b []byte, id uint32, ts uint64, capLen, origLen uint32) error {
 	if uint64(id) >= uint64(len(r.ifaces)-r.sectionBase) {
-		return Packet{}, formatErr(off, ErrCorrupt, "packet on interface %d, but the section describes %d",
+		return formatErr(off, ErrCorrupt, "packet on interface %d, but the section describes %d",
 			id, len(r.ifaces)-r.sectionBase)
 	}
 	if capLen > MaxCaptureLen {
-		return Packet{}, formatErr(off, ErrTooLarge, "packet block says %d captured bytes, more than the limit of %d",
+		return formatErr(off, ErrTooLarge, "packet block says %d captured bytes, more than the limit of %d",
 			capLen, MaxCaptureLen)
 	}
 	n := int(capLen)
 	optStart := packetHeaderLen + (n+3)&^3
 	if optStart > len(b)-4 {
-		return Packet{}, formatErr(off, ErrCorrupt, "packet block says %d captured bytes, block of %d has room for %d",
+		return formatErr(off, ErrCorrupt, "packet block says %d captured bytes, block of %d has room for %d",
 			capLen, len(b), len(b)-4-packetHeaderLen)
 	}
 	var comment []byte
@@ -235,13 +235,13 @@ func (r *Reader) packetFromBlock(off int64, b []byte, id uint32, ts uint64, capL
 			}
 		}
 		if opts.bad {
-			return Packet{}, formatErr(off, ErrCorrupt, "packet block: %s", opts.why())
+			return formatErr(off, ErrCorrupt, "packet block: %s", opts.why())
 		}
 	}
 	idx := r.sectionBase + int(id)
 	t := r.conv[idx].nanos(ts)
 	r.lastTime = t
-	return Packet{
+	*p = Packet{
 		Data:       b[packetHeaderLen : packetHeaderLen+n : packetHeaderLen+n],
 		Comment:    comment,
 		Time:       t,
@@ -250,15 +250,16 @@ func (r *Reader) packetFromBlock(off int64, b []byte, id uint32, ts uint64, capL
 		Link:       r.ifaces[idx].Link,
 		Iface:      idx,
 		Offset:     off,
-	}, nil
+	}
+	return nil
 }
 
 // simplePacket reads a Simple Packet Block: interface 0 of the section, no timestamp
 // (the previous packet's is used, so replay time does not jump back to 1970), and a
 // captured length implied by the snap length and the block size.
-func (r *Reader) simplePacket(off int64, b []byte) (Packet, error) {
+func (r *Reader) simplePacket(p *Packet, off int64, b []byte) error {
 	if len(r.ifaces) == r.sectionBase {
-		return Packet{}, formatErr(off, ErrCorrupt, "simple packet block before any interface description")
+		return formatErr(off, ErrCorrupt, "simple packet block before any interface description")
 	}
 	ifc := &r.ifaces[r.sectionBase]
 	origLen := r.u32(b[8:])
@@ -267,10 +268,10 @@ func (r *Reader) simplePacket(off int64, b []byte) (Packet, error) {
 		n = min(n, uint64(ifc.SnapLen))
 	}
 	if n > MaxCaptureLen {
-		return Packet{}, formatErr(off, ErrTooLarge, "simple packet block holds %d bytes, more than the limit of %d",
+		return formatErr(off, ErrTooLarge, "simple packet block holds %d bytes, more than the limit of %d",
 			n, MaxCaptureLen)
 	}
-	return Packet{
+	*p = Packet{
 		Data:       b[12 : 12+n : 12+n],
 		Time:       r.lastTime,
 		CaptureLen: int(n),
@@ -278,7 +279,8 @@ func (r *Reader) simplePacket(off int64, b []byte) (Packet, error) {
 		Link:       ifc.Link,
 		Iface:      r.sectionBase,
 		Offset:     off,
-	}, nil
+	}
+	return nil
 }
 
 // options walks a pcapng option list: code, length, value padded to 4 bytes, up to

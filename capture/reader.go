@@ -151,21 +151,19 @@ func NewReader(r io.Reader) (*Reader, error) {
 
 // Next returns the next packet, io.EOF at a clean end of input, or an error (a
 // *FormatError for damaged input) after the last good packet.
-func (r *Reader) Next() (Packet, error) {
-	if r.err != nil {
-		return Packet{}, r.err
-	}
-	var p Packet
-	var err error
-	if r.format == FormatPcap {
-		p, err = r.nextPcap()
-	} else {
-		p, err = r.nextNG()
-	}
-	if err != nil {
+func (r *Reader) Next() (p Packet, err error) {
+	if r.err == nil {
+		if r.format == FormatPcap {
+			err = r.nextPcap(&p)
+		} else {
+			err = r.nextNG(&p)
+		}
+		if err == nil {
+			return p, nil
+		}
 		r.err = err
 	}
-	return p, err
+	return Packet{}, r.err
 }
 
 // Format reports whether the capture is pcap or pcapng.
