@@ -45,6 +45,10 @@ type AdviseReport struct {
 	Connections    int         `json:"connections"`     // tracked by keepstate, every protocol
 	TCPConnections int         `json:"tcp_connections"` // of them TCP
 	WithKeepAlives int         `json:"with_keepalives"`
+	// KeepAliveTimeS is the median over connections of their estimated
+	// keep-alive time; 0 without probes.
+	KeepAliveTimeS float64 `json:"keepalive_time_s,omitempty"`
+	Flagged        int     `json:"flagged"` // connections cut, or probed without answer`
 	// Timeouts has one entry per idle timeout some connection's idle gap fell
 	// under, TcpEstablishedTimeout always first.
 	Timeouts []TimeoutAdvice `json:"timeouts"`
@@ -303,6 +307,17 @@ func advise(c *Capture, actual, free []verdict, o AdviseOptions) *AdviseReport {
 		ca.Verdict = connVerdict(&ca)
 		all = append(all, ca)
 	}
+
+	var kaTimes []int64
+	for i := range all {
+		if all[i].KeepAliveTimeS > 0 {
+			kaTimes = append(kaTimes, int64(secondsDur(all[i].KeepAliveTimeS)))
+		}
+		if all[i].Flagged {
+			r.Flagged++
+		}
+	}
+	r.KeepAliveTimeS = seconds(time.Duration(median(kaTimes)))
 
 	for _, ta := range needs {
 		// Other timeouts are only worth a line when they matter: handshakes

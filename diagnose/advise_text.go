@@ -60,15 +60,9 @@ func connVerdict(c *ConnAdvice) string {
 func adviseFindings(r *AdviseReport) []string {
 	var out []string
 	out = append(out, fmt.Sprintf("%d connections tracked (%d TCP), %d with TCP keep-alives", r.Connections, r.TCPConnections, r.WithKeepAlives))
-	var kaTimes []int64
-	for _, c := range r.Conns {
-		if c.KeepAliveTimeS > 0 {
-			kaTimes = append(kaTimes, int64(secondsDur(c.KeepAliveTimeS)))
-		}
-	}
-	if len(kaTimes) > 0 {
+	if r.WithKeepAlives > 0 {
 		out = append(out, fmt.Sprintf("keep-alive probes come after %s of idleness (median over %d connections; RFC 1122's default is 2 h)",
-			fmtSeconds(time.Duration(median(kaTimes))), len(kaTimes)))
+			fmtSeconds(secondsDur(r.KeepAliveTimeS)), r.WithKeepAlives))
 	}
 	rfc := time.Duration(r.RFC5382S) * time.Second
 	for i, t := range r.Timeouts {
@@ -107,17 +101,15 @@ func adviseFindings(r *AdviseReport) []string {
 		out = append(out, fmt.Sprintf("memory for this capture's traffic: at %d s, at most %d connections tracked at once, %s; at %d s, %d connections, %s (%.1f bytes per connection, %s)",
 			m.Current.TimeoutS, m.Current.PeakConns, fmtMiB(m.Current.MiB), m.Advised.TimeoutS, m.Advised.PeakConns, fmtMiB(m.Advised.MiB), m.BytesPerConn, m.Source))
 	}
-	flagged := 0
+	quoted := 0
 	for _, c := range r.Conns {
-		if !c.Flagged {
-			continue
-		}
-		if flagged++; flagged <= maxFlaggedFindings {
+		if c.Flagged && quoted < maxFlaggedFindings {
 			out = append(out, c.Verdict)
+			quoted++
 		}
 	}
-	if flagged > maxFlaggedFindings {
-		out = append(out, fmt.Sprintf("... and %d more flagged connections", flagged-maxFlaggedFindings))
+	if r.Flagged > quoted {
+		out = append(out, fmt.Sprintf("... and %d more flagged connections", r.Flagged-quoted))
 	}
 	return out
 }

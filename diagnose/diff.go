@@ -42,10 +42,13 @@ type DiffReport struct {
 	Device string      `json:"device"`
 	Clock  ClockOffset `json:"clock"`
 	// Crossed counts packets seen on both sides; OnlyA and OnlyB the rest.
-	Crossed  int            `json:"crossed"`
-	OnlyA    int            `json:"only_a"`
-	OnlyB    int            `json:"only_b"`
-	ByStatus map[string]int `json:"connections_by_status"`
+	Crossed int `json:"crossed"`
+	OnlyA   int `json:"only_a"`
+	OnlyB   int `json:"only_b"`
+	// OutsideOverlap counts packets seen on one side while the other capture
+	// was not running (before it started or after it stopped): left out.
+	OutsideOverlap int            `json:"outside_overlap"`
+	ByStatus       map[string]int `json:"connections_by_status"`
 	// Labels counts the one-sided packets by keepstate's verdict (with a config).
 	Labels   []LabelCount `json:"labels,omitempty"`
 	Findings []string     `json:"findings"` // the headline, in sentences
@@ -178,11 +181,17 @@ func diffCaptures(ca, cb *Capture, va, vb []verdict, o DiffOptions) *DiffReport 
 		}
 		conns[k] = append(conns[k], s)
 	}
+	// A packet seen on one side only while the other capture was not running
+	// says nothing about the path: leave it out, and say how many.
+	inOverlap := overlapWindow(a, b, int64(pr.offset.Offset), int64(o.MaxSkew))
 	for i := range a {
 		s := sighting{a: &a[i]}
 		if j := pr.twinA[i]; j >= 0 {
 			s.b = &b[j]
 			r.Crossed++
+		} else if !inOverlap(a[i].Time) {
+			r.OutsideOverlap++
+			continue
 		} else {
 			r.OnlyA++
 		}
@@ -190,6 +199,10 @@ func diffCaptures(ca, cb *Capture, va, vb []verdict, o DiffOptions) *DiffReport 
 	}
 	for j := range b {
 		if pr.twinB[j] >= 0 {
+			continue
+		}
+		if !inOverlap(b[j].Time - int64(pr.offset.Offset)) {
+			r.OutsideOverlap++
 			continue
 		}
 		r.OnlyB++
@@ -234,6 +247,17 @@ func diffCaptures(ca, cb *Capture, va, vb []verdict, o DiffOptions) *DiffReport 
 	r.Labels = sortedLabels(labelTotals)
 	r.Findings = findings(r)
 	return r
+}
+
+// overlapWindow returns a test for "both captures were running at t" (A's
+// clock), with slack on either end for the clock offset's error.
+func overlapWindow(a, b []Packet, off, slack int64) func(t int64) bool {
+	if len(a) == 0 || len(b) == 0 {
+		return func(int64) bool { return true }
+	}
+	lo := max(a[0].Time, b[0].Time-off) - slack
+	hi := min(a[len(a)-1].Time, b[len(b)-1].Time-off) + slack
+	return func(t int64) bool { return t >= lo && t <= hi }
 }
 
 // earliest is the time of the first packet of either capture on A's clock.
@@ -352,6 +376,9 @@ func findings(r *DiffReport) []string {
 			fmtDuration(r.Clock.Offset), r.Clock.Pairs, fmtDuration(r.Clock.Spread)))
 	}
 	out = append(out, fmt.Sprintf("packets: %d crossed, %d seen only on A, %d seen only on B", r.Crossed, r.OnlyA, r.OnlyB))
+	if r.OutsideOverlap > 0 {
+		out = append(out, fmt.Sprintf("%s seen while only one capture was running were left out", plural(r.OutsideOverlap, "packet")))
+	}
 	out = append(out, fmt.Sprintf("connections: %d asymmetric, %d one-sided, %d lossy, %d clean",
 		r.ByStatus[StatusAsymmetric], r.ByStatus[StatusOneSided], r.ByStatus[StatusLossy], r.ByStatus[StatusClean]))
 

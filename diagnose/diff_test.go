@@ -248,3 +248,37 @@ func TestDiffLabelsNeverReached(t *testing.T) {
 		t.Errorf("labels %v", r.Labels)
 	}
 }
+
+// TestDiffOutsideOverlap: capture B starts late and stops early; what A saw while
+// B was not running is left out instead of being called lost.
+func TestDiffOutsideOverlap(t *testing.T) {
+	a, b, _ := writePair(t, synth.PairPath{Start: pairStart, Conns: 10})
+	ca, err := ReadCapture(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cb, err := ReadCapture(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Keep B's packets of connections 3 to 6 only (each connection spans 50 ms,
+	// 500 ms apart).
+	from, to := pairStart.Add(1500*time.Millisecond).UnixNano(), pairStart.Add(3100*time.Millisecond).UnixNano()
+	var kept []Packet
+	for _, p := range cb.Packets {
+		if p.Time >= from && p.Time < to {
+			kept = append(kept, p)
+		}
+	}
+	cb.Packets = kept
+	r := diffCaptures(ca, cb, nil, nil, DiffOptions{MaxSkew: 100 * time.Millisecond, Device: "the firewall"})
+	if r.Crossed != 36 || r.OnlyA != 0 || r.OnlyB != 0 || r.OutsideOverlap != 54 {
+		t.Errorf("crossed %d only %d/%d outside %d", r.Crossed, r.OnlyA, r.OnlyB, r.OutsideOverlap)
+	}
+	if r.ByStatus[StatusClean] != 4 || len(r.Conns) != 4 {
+		t.Errorf("statuses %v", r.ByStatus)
+	}
+	if r.Findings[2] != "54 packets seen while only one capture was running were left out" {
+		t.Errorf("findings %q", r.Findings)
+	}
+}
