@@ -121,16 +121,13 @@ func (p *Parsed) walkVLANTags(b []byte, off int, et uint16) (int, error) {
 			return off, ErrTruncatedLink
 		}
 		id := binary.BigEndian.Uint16(b[off:off+2]) & 0x0fff
-		if p.VLANTags == 0 {
-			p.OuterVLAN = id // kept only if a second tag follows
+		if p.VLANTags == 1 {
+			p.OuterVLAN = p.VLAN // a second tag: the first one is the outer
 		}
 		p.VLAN = id
 		p.VLANTags++
 		et = binary.BigEndian.Uint16(b[off+2 : off+4])
 		off += 4
-	}
-	if p.VLANTags < 2 {
-		p.OuterVLAN = 0
 	}
 	p.EtherType = et
 	return off, nil
