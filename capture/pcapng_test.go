@@ -9,10 +9,10 @@ import (
 	"keepstate/packet"
 )
 
-// TestPcapNGSections reads two sections of opposite byte order with several
-// interfaces, timestamp resolutions, an offset, every packet block type and a block the
-// Reader must skip, checking each field of each packet.
-func TestPcapNGSections(t *testing.T) {
+// multiSectionCapture builds two sections of opposite byte order with several
+// interfaces, timestamp resolutions, an offset, every packet block type and blocks the
+// Reader must skip, and returns it with the packets and interfaces it holds.
+func multiSectionCapture() (in []byte, want []Packet, wantIfaces []Interface) {
 	b := newBuilder(false)
 	b.shb(stropt(optUserAppl, "test"))
 	b.idb(1, 65535, stropt(optIfName, "eth0"), stropt(optIfDesc, "uplink"))
@@ -33,9 +33,9 @@ func TestPcapNGSections(t *testing.T) {
 	be.idb(113, 128, stropt(optIfName, "any\x00"), u8opt(optTSResol, 0x80|10))
 	offBE := int64(b.Len() + be.Len())
 	be.epb(0, 5*1024+512, []byte{0xaa, 0xbb}, 2)
-	in := append(b.Bytes(), be.Bytes()...)
+	in = append(b.Bytes(), be.Bytes()...)
 
-	want := []Packet{
+	want = []Packet{
 		{Data: []byte{1, 2, 3, 4, 5}, Comment: []byte("hello"), Time: 1_500_000_000, CaptureLen: 5, OrigLen: 60,
 			Link: packet.LinkEthernet, Iface: 0, Offset: offEPB},
 		{Data: []byte{0x45, 0, 0, 4}, Time: 101_000_000_123, CaptureLen: 4, OrigLen: 4,
@@ -47,11 +47,18 @@ func TestPcapNGSections(t *testing.T) {
 		{Data: []byte{0xaa, 0xbb}, Time: 5_500_000_000, CaptureLen: 2, OrigLen: 2,
 			Link: packet.LinkLinuxSLL, Iface: 2, Offset: offBE},
 	}
-	wantIfaces := []Interface{
+	wantIfaces = []Interface{
 		{Name: "eth0", Description: "uplink", Link: 1, SnapLen: 65535, TSResol: 6},
 		{Link: 101, TSResol: 9, TSOffset: 100},
 		{Name: "any", Link: 113, SnapLen: 128, TSResol: 0x8a, Section: 1},
 	}
+	return in, want, wantIfaces
+}
+
+// TestPcapNGSections checks each field of each packet and interface of
+// multiSectionCapture, plain and gzip-compressed.
+func TestPcapNGSections(t *testing.T) {
+	in, want, wantIfaces := multiSectionCapture()
 	for _, compressed := range []bool{false, true} {
 		input := in
 		if compressed {
