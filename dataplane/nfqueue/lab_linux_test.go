@@ -148,6 +148,9 @@ func labConfig() *config.Config {
 				Services: []string{"lab-deny", "lab-udp-deny"}, Action: policy.Deny},
 			{ID: 3, Name: "drop", Enabled: true, Source: src, Destination: dst,
 				Services: []string{"lab-drop"}, Action: policy.Drop},
+			{ID: 4, Name: "to the firewall", Enabled: true, Source: src,
+				Destination: []policy.Term{policy.PrefixTerm(netip.MustParsePrefix("198.18.1.1/32"))},
+				Services:    []string{"lab-permit"}, Action: policy.Permit},
 		},
 		DefaultAction: policy.Drop,
 	}

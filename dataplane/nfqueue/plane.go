@@ -11,27 +11,7 @@ import (
 	"runtime"
 	"sync"
 	"time"
-
-	"keepstate/dataplane"
-	"keepstate/firewall"
 )
-
-// Options configure a Plane.
-type Options struct {
-	Engine   *firewall.Engine
-	Reporter *dataplane.Reporter // nil: decide and count only
-	QueueNum uint16              // first queue
-	Queues   int                 // number of queues = worker goroutines (default: GOMAXPROCS)
-	// FailOpen lets traffic pass while no program listens on the queues (the
-	// queue bypass flag) and when a queue is full. The default, closed, drops it.
-	FailOpen bool
-	// Input also queues packets addressed to the firewall itself and the ones it
-	// sends (default: forwarded packets only).
-	Input bool
-	// Backend is "auto" (nftables' native queue when the kernel has it, else
-	// iptables), "nft" or "iptables". Empty means auto.
-	Backend string
-}
 
 // Plane is the live data plane: kernel hooks, queues and one worker per queue.
 type Plane struct {

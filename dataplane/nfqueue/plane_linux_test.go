@@ -6,12 +6,16 @@ import (
 	"bytes"
 	"errors"
 	"net"
+	"net/netip"
 	"os/exec"
 	"regexp"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"keepstate/dataplane"
+	"keepstate/logging"
 )
 
 // The live path end to end: real sockets through a Plane in the firewall namespace.
@@ -24,7 +28,11 @@ func TestPlaneForwardsDeniesDrops(t *testing.T) {
 	l.serve(t, serverV6, portPermit)
 	l.serve(t, serverV6, portDeny)
 
-	p := l.startPlane(t, Options{Queues: 2})
+	var debugLog bytes.Buffer // written by the workers, read after Close
+	eng := labEngine(t)
+	rep := &dataplane.Reporter{Engine: eng, Log: logging.New(logging.Config{
+		Debug: logging.Sink{Text: &debugLog}, Drops: logging.AnyDrop(), Location: time.UTC})}
+	p := l.startPlane(t, Options{Engine: eng, Reporter: rep, Queues: 2})
 	if got, want := p.Backend(), describeIptables; got != want {
 		// These machines have no native nft queue: auto must fall back.
 		t.Errorf("Backend() = %q, want %q", got, want)
@@ -144,6 +152,21 @@ func TestPlaneForwardsDeniesDrops(t *testing.T) {
 	}
 	if rules := rulesIn(t, l.fw); hasKeepstate(rules) {
 		t.Fatalf("hooks left after Close:\n%s", rules)
+	}
+	// Every decided packet went to the Reporter: the drops are in the debug log
+	// with the rule, the ingress interface and the TCP details.
+	rep.Log.Flush()
+	logText := debugLog.String()
+	for _, want := range []string{
+		"{pktdrop} packet dropped: Traffic rule: deny (from LAN, proto:TCP",
+		"{pktdrop} packet dropped: Traffic rule: drop (from LAN, proto:TCP",
+		"{pktdrop} packet dropped: Traffic rule: deny (from LAN, proto:UDP",
+		"198.18.2.2:8082",
+		"flags:[ SYN ]",
+	} {
+		if !strings.Contains(logText, want) {
+			t.Errorf("debug log lacks %q:\n%s", want, logText)
+		}
 	}
 	// Without the plane the kernel forwards everything again.
 	c, err := l.dial(t, "tcp4", serverAddr, portDrop, 5*time.Second)
@@ -318,4 +341,84 @@ func sameRules(a, b string) bool {
 		return strings.Join(out, "\n")
 	}
 	return strip(a) == strip(b)
+}
+
+// Input: traffic addressed to the firewall itself goes through the engine too
+// (INPUT and OUTPUT hooks), loopback does not.
+func TestPlaneInput(t *testing.T) {
+	needRoot(t)
+	l := newLab(t)
+	fwAddr := netip.MustParseAddr("198.18.1.1")
+	var lns []net.Listener
+	listen := func(addr string) {
+		l.in(t, l.fw, func() error {
+			ln, err := net.Listen("tcp", addr)
+			if err != nil {
+				return err
+			}
+			lns = append(lns, ln)
+			go func() {
+				for {
+					c, err := ln.Accept()
+					if err != nil {
+						return
+					}
+					go func() { defer c.Close(); b := make([]byte, 1024); n, _ := c.Read(b); c.Write(b[:n]) }()
+				}
+			}()
+			return nil
+		})
+	}
+	t.Cleanup(func() {
+		for _, ln := range lns {
+			ln.Close()
+		}
+	})
+	listen("198.18.1.1:8080")
+	listen("198.18.1.1:8082")
+	listen("127.0.0.1:8082")
+
+	p := l.startPlane(t, Options{Queues: 1, Input: true})
+	rules := rulesIn(t, l.fw)
+	for _, want := range []string{"-A INPUT -j KEEPSTATE-IN", "-A OUTPUT -j KEEPSTATE-OUT", "-A KEEPSTATE-IN -i lo -j RETURN"} {
+		if !strings.Contains(rules, want) {
+			t.Errorf("rules lack %q", want)
+		}
+	}
+
+	c, err := l.dial(t, "tcp4", fwAddr, portPermit, 5*time.Second)
+	if err != nil {
+		t.Fatalf("permitted connection to the firewall: %v", err)
+	}
+	echo(t, c, []byte("to the firewall itself"))
+	c.Close()
+
+	if c, err := l.dial(t, "tcp4", fwAddr, portDrop, time.Second); err == nil {
+		c.Close()
+		t.Fatal("the default rule should drop this connection to the firewall")
+	}
+
+	var lerr error
+	l.in(t, l.fw, func() error {
+		c, err := net.DialTimeout("tcp", "127.0.0.1:8082", 2*time.Second)
+		if err != nil {
+			lerr = err
+			return nil
+		}
+		return c.Close()
+	})
+	if lerr != nil {
+		t.Errorf("loopback inside the firewall must not be queued: %v", lerr)
+	}
+
+	s := p.Stats()
+	if s.Accepted == 0 || s.Dropped == 0 {
+		t.Errorf("stats: %+v", s.Counters)
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if rules := rulesIn(t, l.fw); hasKeepstate(rules) {
+		t.Fatalf("hooks left after Close:\n%s", rules)
+	}
 }
