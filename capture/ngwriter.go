@@ -104,7 +104,7 @@ func (w *NgWriter) appendInterface(blk *block, ifc Interface) error {
 }
 
 // WritePacket appends an Enhanced Packet Block. iface indexes the interfaces given to
-// NewNgWriter; time is Unix nanoseconds (not negative); data longer than the
+// NewNgWriter, then those added by AddInterface; time is Unix nanoseconds (not negative); data longer than the
 // interface's snap length is cut to it; origLen below len(data) is taken as len(data);
 // a non-empty comment becomes the packet's opt_comment (at most 65535 bytes). It does
 // not allocate.

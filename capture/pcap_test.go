@@ -182,3 +182,29 @@ func TestNewReaderRejects(t *testing.T) {
 		})
 	}
 }
+
+// TestLargeRecords reads records far larger than the initial buffer (sized to a small
+// input) and than the default one, from a reader that does not expose its length.
+func TestLargeRecords(t *testing.T) {
+	sizes := []int{10, MaxCaptureLen, 3000, MaxCaptureLen - 1, 1}
+	b := newBuilder(false).pcapHeader(magicNanos, MaxCaptureLen, 101)
+	for i, n := range sizes {
+		data := bytes.Repeat([]byte{byte(i + 1)}, n)
+		b.pcapRecord(uint32(i), 0, data, uint32(n))
+	}
+	for _, in := range []io.Reader{bytes.NewReader(b.Bytes()), io.MultiReader(bytes.NewReader(b.Bytes()))} {
+		r, err := NewReader(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pkts, err := readAll(r)
+		if err != io.EOF || len(pkts) != len(sizes) {
+			t.Fatalf("%d packets, error %v", len(pkts), err)
+		}
+		for i, p := range pkts {
+			if len(p.Data) != sizes[i] || p.Data[0] != byte(i+1) || p.Data[len(p.Data)-1] != byte(i+1) {
+				t.Errorf("packet %d: %d bytes starting %x", i, len(p.Data), p.Data[:1])
+			}
+		}
+	}
+}

@@ -178,6 +178,9 @@ func (r *Reader) skipBlock(off int64, blen uint32) error {
 // addInterface records an Interface Description Block: link type, snap length, and
 // the options that matter (name, description, timestamp resolution and offset).
 func (r *Reader) addInterface(off int64, b []byte) error {
+	if len(r.ifaces) >= MaxInterfaces {
+		return formatErr(off, ErrTooLarge, "more than %d interface descriptions", MaxInterfaces)
+	}
 	ifc := Interface{
 		Link:    packet.LinkType(r.u16(b[8:])),
 		SnapLen: int(r.u32(b[12:])),

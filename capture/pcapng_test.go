@@ -199,3 +199,22 @@ func TestPcapNGErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestTooManyInterfaces(t *testing.T) {
+	b := newBuilder(false).shb()
+	for range MaxInterfaces {
+		b.idb(1, 0)
+	}
+	b.epb(MaxInterfaces-1, 7, []byte{1}, 1)
+	at := int64(b.Len())
+	b.idb(1, 0)
+	r, err := NewReader(bytes.NewReader(b.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkts, err := readAll(r)
+	if len(pkts) != 1 || pkts[0].Iface != MaxInterfaces-1 {
+		t.Fatalf("packets %+v", pkts)
+	}
+	checkErr(t, err, ErrTooLarge, at, "capture: offset 1310784: more than 65536 interface descriptions")
+}

@@ -21,6 +21,10 @@ const MaxCaptureLen = 256 << 10
 // interface descriptions. Larger blocks of other types are skipped without buffering.
 const MaxBlockLen = 1 << 20
 
+// MaxInterfaces bounds the pcapng interfaces a Reader remembers (across all sections),
+// so that a file of nothing but interface descriptions cannot exhaust memory.
+const MaxInterfaces = 1 << 16
+
 // Format is the container format of a capture.
 type Format uint8
 
