@@ -40,7 +40,7 @@ func writePair(t *testing.T, path synth.PairPath) (a, b string, res *synth.PairR
 	return a, b, res
 }
 
-func story1Config(t *testing.T) *config.Config {
+func story1Config(t testing.TB) *config.Config {
 	t.Helper()
 	data, _ := synth.Story1Config(true)
 	cfg, err := config.Parse("story1.cfg", data)
