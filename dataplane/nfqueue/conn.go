@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
@@ -17,10 +18,11 @@ import (
 // non-blocking and registered with the Go runtime's poller through an os.File, so
 // a worker parks without holding a thread and Close or a deadline wakes it.
 type conn struct {
-	queue uint16
-	file  *os.File
-	raw   syscall.RawConn
-	seq   uint32
+	queue  uint16
+	file   *os.File
+	raw    syscall.RawConn
+	seq    uint32
+	closed atomic.Bool
 	// early holds ids of packets that arrived while the queue was being configured:
 	// they are dropped (fail closed) by the worker's first verdict.
 	early []uint32
@@ -209,4 +211,12 @@ func (c *conn) recvBatch(b *recvBatch) (int, error) {
 	return b.n, b.err
 }
 
-func (c *conn) close() error { return c.file.Close() }
+// close closes the socket; a worker blocked on it returns. (The raw connection
+// reports a closed file with an error os.ErrClosed does not match, hence the flag.)
+func (c *conn) close() error {
+	c.closed.Store(true)
+	return c.file.Close()
+}
+
+// isClosed reports whether close was called.
+func (c *conn) isClosed() bool { return c.closed.Load() }

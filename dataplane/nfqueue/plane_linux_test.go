@@ -110,6 +110,34 @@ func TestPlaneForwardsDeniesDrops(t *testing.T) {
 		}
 	})
 
+	t.Run("Deny answers UDP over IPv6 with ICMPv6 unreachable", func(t *testing.T) {
+		c, err := l.dial(t, "udp6", serverV6, portUDPDen, time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(3 * time.Second))
+		if _, err := c.Write([]byte("knock")); err != nil {
+			t.Fatal(err)
+		}
+		_, err = c.Read(make([]byte, 16))
+		// ICMPv6 administratively prohibited: EACCES for a connected socket.
+		if !errors.Is(err, syscall.EACCES) {
+			t.Fatalf("read after a denied datagram: %v, want permission denied", err)
+		}
+	})
+
+	t.Run("kernel conntrack bypassed", func(t *testing.T) {
+		// The NOTRACK rules saw the forwarded packets of both families.
+		for _, tool := range []string{"iptables-save", "ip6tables-save"} {
+			out := sh(t, "ip", "netns", "exec", l.fw, tool, "-c", "-t", "raw")
+			m := regexp.MustCompile(`\[(\d+):\d+\] -A KEEPSTATE-RAW -m addrtype --dst-type UNICAST -j NOTRACK`).FindStringSubmatch(out)
+			if m == nil || m[1] == "0" {
+				t.Errorf("%s: NOTRACK rule not hit:\n%s", tool, out)
+			}
+		}
+	})
+
 	t.Run("Drop is silent", func(t *testing.T) {
 		start := time.Now()
 		c, err := l.dial(t, "tcp4", serverAddr, portDrop, time.Second)
@@ -128,7 +156,7 @@ func TestPlaneForwardsDeniesDrops(t *testing.T) {
 
 	s := p.Stats()
 	t.Logf("stats: %+v", s.Counters)
-	if s.Packets == 0 || s.Accepted == 0 || s.Rejected < 3 || s.Dropped == 0 || s.Answers < 3 {
+	if s.Packets == 0 || s.Accepted == 0 || s.Rejected < 4 || s.Dropped == 0 || s.Answers < 4 {
 		t.Errorf("stats do not show the traffic: %+v", s.Counters)
 	}
 	if s.Packets != s.Accepted+s.Dropped+s.Rejected {

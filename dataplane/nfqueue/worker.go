@@ -89,7 +89,7 @@ func (w *worker) run() error {
 		n, err := w.c.recvBatch(w.batch)
 		if err != nil {
 			switch {
-			case errors.Is(err, os.ErrClosed), errors.Is(err, os.ErrDeadlineExceeded):
+			case w.c.isClosed(), errors.Is(err, os.ErrClosed), errors.Is(err, os.ErrDeadlineExceeded):
 				return nil
 			case errors.Is(err, unix.ENOBUFS):
 				w.stat.socketOverflows.Add(1)
