@@ -1,0 +1,221 @@
+package daemon
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// requestTimeout bounds one admin exchange; a client that stalls is cut off.
+const requestTimeout = 30 * time.Second
+
+// adminServer serves the admin socket.
+type adminServer struct {
+	d    *Daemon
+	ln   *net.UnixListener
+	wg   sync.WaitGroup
+	once sync.Once
+}
+
+// listenAdmin creates the socket at path, mode 0600, in a folder created 0700 if
+// missing; start serves it. A socket file left by a keepstate that died is removed; one that
+// answers belongs to a running keepstate, and listenAdmin fails.
+func listenAdmin(d *Daemon, path string) (*adminServer, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, err
+	}
+	if err := removeStaleSocket(path); err != nil {
+		return nil, err
+	}
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		return nil, fmt.Errorf("admin socket: %w", err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("admin socket: %w", err)
+	}
+	return &adminServer{d: d, ln: ln}, nil
+}
+
+// start serves requests. Until then the kernel queues connections: nobody reads
+// the state of a daemon that is still starting.
+func (s *adminServer) start() {
+	s.wg.Add(1)
+	go s.serve()
+}
+
+func removeStaleSocket(path string) error {
+	fi, err := os.Lstat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if fi.Mode()&fs.ModeSocket == 0 {
+		return fmt.Errorf("admin socket %s exists and is not a socket: refusing to replace it", path)
+	}
+	c, err := net.DialTimeout("unix", path, time.Second)
+	if err == nil {
+		c.Close()
+		return fmt.Errorf("admin socket %s answers: another keepstate is running", path)
+	}
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		return fmt.Errorf("admin socket %s: %w", path, err)
+	}
+	return os.Remove(path)
+}
+
+func (s *adminServer) serve() {
+	defer s.wg.Done()
+	for {
+		c, err := s.ln.AcceptUnix()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			continue // EMFILE and the like: the next Accept may work
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.handle(c)
+		}()
+	}
+}
+
+// close stops accepting, waits for the requests in progress, and removes the
+// socket file.
+func (s *adminServer) close() {
+	s.once.Do(func() {
+		s.ln.Close()
+		s.wg.Wait()
+	})
+}
+
+// peerAllowed says whether a peer of this uid may use the socket: root, and the
+// user the daemon runs as. The socket's mode already says so; this also holds if
+// someone loosens it.
+var peerAllowed = func(uid uint32) bool { return uid == 0 || int(uid) == os.Geteuid() }
+
+func peerUID(c *net.UnixConn) (uint32, error) {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	var cred *unix.Ucred
+	var credErr error
+	if err := raw.Control(func(fd uintptr) {
+		cred, credErr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+	}); err != nil {
+		return 0, err
+	}
+	if credErr != nil {
+		return 0, credErr
+	}
+	return cred.Uid, nil
+}
+
+func (s *adminServer) handle(c *net.UnixConn) {
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(requestTimeout))
+	var resp *Response
+	uid, err := peerUID(c)
+	switch {
+	case err != nil:
+		resp = errorResponse(fmt.Errorf("peer credentials: %w", err))
+	case !peerAllowed(uid):
+		resp = errorResponse(fmt.Errorf("uid %d may not use the admin socket", uid))
+	default:
+		line, err := readLine(bufio.NewReaderSize(c, 64<<10), MaxRequestBytes)
+		if errors.Is(err, errTooLong) {
+			resp = errorResponse(fmt.Errorf("request longer than %d bytes", MaxRequestBytes))
+			break
+		}
+		if err != nil {
+			return // the client went away
+		}
+		resp = s.d.serveLine(line)
+	}
+	out, err := json.Marshal(resp)
+	if err != nil {
+		out, _ = json.Marshal(errorResponse(err))
+	}
+	c.Write(append(out, '\n'))
+}
+
+func errorResponse(err error) *Response {
+	r := &Response{Error: err.Error()}
+	var ce *ConfigError
+	if errors.As(err, &ce) {
+		r.Errors = ce.Problems()
+		r.Error = fmt.Sprintf("configuration from %s refused (%d problem(s)); nothing changed", ce.Source, len(r.Errors))
+	}
+	return r
+}
+
+// serveLine answers one request line.
+func (d *Daemon) serveLine(line []byte) *Response {
+	req, err := DecodeRequest(line)
+	if err != nil {
+		return errorResponse(err)
+	}
+	result, err := d.serve(req)
+	if err != nil {
+		return errorResponse(err)
+	}
+	raw, err := json.Marshal(result)
+	if err != nil {
+		return errorResponse(err)
+	}
+	return &Response{OK: true, Result: raw}
+}
+
+func (d *Daemon) serve(req *Request) (any, error) {
+	switch req.Cmd {
+	case CmdStatus:
+		return d.Status(), nil
+	case CmdStats:
+		return d.Stats(), nil
+	case CmdConntrackList:
+		f, err := ParseFilter(req.Filter)
+		if err != nil {
+			return nil, err
+		}
+		return d.ListConns(f, req.Limit), nil
+	case CmdConntrackFlush:
+		f, err := ParseFilter(req.Filter)
+		if err != nil {
+			return nil, err
+		}
+		return d.FlushConns(f), nil
+	case CmdConfigExport:
+		return d.Export()
+	case CmdConfigImport:
+		var within time.Duration
+		if req.ConfirmWithin != "" {
+			var err error
+			if within, err = time.ParseDuration(req.ConfirmWithin); err != nil {
+				return nil, fmt.Errorf("confirm_within: %w", err)
+			}
+		}
+		if len(req.Data) == 0 {
+			return nil, errors.New("config_import: no data")
+		}
+		return d.Import(req.Name, req.Data, within)
+	case CmdConfigConfirm:
+		return d.Confirm()
+	}
+	return nil, fmt.Errorf("unknown command %q", req.Cmd)
+}

@@ -1,0 +1,315 @@
+package daemon
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"keepstate/config"
+	"keepstate/dataplane"
+	"keepstate/firewall"
+)
+
+// Options configure a Daemon; they are the flags of `keepstate run`.
+type Options struct {
+	ConfigPath string // bundle (.tgz), bundle folder or lone winroute.cfg; required
+	LogDir     string // empty: logs.cfg's Directory
+	JSONLogs   bool   // also JSON lines (NAME.json); logs.cfg's JSON switch does the same
+	StatePath  string // connection snapshot written on stop, read on start; empty: none
+	SocketPath string // admin socket; empty: DefaultSocket
+	// MetricsAddr is a loopback host:port for Prometheus metrics; empty: none.
+	MetricsAddr string
+	FailOpen    bool // reported by status; the plane factory applies it
+
+	NewPlane PlaneFactory // required
+
+	Stderr io.Writer        // what `keepstate run` says; nil: os.Stderr
+	Now    func() time.Time // the daemon's clock; nil: time.Now
+}
+
+// flushEvery is how often the logger reports suppressed drop lines, so that a
+// flood that never stops is still reported.
+const flushEvery = 10 * time.Second
+
+// Daemon is one running firewall. New prepares it, Start sets it going, Stop ends
+// it; Run does all three around a context.
+type Daemon struct {
+	o    Options
+	now  func() time.Time
+	out  io.Writer
+	logs *logFiles
+	eng  *firewall.Engine
+	rep  *dataplane.Reporter
+
+	started  time.Time
+	restored int
+
+	plane     DataPlane
+	planeDone chan error
+	admin     *adminServer
+	metrics   *metricsServer
+	stopBg    context.CancelFunc
+	bgDone    chan struct{}
+
+	mu        sync.Mutex // guards everything below and serialises configuration changes
+	cur       *version   // in force
+	confirmed *version   // what a rollback returns to; == cur when nothing is pending
+	gen       uint64
+	pending   *pending
+	stopped   bool
+
+	stopOnce sync.Once
+	stopErr  error
+}
+
+// version is one configuration that was in force.
+type version struct {
+	bundle  *config.Bundle
+	source  string // file it came from
+	hash    string
+	gen     uint64
+	applied time.Time
+	// raw is what was imported, kept to be written as it was (comments and all)
+	// when the --config file is of the same kind; nil for a configuration loaded
+	// from --config itself.
+	raw     []byte
+	rawGzip bool
+}
+
+func (v *version) info(path string) ConfigInfo {
+	return ConfigInfo{Path: path, Source: v.source, Hash: v.hash, Generation: v.gen,
+		Applied: v.applied, Summary: Summary(v.bundle.Config)}
+}
+
+// ConfigHash identifies a configuration by what decides verdicts: the first 16
+// hex digits of the SHA-256 of its winroute.cfg as keepstate writes it.
+func ConfigHash(c *config.Config) string {
+	sum := sha256.Sum256(config.Marshal(c))
+	return hex.EncodeToString(sum[:8])
+}
+
+// Summary is the one-line description of a configuration that the CLI prints.
+func Summary(c *config.Config) string {
+	m := &c.Policy
+	enabled := 0
+	for _, r := range m.Rules {
+		if r.Enabled {
+			enabled++
+		}
+	}
+	s := fmt.Sprintf("%d interface(s), %d rule(s) (%d enabled), %d address group(s), %d service(s), default action %v",
+		len(m.Interfaces), len(m.Rules), enabled, len(m.AddressGroups), len(m.Services), m.DefaultAction)
+	if changed := c.ChangedSettings(); len(changed) > 0 {
+		return s + "; settings changed from defaults: " + strings.Join(changed, ", ")
+	}
+	return s + "; all settings at their defaults"
+}
+
+// New loads the configuration, opens the logs, builds the engine and restores the
+// connection snapshot. A configuration that does not load returns the loader's
+// error (a config.ErrorList lists every problem as file:line). Nothing is hooked
+// into the kernel yet: that is Start.
+func New(o Options) (*Daemon, error) {
+	if o.ConfigPath == "" {
+		return nil, errors.New("daemon: no configuration path")
+	}
+	if o.NewPlane == nil {
+		return nil, errors.New("daemon: no data plane")
+	}
+	if o.SocketPath == "" {
+		o.SocketPath = DefaultSocket
+	}
+	d := &Daemon{o: o, now: o.Now, out: o.Stderr}
+	if d.now == nil {
+		d.now = time.Now
+	}
+	if d.out == nil {
+		d.out = os.Stderr
+	}
+	b, err := config.LoadBundle(o.ConfigPath)
+	if err != nil {
+		return nil, err
+	}
+	if d.o.LogDir == "" {
+		d.o.LogDir = b.Logs.Directory
+	}
+	if d.logs, err = openLogs(d.o.LogDir, o.JSONLogs || b.Logs.JSON, b.Logs, &b.Config.Settings); err != nil {
+		return nil, fmt.Errorf("logs in %s: %w", d.o.LogDir, err)
+	}
+	d.rep = &dataplane.Reporter{Log: d.logs.logger, Drops: d.logs.drops}
+	d.eng, err = firewall.New(b.Config, firewall.Options{OnConnEnd: d.rep.ConnEnd})
+	if err != nil {
+		d.logs.close()
+		return nil, err
+	}
+	d.rep.Engine = d.eng
+	now := d.now()
+	d.gen = 1
+	d.cur = &version{bundle: b, source: o.ConfigPath, hash: ConfigHash(b.Config), gen: 1, applied: now}
+	d.confirmed = d.cur
+	for _, w := range b.Config.Warnings() {
+		d.say("%s:%d: warning: %s", w.File, w.Line, w.Msg)
+	}
+	if o.StatePath != "" {
+		d.restoreState(now)
+	}
+	return d, nil
+}
+
+// say writes one line for the operator (the journal, under systemd).
+func (d *Daemon) say(format string, a ...any) {
+	fmt.Fprintf(d.out, "keepstate: "+format+"\n", a...)
+}
+
+// fail writes a failure of the daemon itself to error.log and the operator.
+func (d *Daemon) fail(format string, a ...any) {
+	msg := fmt.Sprintf(format, a...)
+	d.logs.logger.Error(d.now(), msg)
+	d.say("error: %s", msg)
+}
+
+// Engine returns the engine the daemon runs.
+func (d *Daemon) Engine() *firewall.Engine { return d.eng }
+
+// Start opens the admin socket and the metrics listener, then starts the data
+// plane: a second daemon, or a socket or address in use, fails before any hook
+// is installed. When Start fails, what it started is stopped again.
+func (d *Daemon) Start(ctx context.Context) error {
+	var err error
+	if d.admin, err = listenAdmin(d, d.o.SocketPath); err != nil {
+		return err
+	}
+	if d.o.MetricsAddr != "" {
+		if d.metrics, err = listenMetrics(d, d.o.MetricsAddr); err != nil {
+			d.admin.close()
+			return err
+		}
+	}
+	plane, err := d.o.NewPlane(d.eng, d.rep)
+	if err == nil {
+		err = plane.Start(ctx)
+	}
+	if err != nil {
+		d.admin.close()
+		if d.metrics != nil {
+			d.metrics.close()
+		}
+		return fmt.Errorf("data plane: %w", err)
+	}
+	d.plane = plane
+	d.started = d.now()
+	d.planeDone = make(chan error, 1)
+	go func() { d.planeDone <- plane.Wait() }()
+
+	bg, stop := context.WithCancel(context.Background())
+	d.stopBg, d.bgDone = stop, make(chan struct{})
+	go d.flushLoop(bg)
+	d.admin.start()
+	if d.metrics != nil {
+		d.metrics.start()
+	}
+
+	fail := "closed (traffic stops while keepstate is not running)"
+	if d.o.FailOpen {
+		fail = "open (traffic passes unfiltered while keepstate is not running or a queue is full)"
+	}
+	d.say("running: backend %s, fail %s", plane.Backend(), fail)
+	d.say("configuration %s (%s): %s", d.o.ConfigPath, d.cur.hash, Summary(d.cur.bundle.Config))
+	d.say("admin socket %s, logs in %s", d.o.SocketPath, d.o.LogDir)
+	if d.metrics != nil {
+		d.say("metrics on %s", d.metrics.url())
+	}
+	return nil
+}
+
+func (d *Daemon) flushLoop(ctx context.Context) {
+	defer close(d.bgDone)
+	t := time.NewTicker(flushEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			d.logs.logger.Flush()
+		}
+	}
+}
+
+// Run starts the daemon and runs it until ctx ends or the data plane fails, then
+// stops it. The error is the plane's failure or the first error of Stop.
+func (d *Daemon) Run(ctx context.Context) error {
+	if err := d.Start(ctx); err != nil {
+		d.closeLogs()
+		return err
+	}
+	var planeErr error
+	select {
+	case <-ctx.Done():
+	case planeErr = <-d.planeDone:
+		if planeErr != nil {
+			d.fail("data plane stopped: %v", planeErr)
+		}
+	}
+	return errors.Join(planeErr, d.Stop())
+}
+
+// Stop ends a started daemon: no more admin requests, a pending change dropped
+// (it was never saved, so the next start uses the confirmed configuration), the
+// plane's hooks removed, the table saved to --state, the logs flushed and closed.
+// It is safe to call more than once.
+func (d *Daemon) Stop() error {
+	d.stopOnce.Do(func() { d.stopErr = d.stop() })
+	return d.stopErr
+}
+
+func (d *Daemon) stop() error {
+	if d.plane == nil { // never started: only the logs are open
+		return d.closeLogs()
+	}
+	var errs []error
+	d.admin.close()
+	d.mu.Lock()
+	d.stopped = true
+	if p := d.pending; p != nil {
+		p.timer.Stop()
+		d.pending = nil
+		d.warn("config_unconfirmed_at_stop", "stopped with an unconfirmed configuration (%s from %s): it was not saved; the next start uses %s (%s)",
+			d.cur.hash, d.cur.source, d.o.ConfigPath, d.confirmed.hash)
+	}
+	d.mu.Unlock()
+	if err := d.plane.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("data plane: %w", err))
+	}
+	if d.metrics != nil {
+		d.metrics.close()
+	}
+	d.stopBg()
+	<-d.bgDone
+	if d.o.StatePath != "" {
+		n, err := saveState(d.o.StatePath, d.eng.Table(), d.now())
+		if err != nil {
+			d.fail("saving connections to %s: %v", d.o.StatePath, err)
+			errs = append(errs, err)
+		} else {
+			d.say("saved %d connection(s) to %s", n, d.o.StatePath)
+		}
+	}
+	errs = append(errs, d.closeLogs())
+	return errors.Join(errs...)
+}
+
+func (d *Daemon) closeLogs() error {
+	if err := d.logs.close(); err != nil {
+		d.say("error: closing logs: %v", err)
+		return err
+	}
+	return nil
+}

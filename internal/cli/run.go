@@ -1,0 +1,134 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"keepstate/config"
+	"keepstate/daemon"
+	"keepstate/dataplane"
+	"keepstate/dataplane/nfqueue"
+	"keepstate/firewall"
+)
+
+func init() {
+	register(&command{
+		name:    "run",
+		summary: "run the firewall in the foreground (NFQUEUE data plane, admin socket, metrics)",
+		run:     runDaemon,
+	})
+}
+
+const runUsage = `run [--config PATH] [--log-dir DIR] [--json-logs] [--state FILE] [--socket PATH]
+           [--metrics 127.0.0.1:9469] [--queue N] [--queues K] [--fail open|closed] [--input]
+           [--backend auto|nft|iptables]
+
+Runs until SIGINT or SIGTERM; SIGHUP reloads --config. --fail closed (the default)
+stops forwarded traffic while keepstate is not running; --fail open lets it pass
+unfiltered, and also accepts packets when a queue is full.`
+
+// planeOptions are the data-plane flags of `keepstate run`.
+type planeOptions struct {
+	queue, queues int
+	failOpen      bool
+	input         bool
+	backend       string
+}
+
+// newPlane builds the data plane; tests replace it with a fake.
+var newPlane = func(o planeOptions) daemon.PlaneFactory {
+	return func(eng *firewall.Engine, rep *dataplane.Reporter) (daemon.DataPlane, error) {
+		return nfqueue.New(nfqueue.Options{Engine: eng, Reporter: rep, QueueNum: uint16(o.queue), Queues: o.queues,
+			FailOpen: o.failOpen, Input: o.input, Backend: o.backend})
+	}
+}
+
+func runDaemon(e *env, args []string) int {
+	fs := newFlagSet(e, "run", runUsage)
+	cfgPath := fs.String("config", defaultConfigDir, "configuration: bundle folder, .tgz bundle or lone winroute.cfg")
+	logDir := fs.String("log-dir", "", "folder of the log files and the drop capture (default: logs.cfg's Directory, /var/log/keepstate)")
+	jsonLogs := fs.Bool("json-logs", false, "also write every log as JSON lines (NAME.json)")
+	state := fs.String("state", "", "connection snapshot: written on stop, restored on start (e.g. /var/lib/keepstate/conntrack.snap)")
+	socket := socketFlag(fs)
+	metrics := fs.String("metrics", "", "serve Prometheus metrics on this loopback address, e.g. 127.0.0.1:9469")
+	queue := fs.Int("queue", 0, "first NFQUEUE number")
+	queues := fs.Int("queues", 0, "number of queues and worker goroutines (default: one per CPU)")
+	fail := fs.String("fail", "closed", "open or closed: whether traffic passes while keepstate is not running")
+	input := fs.Bool("input", false, "also filter packets to and from the firewall itself")
+	backend := fs.String("backend", nfqueue.BackendAuto, "how packets reach the queues: auto, nft or iptables")
+	if rest, err := parseFlags(fs, args); err != nil || len(rest) != 0 {
+		fs.Usage()
+		return exitUsage
+	}
+	if *fail != "open" && *fail != "closed" {
+		e.errorf("run: --fail %q: want open or closed", *fail)
+		return exitUsage
+	}
+	if *queue < 0 || *queue > 0xffff || *queues < 0 {
+		e.errorf("run: --queue must be 0-65535 and --queues positive")
+		return exitUsage
+	}
+	po := planeOptions{queue: *queue, queues: *queues, failOpen: *fail == "open", input: *input, backend: *backend}
+	d, err := daemon.New(daemon.Options{
+		ConfigPath: *cfgPath, LogDir: *logDir, JSONLogs: *jsonLogs, StatePath: *state,
+		SocketPath: *socket, MetricsAddr: *metrics, FailOpen: po.failOpen,
+		NewPlane: newPlane(po), Stderr: e.stderr,
+	})
+	if err != nil {
+		return printStartError(e, err)
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for range hup {
+			reload(e, d)
+		}
+	}()
+	if err := d.Run(ctx); err != nil {
+		e.errorf("%v", err)
+		return exitFail
+	}
+	return exitOK
+}
+
+// reload answers SIGHUP; the daemon logs the outcome in warning.log, the operator
+// reads the details here (the journal).
+func reload(e *env, d *daemon.Daemon) {
+	res, err := d.Reload()
+	var ce *daemon.ConfigError
+	switch {
+	case errors.As(err, &ce):
+		for _, p := range ce.Problems() {
+			fmt.Fprintln(e.stderr, p)
+		}
+	case err != nil:
+		e.errorf("reload: %v", err)
+	default:
+		for _, w := range res.Warnings {
+			fmt.Fprintln(e.stderr, w)
+		}
+		fmt.Fprintf(e.stderr, "keepstate: in force: %s\n", res.Config.Summary)
+	}
+}
+
+func printStartError(e *env, err error) int {
+	var list config.ErrorList
+	if errors.As(err, &list) {
+		for _, p := range list {
+			fmt.Fprintln(e.stderr, p.Error())
+		}
+		fmt.Fprintf(e.stderr, "%d error(s)\n", len(list))
+		e.errorf("run: the configuration does not load; nothing started")
+		return exitUsage
+	}
+	e.errorf("run: %v", err)
+	return exitFail
+}

@@ -1,0 +1,73 @@
+package cli
+
+import (
+	"cmp"
+	"fmt"
+	"io"
+	"slices"
+
+	"keepstate/daemon"
+)
+
+func init() {
+	register(&command{
+		name:    "stats",
+		summary: "counters of the running keepstate: packets, drops by reason, table, queues",
+		run:     runStats,
+	})
+}
+
+func runStats(e *env, args []string) int {
+	fs := newFlagSet(e, "stats", "stats [--socket PATH] [--json]")
+	socket := socketFlag(fs)
+	asJSON := fs.Bool("json", false, "print the counters as JSON")
+	if rest, err := parseFlags(fs, args); err != nil || len(rest) != 0 {
+		fs.Usage()
+		return exitUsage
+	}
+	var s daemon.Stats
+	if code := callDaemon(e, *socket, &daemon.Request{Cmd: daemon.CmdStats}, &s); code != exitOK {
+		return code
+	}
+	if *asJSON {
+		return printJSON(e, &s)
+	}
+	printStats(e.stdout, &s)
+	return exitOK
+}
+
+func printStats(w io.Writer, s *daemon.Stats) {
+	fmt.Fprintf(w, "packets      %d\n", s.Packets)
+	fmt.Fprintf(w, "  accepted   %d\n", s.Accepted)
+	fmt.Fprintf(w, "  dropped    %d\n", s.Dropped)
+	type kv struct {
+		id string
+		n  uint64
+	}
+	var drops []kv
+	for id, n := range s.DropsByReason {
+		drops = append(drops, kv{id, n})
+	}
+	slices.SortFunc(drops, func(a, b kv) int {
+		if c := cmp.Compare(b.n, a.n); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.id, b.id)
+	})
+	for _, d := range drops {
+		fmt.Fprintf(w, "    %-26s %d\n", d.id, d.n)
+	}
+	c := &s.Conntrack
+	fmt.Fprintf(w, "connections  %d (created %d, expired %d, closed %d, evictions %d, flushed %d, table full %d, connection limit %d)\n",
+		c.Connections, c.Created, c.Expired, c.Closed, c.Evicted, c.Flushed, c.TableFull, c.ConnLimit)
+	p := &s.Plane
+	fmt.Fprintf(w, "queues       %d packets read, %d lost (queue full %d, user %d, socket overflow %d), %d netlink errors\n",
+		p.Packets, s.QueueDrops, p.QueueDropped, p.UserDropped, p.SocketOverflows, s.NetlinkErrors)
+	if p.Latency.Quantile(1) > 0 {
+		fmt.Fprintf(w, "latency      p50 < %v, p99 < %v, max < %v\n", p.Latency.Quantile(0.5), p.Latency.Quantile(0.99), p.Latency.Quantile(1))
+	}
+	if p.KernelStatsError != "" {
+		fmt.Fprintf(w, "             kernel queue counters unavailable: %s\n", p.KernelStatsError)
+	}
+	fmt.Fprintf(w, "log          %d lines, %d drop lines suppressed, %d write errors\n", s.Log.Lines, s.Log.Suppressed, s.Log.WriteErrors)
+}
