@@ -49,29 +49,45 @@ func (t *Table) reapSome(sh *shard, s *settings, now int64, ended *endBuf) {
 }
 
 // Expire removes every connection that has timed out at now and returns how many.
-// Its cost is O(expired + shards x classes): each class list is in expiry order, so
-// it stops at the first head that is still alive.
+//
+// Its cost is O(expired + shards x classes), not a scan: a class list is ordered by
+// the time entries were last moved, and an entry's lastSeen lies in the time slice
+// of its last move (see sliceShift). Walking from the head, once an entry's slice
+// starts less than one timeout before now, nothing behind it can have expired. Before
+// that point every entry is checked exactly; the ones that are still alive there
+// all expire within one slice, so they are few.
 func (t *Table) Expire(now int64) int {
 	s := t.cfg.Load()
 	total := 0
 	var ended endBuf
 	for _, sh := range t.shards {
 		sh.mu.Lock()
-		for c := range sh.lists {
-			for {
-				i := sh.lists[c].head
-				if i == nilIdx || !t.expiredAt(s, sh.at(i), now) {
-					break
-				}
-				t.end(sh, i, s, now, endCauseOf(sh.at(i)), &ended)
-				total++
-			}
-		}
+		total += t.expireShard(sh, s, now, &ended)
 		sh.mu.Unlock()
 		ended.flush(s)
 	}
 	t.src.sweep(now)
 	return total
+}
+
+func (t *Table) expireShard(sh *shard, s *settings, now int64, ended *endBuf) int {
+	n := 0
+	for c := range sh.lists {
+		for i := sh.lists[c].head; i != nilIdx; {
+			e := sh.at(i)
+			timeout := t.timeoutOf(s, e)
+			if now-sliceStart(e.lastSeen) < timeout {
+				break
+			}
+			next := e.next
+			if now-e.lastSeen >= timeout {
+				t.end(sh, i, s, now, endCauseOf(e), ended)
+				n++
+			}
+			i = next
+		}
+	}
+	return n
 }
 
 // reserve claims room for one new connection, expiring and then evicting when the

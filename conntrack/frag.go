@@ -38,10 +38,7 @@ type fragCache struct {
 	slots []fragEntry
 }
 
-func (fc *fragCache) init(seed *hashSeed) {
-	fc.seed = seed
-	fc.slots = make([]fragEntry, fragSlots)
-}
+func (fc *fragCache) init(seed *hashSeed) { fc.seed = seed }
 
 func fragKeyOf(p *packet.Parsed) fragKey {
 	return fragKey{src: p.Src.As16(), dst: p.Dst.As16(), id: p.IPID, proto: uint8(p.Proto)}
@@ -57,6 +54,9 @@ func (fc *fragCache) slot(k *fragKey) *fragEntry {
 func (fc *fragCache) remember(p *packet.Parsed, r *Result, now int64) {
 	k := fragKeyOf(p)
 	fc.mu.Lock()
+	if fc.slots == nil {
+		fc.slots = make([]fragEntry, fragSlots) // most tables never see a fragment
+	}
 	*fc.slot(&k) = fragEntry{key: k, expires: now + int64(fragTTL), dir: r.Dir, state: r.State, id: r.ID, meta: r.Meta}
 	fc.mu.Unlock()
 }
@@ -64,8 +64,11 @@ func (fc *fragCache) remember(p *packet.Parsed, r *Result, now int64) {
 // follow answers a later fragment with its first fragment's verdict.
 func (fc *fragCache) follow(p *packet.Parsed, now int64, st *counters) Result {
 	k := fragKeyOf(p)
+	var fe fragEntry
 	fc.mu.Lock()
-	fe := *fc.slot(&k)
+	if fc.slots != nil {
+		fe = *fc.slot(&k)
+	}
 	fc.mu.Unlock()
 	if fe.expires == 0 || now >= fe.expires || fe.key != k {
 		st.fragMisses.Add(1)

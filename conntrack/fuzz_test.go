@@ -41,7 +41,7 @@ func FuzzReadSnapshot(f *testing.F) {
 		if err := tab.WriteSnapshot(&out, t0); err != nil {
 			t.Fatal(err)
 		}
-		again := New(Config{Shards: 4})
+		again := New(Config{Shards: 4, TombstoneCap: 64})
 		if err := again.ReadSnapshot(&out, t0+sec); err != nil {
 			t.Fatalf("re-reading a written snapshot: %v", err)
 		}
@@ -169,7 +169,7 @@ func fuzzSequence(t *testing.T, data []byte) {
 				if err := tab.WriteSnapshot(&buf, now); err != nil {
 					t.Fatal(err)
 				}
-				other := New(Config{Shards: 1})
+				other := New(Config{Shards: 1, TombstoneCap: 8})
 				if err := other.ReadSnapshot(&buf, now); err != nil || other.Len() != tab.Len() {
 					t.Fatalf("snapshot: %v, %d of %d", err, other.Len(), tab.Len())
 				}

@@ -280,12 +280,24 @@ func (sh *shard) unlink(c class, i uint32) {
 	e.prev, e.next = nilIdx, nilIdx
 }
 
-// touch moves entry i, which was on list from, to the tail of its current class
-// list. A connection that keeps sending is usually at the tail already, and then
-// nothing moves.
-func (sh *shard) touch(from class, i uint32) {
-	to := sh.at(i).class()
-	if to == from && sh.lists[to].tail == i {
+// sliceShift defines the time slices (2^30 ns, about 1.07 s) that keep the class
+// lists ordered cheaply. An entry is moved to its list's tail only when a packet
+// brings it into a new slice (or a new class), not on every packet: moving costs
+// three cache misses (its neighbours and the old tail) and a busy flow sends many
+// packets per slice. Each list is therefore ordered by move time, and every entry's
+// lastSeen lies in the slice of its last move. The head's slice start is a lower
+// bound on the lastSeen of everything behind it, which is all expiry needs to stop
+// early (see Table.Expire).
+const sliceShift = 30
+
+func sliceStart(t int64) int64 { return t >> sliceShift << sliceShift }
+
+// touch re-files entry i, which was on list from and last seen at oldSeen, after
+// its state and lastSeen were updated.
+func (sh *shard) touch(from class, i uint32, oldSeen int64) {
+	e := sh.at(i)
+	to := e.class()
+	if to == from && (e.lastSeen>>sliceShift == oldSeen>>sliceShift || sh.lists[to].tail == i) {
 		return
 	}
 	sh.unlink(from, i)

@@ -2,11 +2,13 @@ package conntrack
 
 import (
 	"bufio"
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
+	"slices"
 )
 
 // Snapshot format, version 1. Little endian throughout.
@@ -165,6 +167,8 @@ func (t *Table) ReadSnapshot(r io.Reader, now int64) error {
 		return err
 	}
 	s := t.cfg.Load()
+	// The class lists must be in last-seen order (see sliceShift): oldest first.
+	slices.SortStableFunc(entries, func(a, b snapEntry) int { return cmp.Compare(b.idle, a.idle) })
 	for n := range entries {
 		t.restoreEntry(s, &entries[n], now)
 	}

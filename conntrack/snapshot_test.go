@@ -191,8 +191,13 @@ func checkInvariants(t testing.TB, tab *Table) {
 		onLists := 0
 		for c := range sh.lists {
 			prev := nilIdx
+			floor := int64(-1 << 63) // the largest slice start seen so far on this list
 			for i := sh.lists[c].head; i != nilIdx; i = sh.at(i).next {
 				e := sh.at(i)
+				if e.lastSeen < floor {
+					t.Fatalf("shard %d class %d: entry %d last seen %d before an earlier entry's slice %d", sn, c, i, e.lastSeen, floor)
+				}
+				floor = max(floor, sliceStart(e.lastSeen))
 				if e.prev != prev {
 					t.Fatalf("shard %d class %d: entry %d prev %d, want %d", sn, c, i, e.prev, prev)
 				}

@@ -147,9 +147,10 @@ func (t *Table) update(sh *shard, i uint32, dir Dir, p *packet.Parsed, s *settin
 			e.setState(StateOtherReplied)
 		}
 	}
-	e.lastSeen = now
+	old := e.lastSeen
+	e.lastSeen = max(old, now)
 	e.account(dir, ipBytes(p))
-	sh.touch(from, i)
+	sh.touch(from, i, old)
 	return sh.accept(e, dir)
 }
 
@@ -212,9 +213,10 @@ func (t *Table) updateTCP(sh *shard, i uint32, dir Dir, p *packet.Parsed, s *set
 	if ns == StateEstablished && old == StateSynRecv && dir == Original {
 		e.set(fAssured)
 	}
-	e.lastSeen = now
+	oldSeen := e.lastSeen
+	e.lastSeen = max(oldSeen, now)
 	e.account(dir, ipBytes(p))
-	sh.touch(from, i)
+	sh.touch(from, i, oldSeen)
 	return sh.accept(e, dir)
 }
 
