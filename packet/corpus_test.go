@@ -3,7 +3,6 @@ package packet_test
 import (
 	"errors"
 	"io"
-	"os"
 	"path/filepath"
 	"sort"
 	"testing"
@@ -75,5 +74,4 @@ func TestCorpus(t *testing.T) {
 	for _, k := range keys {
 		t.Logf("%7d  %s", byErr[k], k)
 	}
-	_ = os.Stderr
 }

@@ -85,28 +85,43 @@ func (p *Parsed) decodeIPv6(b []byte, off int) error {
 	p.Dst = netip.AddrFrom16([16]byte(h[24:40]))
 
 	end := off + 40 + plen
-	x, err := walkIPv6Ext(b, off+40, end, h[6])
-	p.ExtHeaders = x.count
-	if err != nil {
-		return err
-	}
-	p.Proto = x.proto
-	p.L4Offset = x.l4
-	if x.fragment {
-		p.IPID = x.id
-		p.FragOffset = x.fragOffset
-		p.MoreFrags = x.more
-		switch {
-		case x.fragOffset > 0:
-			p.Frag = LaterFragment
-			p.PayloadOffset, p.PayloadLen = x.l4, end-x.l4
-			return nil
-		case x.more:
-			p.Frag = FirstFragment
+	l4 := off + 40
+	if isIPv6ExtHeader(h[6]) { // most packets carry none: skip the walk
+		var x ipv6Ext
+		err := walkIPv6Ext(&x, b, l4, end, h[6])
+		p.ExtHeaders = x.count
+		if err != nil {
+			return err
 		}
-		// Offset 0 without M is an atomic fragment (RFC 6946): a whole datagram.
+		p.Proto = x.proto
+		l4 = x.l4
+		if x.fragment {
+			p.IPID = x.id
+			p.FragOffset = x.fragOffset
+			p.MoreFrags = x.more
+			switch {
+			case x.fragOffset > 0:
+				p.Frag = LaterFragment
+				p.L4Offset = l4
+				p.PayloadOffset, p.PayloadLen = l4, end-l4
+				return nil
+			case x.more:
+				p.Frag = FirstFragment
+			}
+			// Offset 0 without M is an atomic fragment (RFC 6946): a whole datagram.
+		}
 	}
-	return p.decodeTransport(b, x.l4, end)
+	p.L4Offset = l4
+	return p.decodeTransport(b, l4, end)
+}
+
+// isIPv6ExtHeader reports whether next names an extension header the decoder walks.
+func isIPv6ExtHeader(next uint8) bool {
+	switch next {
+	case ipv6HopByHop, ipv6Routing, ipv6Fragment, ipv6AH, ipv6DestOptions:
+		return true
+	}
+	return false
 }
 
 // ipv6Ext is what walking an extension header chain found.
@@ -125,24 +140,21 @@ type ipv6Ext struct {
 // may stop earlier. A chain that needs bytes past end is malformed, one that only
 // needs bytes past the capture is truncated. The walk stops after a fragment header
 // with a non-zero offset: what follows is the middle of a datagram.
-func walkIPv6Ext(b []byte, pos, end int, next uint8) (ipv6Ext, error) {
-	var x ipv6Ext
+func walkIPv6Ext(x *ipv6Ext, b []byte, pos, end int, next uint8) error {
 	for {
 		var n int
-		switch next {
-		case ipv6HopByHop, ipv6Routing, ipv6DestOptions, ipv6AH, ipv6Fragment:
-		default:
+		if !isIPv6ExtHeader(next) {
 			x.proto, x.l4 = Proto(next), pos
-			return x, nil
+			return nil
 		}
 		if (next == ipv6HopByHop && x.count > 0) || x.count == MaxIPv6ExtHeaders {
-			return x, ErrBadIPv6ExtChain
+			return ErrBadIPv6ExtChain
 		}
 		if pos+2 > end {
-			return x, ErrBadIPv6ExtChain
+			return ErrBadIPv6ExtChain
 		}
 		if pos+2 > len(b) {
-			return x, ErrTruncatedIPv6
+			return ErrTruncatedIPv6
 		}
 		switch next {
 		case ipv6Fragment:
@@ -153,10 +165,10 @@ func walkIPv6Ext(b []byte, pos, end int, next uint8) (ipv6Ext, error) {
 			n = (int(b[pos+1]) + 1) * 8 // 8-byte units not counting the first
 		}
 		if pos+n > end {
-			return x, ErrBadIPv6ExtChain
+			return ErrBadIPv6ExtChain
 		}
 		if pos+n > len(b) {
-			return x, ErrTruncatedIPv6
+			return ErrTruncatedIPv6
 		}
 		x.count++
 		if next == ipv6Fragment {
@@ -167,7 +179,7 @@ func walkIPv6Ext(b []byte, pos, end int, next uint8) (ipv6Ext, error) {
 			x.id = binary.BigEndian.Uint32(b[pos+4 : pos+8])
 			if x.fragOffset > 0 {
 				x.proto, x.l4 = Proto(b[pos]), pos+n
-				return x, nil
+				return nil
 			}
 		}
 		next = b[pos]

@@ -53,7 +53,14 @@ func (p *Parsed) decodeTCP(b []byte, l4, end int) error {
 	if len(b) < l4+doff {
 		return ErrTruncatedTCP
 	}
-	if doff > 20 {
+	switch {
+	case doff == 32 && binary.BigEndian.Uint32(b[l4+20:l4+24]) == alignedTimestamps:
+		// The layout Linux and most stacks send on every segment of a connection
+		// that negotiated timestamps: read it without the option walk.
+		p.TCPOpts.HasTimestamps = true
+		p.TCPOpts.TSVal = binary.BigEndian.Uint32(b[l4+24 : l4+28])
+		p.TCPOpts.TSEcr = binary.BigEndian.Uint32(b[l4+28 : l4+32])
+	case doff > 20:
 		if err := p.TCPOpts.parse(b[l4+20 : l4+doff]); err != nil {
 			return err
 		}
@@ -61,6 +68,10 @@ func (p *Parsed) decodeTCP(b []byte, l4, end int) error {
 	p.PayloadOffset, p.PayloadLen = l4+doff, seg-doff
 	return nil
 }
+
+// alignedTimestamps is NOP, NOP, kind 8, length 10: the timestamp option padded to
+// a 4-byte boundary (RFC 7323 appendix A).
+const alignedTimestamps = 0x0101080a
 
 // parse reads TCP options. Options keepstate does not use are skipped by their
 // length; a known option with the wrong length is ignored, as Linux does, but a
@@ -207,7 +218,8 @@ func (in *Inner) decode(q []byte, v4 bool) {
 		in.Proto = Proto(q[6])
 		// The quote ends where the error message ends, whatever the quoted header
 		// says, so the walk is bounded by the quote itself.
-		x, err := walkIPv6Ext(q, 40, len(q), q[6])
+		var x ipv6Ext
+		err := walkIPv6Ext(&x, q, 40, len(q), q[6])
 		if err != nil || (x.fragment && x.fragOffset > 0) || len(q) < x.l4+8 {
 			return
 		}

@@ -179,7 +179,17 @@ func tcpUDPCases() []decodeCase {
 	// Unknown option 30 skipped by length, MSS with a wrong length ignored, then EOL
 	// with garbage after it that must not be read as options.
 	oddOptions := withTCPOptions(tcp4(ACK, nil), []byte{30, 3, 0, 2, 3, 1, 1, 0, 2, 4, 9, 9})
+	tsOnly := AppendTCP(nil, TCPSpec{Src: ap(v4a, 40000), Dst: ap(v4b, 80), Seq: 1000, Ack: 2000, Flags: ACK, Window: 512, IPID: 77, DontFrag: true,
+		Options: TCPOptions{HasTimestamps: true, TSVal: 0x01020304, TSEcr: 0xa0b0c0d0}})
+	// The same 12 option bytes in another order must take the general walk.
+	tsLate := withTCPOptions(tcp4(ACK, nil), []byte{8, 10, 1, 2, 3, 4, 0xa0, 0xb0, 0xc0, 0xd0, 1, 1})
 	return []decodeCase{
+		{"tcp4 aligned timestamps", tsOnly, LinkRaw, with(wantTCP4(LinkRaw, 0, 52, ACK, 32, 0), func(p *Parsed) {
+			p.TCPOpts = TCPOptions{HasTimestamps: true, TSVal: 0x01020304, TSEcr: 0xa0b0c0d0}
+		})},
+		{"tcp4 unaligned timestamps", tsLate, LinkRaw, with(wantTCP4(LinkRaw, 0, 52, ACK, 32, 0), func(p *Parsed) {
+			p.TCPOpts = TCPOptions{HasTimestamps: true, TSVal: 0x01020304, TSEcr: 0xa0b0c0d0}
+		})},
 		{"tcp6 sack and timestamps", sack, LinkRaw, with(wantTCP6(LinkRaw, 0, 100, ACK, 60, 0), func(p *Parsed) {
 			p.TCPOpts = TCPOptions{HasTimestamps: true, TSVal: 5, TSEcr: 6, NumSACK: 3, SACK: [4]SACKBlock{{10, 20}, {30, 40}, {50, 60}}}
 		})},
