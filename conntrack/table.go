@@ -344,6 +344,13 @@ func (t *Table) Create(p *packet.Parsed, now int64, m Meta) Result {
 		t.end(sh, i, s, now, endCauseOf(sh.at(i)), &ended)
 		ok = false
 	}
+	if ok && st == StateSynSent && dir == Original {
+		if old := sh.at(i).state(); old == StateTimeWait || old == StateClose {
+			// Create without Track for a SYN reopening a closed tuple.
+			t.end(sh, i, s, now, EndReopened, &ended)
+			ok = false
+		}
+	}
 	var r Result
 	switch {
 	case ok:

@@ -315,6 +315,15 @@ func TestNewSYNInTimeWaitReopens(t *testing.T) {
 	if st := tab.Stats(); st.Reopened != 1 || st.Created != 2 {
 		t.Fatalf("stats %+v", st)
 	}
+	// The same through Create alone, after a RST.
+	run(t, tab, []step{
+		{p: seg(Reply, SA, srvISN, cliISN+100001, 0), at: time.Second, verdict: Accept, state: StateSynRecv},
+		{p: seg(Reply, R, srvISN+1, 0, 0), at: time.Second, verdict: Accept, state: StateClose},
+	})
+	c2 := tab.Create(seg(Original, S, cliISN+200000, 0, 0), t0+2*int64(time.Second), Meta{})
+	if c2.Verdict != Accept || c2.State != StateSynSent || c2.ID == c.ID || tab.Stats().Reopened != 2 {
+		t.Fatalf("Create over CLOSE: %+v, stats %+v", c2, tab.Stats())
+	}
 }
 
 func TestPickupAndTimeouts(t *testing.T) {
