@@ -74,7 +74,8 @@ type Stats struct {
 }
 
 // Verdict latency is measured from the moment a batch of packets came back from
-// the kernel to the moment its verdicts were sent: the time keepstate held them.
+// the kernel to the moment its verdicts are handed back: the time keepstate held
+// them (every packet of a batch is counted with the batch's time).
 // Bucket i counts packets held less than latencyBound(i); the last bucket counts
 // the rest.
 const latencyBuckets = 22

@@ -154,10 +154,13 @@ func (w *worker) serve(n int) {
 	if accepted > 0 {
 		w.verdicts = appendVerdict(w.verdicts, w.c.queue, lastAccept, nfAccept, true)
 	}
-	w.flush()
 	if decided > 0 {
+		// Held time ends when the verdicts go to the kernel; the write then
+		// also carries the packets on through the kernel's forwarding path,
+		// which is the kernel's work, not waiting for keepstate.
 		w.stat.observeLatency(time.Since(start), decided)
 	}
+	w.flush()
 }
 
 // decide runs one packet message through the engine, appends a verdict for drops
