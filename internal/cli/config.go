@@ -9,15 +9,16 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
-	"strings"
+	"time"
 
 	"keepstate/config"
+	"keepstate/daemon"
 )
 
 func init() {
 	register(&command{
 		name:    "config",
-		summary: "check, export or import a configuration (winroute.cfg, folder or .tgz bundle)",
+		summary: "check, export, import or confirm a configuration (winroute.cfg, folder or .tgz bundle)",
 		run:     runConfig,
 	})
 }
@@ -26,10 +27,18 @@ func init() {
 const defaultConfigDir = "/etc/keepstate"
 
 const configUsage = `config check PATH
-       keepstate config export [--config PATH | --default] -o FILE.tgz
-       keepstate config import PATH [--dir DIR]
+       keepstate config export [--socket SOCK | --config PATH | --default] [-o FILE.tgz]
+       keepstate config import PATH [--socket SOCK] [--confirm-within 30s] | [--dir DIR]
+       keepstate config confirm [--socket SOCK]
 
-PATH is a bundle (.tgz), a bundle folder or a lone winroute.cfg.`
+PATH is a bundle (.tgz), a bundle folder or a lone winroute.cfg.
+
+When keepstate runs (its admin socket exists, or --socket is given), export reads
+the configuration in force and import hands the new one to the daemon, which
+applies it at once and keeps the connections. With --confirm-within the change
+rolls back by itself unless 'keepstate config confirm' arrives in time; the
+configuration file is rewritten only once confirmed. Without a running keepstate,
+or with --config/--default (export) or --dir (import), they work on files.`
 
 func runConfig(e *env, args []string) int {
 	if len(args) == 0 {
@@ -43,11 +52,13 @@ func runConfig(e *env, args []string) int {
 		return configExport(e, args[1:])
 	case "import":
 		return configImport(e, args[1:])
+	case "confirm":
+		return configConfirm(e, args[1:])
 	case "-h", "--help", "help":
 		fmt.Fprintf(e.stdout, "usage: keepstate %s\n", configUsage)
 		return exitOK
 	}
-	e.errorf("config: unknown subcommand %q (want check, export or import)", args[0])
+	e.errorf("config: unknown subcommand %q (want check, export, import or confirm)", args[0])
 	return exitUsage
 }
 
@@ -92,21 +103,7 @@ func loadBundle(e *env, path string) (*config.Bundle, int) {
 
 // summary is the one-line description of a configuration that every subcommand
 // prints on success.
-func summary(c *config.Config) string {
-	m := &c.Policy
-	enabled := 0
-	for _, r := range m.Rules {
-		if r.Enabled {
-			enabled++
-		}
-	}
-	s := fmt.Sprintf("%d interface(s), %d rule(s) (%d enabled), %d address group(s), %d service(s), default action %v",
-		len(m.Interfaces), len(m.Rules), enabled, len(m.AddressGroups), len(m.Services), m.DefaultAction)
-	if changed := c.ChangedSettings(); len(changed) > 0 {
-		return s + "; settings changed from defaults: " + strings.Join(changed, ", ")
-	}
-	return s + "; all settings at their defaults"
-}
+func summary(c *config.Config) string { return daemon.Summary(c) }
 
 func configCheck(e *env, args []string) int {
 	fs := newFlagSet(e, "config check", "config check PATH")
@@ -127,22 +124,39 @@ func configCheck(e *env, args []string) int {
 }
 
 func configExport(e *env, args []string) int {
-	fs := newFlagSet(e, "config export", "config export [--config PATH | --default] -o FILE.tgz")
-	from := fs.String("config", "", "configuration to export: bundle, folder or winroute.cfg (default "+defaultConfigDir+")")
+	fs := newFlagSet(e, "config export", "config export [--socket SOCK | --config PATH | --default] [-o FILE.tgz]")
+	from := fs.String("config", "", "configuration to export: bundle, folder or winroute.cfg (default: the running keepstate's, else "+defaultConfigDir+")")
 	builtin := fs.Bool("default", false, "export the built-in default configuration")
-	out := fs.String("o", "", "bundle file to write")
+	out := fs.String("o", "", "bundle file to write (default or -: standard output, unless it is a terminal)")
+	socket := socketFlag(fs)
 	paths, err := parseFlags(fs, args)
 	if err != nil {
 		return exitUsage
 	}
-	if len(paths) != 0 || *out == "" || (*builtin && *from != "") {
+	fromDaemon := flagGiven(fs, "socket") || (!*builtin && *from == "" && daemonRunning(*socket))
+	if len(paths) != 0 || (*builtin && *from != "") || (fromDaemon && (*builtin || *from != "")) {
 		fs.Usage()
 		return exitUsage
 	}
 	var b *config.Bundle
-	if *builtin {
+	note := ""
+	switch {
+	case fromDaemon:
+		var res daemon.ExportResult
+		if code := callDaemon(e, *socket, &daemon.Request{Cmd: daemon.CmdConfigExport}, &res); code != exitOK {
+			return code
+		}
+		if b, err = config.ReadBundle("running configuration", bytes.NewReader(res.Bundle)); err != nil {
+			e.errorf("config export: %v", err)
+			return exitFail
+		}
+		note = fmt.Sprintf(" (running configuration %s)", res.Hash)
+		if res.Unconfirmed {
+			note = fmt.Sprintf(" (running configuration %s, NOT CONFIRMED: it rolls back unless 'keepstate config confirm')", res.Hash)
+		}
+	case *builtin:
 		b = config.NewBundle(config.Default())
-	} else {
+	default:
 		src := *from
 		if src == "" {
 			src = defaultConfigDir
@@ -160,11 +174,23 @@ func configExport(e *env, args []string) int {
 		e.errorf("config export: %v", err)
 		return exitFail
 	}
+	if *out == "" || *out == "-" {
+		if isTerminal(e.stdout) {
+			e.errorf("config export: refusing to write a gzip bundle to a terminal; use -o FILE.tgz or a pipe")
+			return exitUsage
+		}
+		if _, err := e.stdout.Write(buf.Bytes()); err != nil {
+			e.errorf("config export: %v", err)
+			return exitFail
+		}
+		fmt.Fprintf(e.stderr, "wrote %d bytes%s: %s\n", buf.Len(), note, summary(b.Config))
+		return exitOK
+	}
 	if err := writeFileAtomic(*out, buf.Bytes()); err != nil {
 		e.errorf("config export: %v", err)
 		return exitFail
 	}
-	fmt.Fprintf(e.stdout, "wrote %s (%d bytes): %s\n", *out, buf.Len(), summary(b.Config))
+	fmt.Fprintf(e.stdout, "wrote %s (%d bytes)%s: %s\n", *out, buf.Len(), note, summary(b.Config))
 	return exitOK
 }
 
@@ -189,21 +215,30 @@ func writeFileAtomic(path string, data []byte) error {
 	return os.Rename(tmp.Name(), path)
 }
 
-// installBundle puts a validated bundle in force. Today it writes the files into
-// dir (atomically per file, winroute.cfg last). The seam for the daemon: when one
-// runs, this is where import hands the bundle to it over the admin socket, so it
-// swaps the ruleset with confirm-or-revert instead of files changing under it.
+// installBundle writes a validated bundle into dir (atomically per file,
+// winroute.cfg last): the import when no keepstate runs. A running keepstate gets
+// the bundle over its admin socket instead (importToDaemon).
 var installBundle = config.InstallBundle
 
 func configImport(e *env, args []string) int {
-	fs := newFlagSet(e, "config import", "config import PATH [--dir DIR]")
-	dir := fs.String("dir", defaultConfigDir, "folder to install winroute.cfg and its companions into")
+	fs := newFlagSet(e, "config import", "config import PATH [--socket SOCK] [--confirm-within 30s] | [--dir DIR]")
+	dir := fs.String("dir", defaultConfigDir, "with no keepstate running: folder to install winroute.cfg and its companions into")
+	within := fs.Duration("confirm-within", 0, "roll the change back unless 'keepstate config confirm' arrives within this time (needs a running keepstate)")
+	socket := socketFlag(fs)
 	paths, err := parseFlags(fs, args)
 	if err != nil {
 		return exitUsage
 	}
-	if len(paths) != 1 {
+	toDaemon := flagGiven(fs, "socket") || (!flagGiven(fs, "dir") && daemonRunning(*socket))
+	if len(paths) != 1 || (toDaemon && flagGiven(fs, "dir")) || *within < 0 {
 		fs.Usage()
+		return exitUsage
+	}
+	if toDaemon {
+		return importToDaemon(e, paths[0], *socket, *within)
+	}
+	if *within > 0 {
+		e.errorf("config import: --confirm-within needs a running keepstate (nothing listens on %s)", *socket)
 		return exitUsage
 	}
 	b, code := loadBundle(e, paths[0])
@@ -222,5 +257,70 @@ func configImport(e *env, args []string) int {
 		return exitFail
 	}
 	fmt.Fprintf(e.stdout, "imported %s into %s: %s\n", paths[0], *dir, summary(b.Config))
+	return exitOK
+}
+
+// importToDaemon sends the configuration at path to the running keepstate, which
+// checks it (every problem comes back as file:line of path) and applies it.
+func importToDaemon(e *env, path, socket string, within time.Duration) int {
+	data, err := importBytes(path)
+	if err != nil {
+		e.errorf("config import: %v", err)
+		fmt.Fprintln(e.stderr, "nothing imported: the running configuration is unchanged")
+		return exitFail
+	}
+	req := &daemon.Request{Cmd: daemon.CmdConfigImport, Name: path, Data: data}
+	if within > 0 {
+		req.ConfirmWithin = within.String()
+	}
+	var res daemon.ImportResult
+	if code := callDaemon(e, socket, req, &res); code != exitOK {
+		fmt.Fprintln(e.stderr, "nothing imported: the running configuration is unchanged")
+		return code
+	}
+	for _, w := range res.Warnings {
+		fmt.Fprintln(e.stderr, w)
+	}
+	fmt.Fprintf(e.stdout, "imported %s into the running keepstate: configuration %s (generation %d), %d connection(s) kept, %d closed\n",
+		path, res.Config.Hash, res.Config.Generation, res.Kept, res.Closed)
+	fmt.Fprintf(e.stdout, "in force: %s\n", res.Config.Summary)
+	if p := res.Pending; p != nil {
+		fmt.Fprintf(e.stdout, "NOT CONFIRMED: run 'keepstate config confirm' before %s (%v), or keepstate goes back to %s by itself\n",
+			p.Deadline.Local().Format(time.TimeOnly), within, p.RollbackHash)
+	} else {
+		fmt.Fprintf(e.stdout, "saved to %s\n", res.Saved)
+	}
+	return exitOK
+}
+
+// importBytes reads what `config import` sends: a file as it is (bundle or lone
+// winroute.cfg), a bundle folder packed into a bundle of its member files as they
+// are, so that the daemon's error positions are the lines of the user's files.
+func importBytes(path string) ([]byte, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if !fi.IsDir() {
+		if fi.Size() > daemon.MaxRequestBytes/4*3-4096 {
+			return nil, fmt.Errorf("%s: %d bytes, too large to import", path, fi.Size())
+		}
+		return os.ReadFile(path)
+	}
+	return packFolder(path)
+}
+
+func configConfirm(e *env, args []string) int {
+	fs := newFlagSet(e, "config confirm", "config confirm [--socket SOCK]")
+	socket := socketFlag(fs)
+	if rest, err := parseFlags(fs, args); err != nil || len(rest) != 0 {
+		fs.Usage()
+		return exitUsage
+	}
+	var res daemon.ConfirmResult
+	if code := callDaemon(e, *socket, &daemon.Request{Cmd: daemon.CmdConfigConfirm}, &res); code != exitOK {
+		return code
+	}
+	fmt.Fprintf(e.stdout, "confirmed configuration %s, saved to %s\n", res.Config.Hash, res.Saved)
 	return exitOK
 }

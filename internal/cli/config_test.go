@@ -144,7 +144,11 @@ func TestConfigUsage(t *testing.T) {
 		{"config"},
 		{"config", "frob"},
 		{"config", "check"},
-		{"config", "export", "--default"},
+		{"config", "export", "--default", "stray"},
+		{"config", "export", "--socket", "/nonexistent.sock", "--default"},
+		{"config", "import", "x.cfg", "--socket", "/nonexistent.sock", "--dir", "/tmp"},
+		{"config", "import", "x.cfg", "--dir", "/tmp", "--confirm-within", "30s"},
+		{"config", "confirm", "extra"},
 		{"config", "export", "--default", "--config", "x", "-o", "y.tgz"},
 		{"config", "import"},
 	} {

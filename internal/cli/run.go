@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 
 	"keepstate/config"
@@ -72,6 +74,8 @@ func runDaemon(e *env, args []string) int {
 		e.errorf("run: --queue must be 0-65535 and --queues positive")
 		return exitUsage
 	}
+	// The daemon and the SIGHUP handler both write to stderr.
+	e = &env{stdout: e.stdout, stderr: &lockedWriter{w: e.stderr}}
 	po := planeOptions{queue: *queue, queues: *queues, failOpen: *fail == "open", input: *input, backend: *backend}
 	d, err := daemon.New(daemon.Options{
 		ConfigPath: *cfgPath, LogDir: *logDir, JSONLogs: *jsonLogs, StatePath: *state,
@@ -86,13 +90,18 @@ func runDaemon(e *env, args []string) int {
 	defer stop()
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
+	reloads := make(chan struct{})
 	go func() {
+		defer close(reloads)
 		for range hup {
 			reload(e, d)
 		}
 	}()
-	if err := d.Run(ctx); err != nil {
+	err = d.Run(ctx)
+	signal.Stop(hup)
+	close(hup)
+	<-reloads
+	if err != nil {
 		e.errorf("%v", err)
 		return exitFail
 	}
@@ -117,6 +126,18 @@ func reload(e *env, d *daemon.Daemon) {
 		}
 		fmt.Fprintf(e.stderr, "keepstate: in force: %s\n", res.Config.Summary)
 	}
+}
+
+// lockedWriter serialises writes from several goroutines.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
 func printStartError(e *env, err error) int {
