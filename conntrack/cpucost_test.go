@@ -98,8 +98,11 @@ func TestCPUCosts(t *testing.T) {
 }
 
 func costSizes() []int {
-	if os.Getenv("KEEPSTATE_CPUCOST") == "10k" {
+	switch os.Getenv("KEEPSTATE_CPUCOST") {
+	case "10k":
 		return []int{10_000}
+	case "small":
+		return []int{64, 10_000}
 	}
 	return sizes()
 }

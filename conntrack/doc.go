@@ -1,7 +1,7 @@
 // Package conntrack is keepstate's connection table: it decides, for every packet,
 // whether it belongs to a tracked connection, what that connection's state becomes, and
 // why a packet is refused. It knows nothing about rules or I/O: the engine calls Track
-// for each packet, evaluates its rules when Track answers New, and then calls Create.
+// for each packet, evaluates its rules when Track answers NewConn, and then calls Create.
 //
 // # Time
 //
@@ -27,10 +27,14 @@
 //     touching the entry.
 //   - Each entry is on exactly one intrusive doubly linked list (prev/next uint32)
 //     per timeout class (SYN_SENT, ESTABLISHED, UDP replied, ...). Within a class
-//     every entry has the same timeout, so a list kept in last-seen order (a packet
-//     moves its entry to the tail) is also in expiry order: expiry pops heads while
-//     they are expired and costs O(expired), never a scan. Track and Create reap a
-//     few heads per call; Expire(now) reaps everything due.
+//     every entry has the same timeout, so a list kept in last-seen order is also in
+//     expiry order: expiry walks from the head and stops at the first entry that
+//     cannot have expired, costing O(expired), never a scan. To keep the packet
+//     path cheap an entry is moved to its list's tail only when a packet brings it
+//     into a new time slice of about a second (or a new class), not on every packet;
+//     the slice start of an entry bounds the last-seen time of everything behind it,
+//     which is all the early stop needs (see sliceShift). Track and Create reap a
+//     few heads per call; Expire(now) reaps everything due, to the nanosecond.
 //   - An entry is 112 bytes; with the index, about 120 bytes per connection all
 //     included (Linux's struct nf_conn alone is 248). To get there, times are Unix
 //     nanoseconds only where exactness matters (last seen), the creation time is in
@@ -60,4 +64,10 @@
 //
 // Config.OnEnd is called for every connection that leaves the table. It is never
 // called with a shard lock held, so it may call back into the Table.
+//
+// # Names
+//
+// The verdict "new" is NewConn because New is the constructor. CloseIf ends the
+// connections its predicate returns true for; KeepIf is the inverse, for callers
+// that ask "does the new ruleset keep this connection?".
 package conntrack

@@ -169,7 +169,8 @@ func (t *Table) related(p *packet.Parsed, now int64) Result {
 	sh.mu.Lock()
 	if i, dir, ok := sh.lookup(&k, h); ok && !t.expiredAt(s, sh.at(i), now) {
 		// The error travels against the packet it quotes.
-		r = sh.accept(sh.at(i), 1-dir)
+		r = Result{}
+		sh.accept(sh.at(i), 1-dir, &r)
 	}
 	sh.mu.Unlock()
 	return r

@@ -44,7 +44,15 @@ func isEcho(proto packet.Proto, typ uint8) bool {
 // keyOf builds the key of p as sent: p's source is the key's source. ICMP echo uses
 // the identifier as both ports so that a reply reverses onto its request.
 func keyOf(p *packet.Parsed) Key {
-	k := Key{Src: p.Src.As16(), Dst: p.Dst.As16(), Proto: uint8(p.Proto)}
+	var k Key
+	k.fill(p)
+	return k
+}
+
+// fill sets k to p's key in place (Track's path: no 37-byte copies).
+func (k *Key) fill(p *packet.Parsed) {
+	k.Src, k.Dst, k.Proto = p.Src.As16(), p.Dst.As16(), uint8(p.Proto)
+	k.SrcPort, k.DstPort = [2]byte{}, [2]byte{}
 	switch p.Proto {
 	case packet.ProtoTCP, packet.ProtoUDP:
 		k.SrcPort, k.DstPort = be16(p.SrcPort), be16(p.DstPort)
@@ -53,7 +61,6 @@ func keyOf(p *packet.Parsed) Key {
 			k.SrcPort, k.DstPort = be16(p.ICMPID), be16(p.ICMPID)
 		}
 	}
-	return k
 }
 
 // innerKeyOf builds the key of the packet quoted in an ICMP error, as its sender sent

@@ -81,9 +81,9 @@ func ipBytes(p *packet.Parsed) int {
 func drop(r reason.Reason) Result { return Result{Verdict: Drop, Reason: r} }
 
 // Track looks p up and, if it belongs to a connection, advances that connection's
-// state. It never allocates. Verdict NewConn means the engine should evaluate its rules
-// and call Create (or drop).
-func (t *Table) Track(p *packet.Parsed, now int64) Result {
+// state. It never allocates. Verdict NewConn means the engine should evaluate its
+// rules and call Create (or drop).
+func (t *Table) Track(p *packet.Parsed, now int64) (r Result) {
 	if !p.Src.IsValid() || !p.Dst.IsValid() {
 		return drop(reason.Unsupported)
 	}
@@ -101,7 +101,8 @@ func (t *Table) Track(p *packet.Parsed, now int64) Result {
 		}
 	}
 	s := t.cfg.Load()
-	k := keyOf(p)
+	var k Key
+	k.fill(p)
 	h := k.hash(&t.seed)
 	sh := t.shardOf(h)
 	var ended endBuf
@@ -109,31 +110,36 @@ func (t *Table) Track(p *packet.Parsed, now int64) Result {
 	sh.mu.Lock()
 	sh.clock = max(sh.clock, now)
 	t.reapSome(sh, s, now, &ended)
-	var r Result
 	i, dir, ok := sh.lookup(&k, h)
-	if ok && t.expiredAt(s, sh.at(i), now) {
-		t.end(sh, i, s, now, endCauseOf(sh.at(i)), &ended)
-		ok = false
-	}
 	if ok {
-		r = t.update(sh, i, dir, p, s, now, &ended)
-	} else {
+		if e := sh.at(i); t.expiredAt(s, e, now) {
+			t.end(sh, i, s, now, endCauseOf(e), &ended)
+			ok = false
+		} else {
+			t.update(sh, i, e, dir, p, s, now, &ended, &r)
+			ok = r.Verdict != 0
+		}
+	}
+	if !ok {
 		r = t.miss(sh, &k, h, p, s, now)
 	}
 	sh.mu.Unlock()
 
-	ended.flush(s)
+	if ended.events != nil {
+		ended.flush(s)
+	}
 	if p.Frag == packet.FirstFragment && r.Verdict == Accept {
 		t.frags.remember(p, &r, now)
 	}
 	return r
 }
 
-// update advances connection i with packet p travelling in direction dir.
-func (t *Table) update(sh *shard, i uint32, dir Dir, p *packet.Parsed, s *settings, now int64, ended *endBuf) Result {
-	e := sh.at(i)
+// update advances connection i (entry e) with packet p travelling in direction
+// dir, writing the answer to r.
+func (t *Table) update(sh *shard, i uint32, e *entry, dir Dir, p *packet.Parsed, s *settings, now int64, ended *endBuf, r *Result) {
 	if p.Proto == packet.ProtoTCP {
-		return t.updateTCP(sh, i, dir, p, s, now, ended)
+		t.updateTCP(sh, i, e, dir, p, s, now, ended, r)
+		return
 	}
 	from := e.class()
 	if dir == Reply && !e.has(fSeenReply) {
@@ -151,51 +157,65 @@ func (t *Table) update(sh *shard, i uint32, dir Dir, p *packet.Parsed, s *settin
 	e.lastSeen = max(old, now)
 	e.account(dir, ipBytes(p))
 	sh.touch(from, i, old)
-	return sh.accept(e, dir)
+	sh.accept(e, dir, r)
 }
 
-func (sh *shard) accept(e *entry, dir Dir) Result {
-	return Result{Verdict: Accept, Dir: dir, State: e.state(), ID: sh.id(e), Meta: sh.metas[e.meta]}
+// accept fills r with an Accept for connection e.
+func (sh *shard) accept(e *entry, dir Dir, r *Result) {
+	r.Verdict, r.Dir, r.State, r.ID, r.Meta = Accept, dir, e.state(), sh.id(e), sh.metas[e.meta]
 }
 
-func (t *Table) updateTCP(sh *shard, i uint32, dir Dir, p *packet.Parsed, s *settings, now int64, ended *endBuf) Result {
-	e := sh.at(i)
+// refuse fills r with a Drop that still names the connection, for the logs.
+func (sh *shard) refuse(e *entry, dir Dir, why reason.Reason, r *Result) {
+	sh.accept(e, dir, r)
+	r.Verdict, r.Reason = Drop, why
+}
+
+// updateTCP runs the TCP state machine and window checks. On a reopening SYN it
+// ends the old connection and leaves r zero, which Track turns into a miss.
+func (t *Table) updateTCP(sh *shard, i uint32, e *entry, dir Dir, p *packet.Parsed, s *settings, now int64, ended *endBuf, r *Result) {
 	old := e.state()
 	fc := flagClass(p.TCPFlags)
 	next := tcpNext[dir][fc][old]
 	switch {
 	case next == sIV:
-		r := reason.InvalidState
+		why := reason.InvalidState
 		if inHandshake(old) {
-			r = reason.HandshakeWrongDirection
+			why = reason.HandshakeWrongDirection
 		}
-		return t.refuse(sh, e, dir, r)
+		sh.refuse(e, dir, why, r)
+		return
 	case fc == fcSyn && dir == Original && (old == StateTimeWait || old == StateClose):
 		// A new connection on the tuple of a closed one (RFC 1122 4.2.2.13): end the
 		// old one; the engine decides on the new one as for any SYN.
 		t.end(sh, i, s, now, EndReopened, ended)
-		return Result{Verdict: NewConn}
+		return
 	case next == sIG:
 		if s.strict && fc == fcAck && dir == Reply && (old == StateSynSent || old == StateSynSent2) {
 			// The responder acknowledges before it sent its SYN-ACK: the SYN was
 			// not seen by us (asymmetric path) or this is forged.
-			return t.refuse(sh, e, dir, reason.HandshakeWrongDirection)
+			sh.refuse(e, dir, reason.HandshakeWrongDirection, r)
+			return
 		}
 		e.account(dir, ipBytes(p))
-		return sh.accept(e, dir)
+		sh.accept(e, dir, r)
+		return
 	}
 	if s.strict && old == StateSynRecv && dir == Reply && fc == fcAck && p.PayloadLen > 0 {
 		// The responder sends data before the originator completed the handshake.
-		return t.refuse(sh, e, dir, reason.HandshakeWrongDirection)
+		sh.refuse(e, dir, reason.HandshakeWrongDirection, r)
+		return
 	}
 	if fc == fcSyn && dir == Original && old == StateSynSent && segEnd(p) == e.tcp[Original].end {
 		// A retransmitted SYN passes but does not refresh the timer: a client
 		// retrying forever must not keep a half-open entry alive.
 		e.account(dir, ipBytes(p))
-		return sh.accept(e, dir)
+		sh.accept(e, dir, r)
+		return
 	}
 	if !e.inWindow(dir, p, old) {
-		return t.refuse(sh, e, dir, reason.OutOfWindow)
+		sh.refuse(e, dir, reason.OutOfWindow, r)
+		return
 	}
 
 	from := e.class()
@@ -217,12 +237,7 @@ func (t *Table) updateTCP(sh *shard, i uint32, dir Dir, p *packet.Parsed, s *set
 	e.lastSeen = max(oldSeen, now)
 	e.account(dir, ipBytes(p))
 	sh.touch(from, i, oldSeen)
-	return sh.accept(e, dir)
-}
-
-// refuse builds a Drop result that still names the connection, for the logs.
-func (t *Table) refuse(sh *shard, e *entry, dir Dir, r reason.Reason) Result {
-	return Result{Verdict: Drop, Reason: r, Dir: dir, State: e.state(), ID: sh.id(e), Meta: sh.metas[e.meta]}
+	sh.accept(e, dir, r)
 }
 
 // miss answers a packet that matches no live connection.
@@ -358,7 +373,7 @@ func (t *Table) Create(p *packet.Parsed, now int64, m Meta) Result {
 		if counted {
 			t.src.release(&t.seed, k.Src, now)
 		}
-		r = t.update(sh, i, dir, p, s, now, &ended)
+		t.update(sh, i, sh.at(i), dir, p, s, now, &ended, &r)
 	default:
 		i = sh.insert(&k, h)
 		if i == nilIdx {
@@ -411,7 +426,9 @@ func (t *Table) initEntry(sh *shard, i uint32, p *packet.Parsed, now int64, m Me
 	e.account(Original, ipBytes(p))
 	sh.pushBack(e.class(), i)
 	t.stats.created.Add(1)
-	return sh.accept(e, Original)
+	var r Result
+	sh.accept(e, Original, &r)
+	return r
 }
 
 // endCauseOf is why an entry that timed out ended: closed if its TCP state says the
