@@ -408,10 +408,10 @@ func AppendSLL2(b []byte, ifIndex int32, packetType uint8, srcMAC [6]byte, ipPac
 // BSDs; AppendNull and AppendLoop write 24 (NetBSD, OpenBSD) and the decoder accepts
 // all three values.
 const (
-	afInet      = 2
-	afInet6BSD  = 24 // NetBSD, OpenBSD
-	afInet6Free = 28 // FreeBSD
-	afInet6Dar  = 30 // Darwin
+	afInet         = 2
+	afInet6BSD     = 24 // NetBSD, OpenBSD
+	afInet6FreeBSD = 28 // FreeBSD
+	afInet6Darwin  = 30 // Darwin
 )
 
 func loopbackFamily(ipPacket []byte) uint32 {

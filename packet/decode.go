@@ -58,6 +58,9 @@ func (p *Parsed) decodeLink(b []byte, link LinkType) (int, error) {
 		return p.walkVLANTags(b, 14, binary.BigEndian.Uint16(b[12:14]))
 	case LinkRaw, LinkIPv4, LinkIPv6:
 		if len(b) == 0 {
+			if link == LinkIPv6 {
+				return 0, ErrTruncatedIPv6
+			}
 			return 0, ErrTruncatedIPv4
 		}
 		switch v := b[0] >> 4; {
@@ -98,7 +101,7 @@ func (p *Parsed) decodeLink(b []byte, link LinkType) (int, error) {
 		switch af {
 		case afInet:
 			p.EtherType = EtherTypeIPv4
-		case afInet6BSD, afInet6Free, afInet6Dar:
+		case afInet6BSD, afInet6FreeBSD, afInet6Darwin:
 			p.EtherType = EtherTypeIPv6
 		default:
 			return 4, ErrNotIP

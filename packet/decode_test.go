@@ -320,6 +320,7 @@ func errorCases() []errorCase {
 		{"null af unix", slices.Concat([]byte{1, 0, 0, 0}, t4), LinkNull, ErrNotIP},
 		{"loop in host order", slices.Concat([]byte{2, 0, 0, 0}, t4), LinkLoop, ErrNotIP},
 		{"raw empty", nil, LinkRaw, ErrTruncatedIPv4},
+		{"ipv6 link empty", []byte{}, LinkIPv6, ErrTruncatedIPv6},
 		{"raw version 5", set(t4, func(b []byte) { b[0] = 0x55 }), LinkRaw, ErrBadIPVersion},
 		{"ipv4 link carrying ipv6", t6, LinkIPv4, ErrBadIPVersion},
 		{"ipv6 link carrying ipv4", t4, LinkIPv6, ErrBadIPVersion},
