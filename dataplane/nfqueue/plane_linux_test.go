@@ -355,10 +355,11 @@ func TestPlaneStartFailures(t *testing.T) {
 	})
 }
 
-// sameRules compares rule dumps without their timestamp comments and the packet
-// counters of the built-in chains' policies, which traffic changes.
+// sameRules compares rule dumps without their timestamp comments and packet
+// counters (iptables-save's policy counters, nft's rule counters), which traffic
+// changes.
 func sameRules(a, b string) bool {
-	counters := regexp.MustCompile(`\[\d+:\d+\]`)
+	counters := regexp.MustCompile(`\[\d+:\d+\]|packets \d+ bytes \d+`)
 	strip := func(s string) string {
 		var out []string
 		for _, line := range strings.Split(s, "\n") {
