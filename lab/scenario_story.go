@@ -1,0 +1,122 @@
+//go:build linux
+
+package lab
+
+import (
+	"fmt"
+	"time"
+)
+
+// The two stories of shared/seeds, scaled to seconds.
+
+// handshakeScenario is story 1: the blade switch leaks the client's packets
+// around the firewall, which sees only the server's replies. With
+// Require3WayHandshake=1 it drops them and logins fail; the administrator imports
+// the configuration with 0 and they work.
+func handshakeScenario() Scenario {
+	return Scenario{
+		Name:     "handshake",
+		Title:    "the leaked return path (story 1): Require3WayHandshake=1, then 0",
+		Bypass:   true,
+		Settings: map[string]string{"Require3WayHandshake": "1"},
+		run:      runHandshake,
+	}
+}
+
+// connectTimeout is how long a client waits for a connection that the firewall
+// silently drops: long enough for a SYN retransmission (1 s) to be dropped too.
+const connectTimeout = 3 * time.Second
+
+func runHandshake(s *session) error {
+	s.say("client -> server goes around the firewall (byp0); server -> client comes back through it")
+	t0 := time.Now()
+	c, err := Dial(s.ctx, s.topo.Client, ServerAddr, PortEcho, connectTimeout, nil)
+	took := time.Since(t0)
+	if c != nil {
+		c.Close()
+	}
+	s.check("enforced.connect", "with Require3WayHandshake=1 the client's connection fails (its SYN-ACK is dropped)",
+		Outcome(err) == "timeout", fmt.Sprintf("connect to %s:%d: %s after %.1f s", ServerAddr, PortEcho, Outcome(err), took.Seconds()))
+	s.checkLog("enforced.log", "debug.log", "3-way handshake not completed")
+
+	if err := s.importConfig("relaxed", map[string]string{"Require3WayHandshake": "0"}); err != nil {
+		return err
+	}
+	before := len(s.d.LogLines("debug.log", "3-way handshake not completed"))
+	c, err = Dial(s.ctx, s.topo.Client, ServerAddr, PortEcho, connectTimeout, nil)
+	if err == nil {
+		err = RoundTrip(c, "POST /login", connectTimeout)
+		c.Close()
+	}
+	s.check("relaxed.exchange", "with Require3WayHandshake=0 the connection works (picked up mid-stream)",
+		err == nil, "connect and echo: "+Outcome(err))
+	// Give the log writer time to flush anything the relaxed exchange caused.
+	if err := s.sleep(1500 * time.Millisecond); err != nil {
+		return err
+	}
+	after := len(s.d.LogLines("debug.log", "3-way handshake not completed"))
+	s.check("relaxed.log", "no new \"3-way handshake not completed\" line",
+		after == before, fmt.Sprintf("%d line(s) before the import, %d after", before, after))
+	return nil
+}
+
+// keepaliveScenario is story 2: a connection idle longer than the firewall's idle
+// timeout, whose TCP keep-alives come too late to keep its state, dies; with a
+// timeout longer than the keep-alive interval it survives.
+func keepaliveScenario() Scenario {
+	return Scenario{
+		Name:     "keepalive",
+		Title:    "TCP keep-alives against the idle timeout (story 2): TcpEstablishedTimeout 2 s, then 8 s",
+		Settings: map[string]string{"TcpEstablishedTimeout": "2"},
+		run:      runKeepalive,
+	}
+}
+
+// The client's keep-alive, the Oracle server's 2 hours scaled down: the first
+// probe after 3 s idle, then every second; three unanswered probes end it.
+var labKeepAlive = KeepAlive{Idle: 3 * time.Second, Interval: time.Second, Count: 3}
+
+func runKeepalive(s *session) error {
+	ka := labKeepAlive
+	s.say("client keep-alive: first probe after %v idle, then every %v, %d unanswered probes end the connection", ka.Idle, ka.Interval, ka.Count)
+	c, err := Dial(s.ctx, s.topo.Client, ServerAddr, PortEcho, connectTimeout, &ka)
+	if err != nil {
+		return fmt.Errorf("connect: %w", err)
+	}
+	defer c.Close()
+	if err := RoundTrip(c, "SELECT 1", connectTimeout); err != nil {
+		return fmt.Errorf("first exchange: %w", err)
+	}
+	// Idle: the read returns when the kernel gives up on the unanswered probes
+	// (about Idle + Count*Interval), or at our own deadline if it never does.
+	t0 := time.Now()
+	_ = c.SetReadDeadline(t0.Add(ka.Idle + time.Duration(ka.Count+6)*ka.Interval))
+	_, err = c.Read(make([]byte, 1))
+	idle := time.Since(t0)
+	s.check("short.dies", "with a 2 s idle timeout the idle connection dies: its keep-alives are dropped",
+		Outcome(err) == "timed out", fmt.Sprintf("idle read: %s after %.1f s", Outcome(err), idle.Seconds()))
+	s.checkLog("short.log", "debug.log", "connection state expired")
+
+	if err := s.importConfig("longer", map[string]string{"TcpEstablishedTimeout": "8"}); err != nil {
+		return err
+	}
+	c2, err := Dial(s.ctx, s.topo.Client, ServerAddr, PortEcho, connectTimeout, &ka)
+	if err != nil {
+		return fmt.Errorf("connect: %w", err)
+	}
+	defer c2.Close()
+	if err := RoundTrip(c2, "SELECT 1", connectTimeout); err != nil {
+		return fmt.Errorf("first exchange: %w", err)
+	}
+	// Idle longer than the 8 s timeout: only the answered probes keep the state.
+	quiet := 10 * time.Second
+	t0 = time.Now()
+	_ = c2.SetReadDeadline(t0.Add(quiet))
+	_, err = c2.Read(make([]byte, 1))
+	if Outcome(err) == "timeout" {
+		err = RoundTrip(c2, "SELECT 2", connectTimeout)
+	}
+	s.check("long.survives", fmt.Sprintf("with an 8 s idle timeout the connection survives %v of idleness (its probes refresh the state)", quiet),
+		err == nil, fmt.Sprintf("exchange after %.1f s idle: %s", time.Since(t0).Seconds(), Outcome(err)))
+	return nil
+}
