@@ -172,6 +172,10 @@ func (p *Plane) fail(err error) {
 	p.errMu.Unlock()
 }
 
+// removeTimeout bounds the removal of the hooks: the tools wait for the xtables
+// lock (-w), which a stuck program could hold forever.
+const removeTimeout = 30 * time.Second
+
 // drainTime is how long the workers keep deciding after the hooks are gone:
 // packets already queued get a verdict instead of being dropped with the socket.
 const drainTime = 100 * time.Millisecond
@@ -189,7 +193,9 @@ func (p *Plane) Close() error {
 	p.closed = true
 	var errs []error
 	if p.netns != nil && len(p.hooks.installed) > 0 {
-		errs = append(errs, runInNetns(p.netns, func() error { return p.hooks.remove(context.Background()) }))
+		ctx, cancel := context.WithTimeout(context.Background(), removeTimeout)
+		errs = append(errs, runInNetns(p.netns, func() error { return p.hooks.remove(ctx) }))
+		cancel()
 	}
 	for _, c := range p.conns {
 		_ = c.file.SetReadDeadline(time.Now().Add(drainTime))
