@@ -253,24 +253,25 @@ func (t *Table) KeepIf(keep func(*ConnInfo) bool, cause EndCause) int {
 // Stats returns the table's counters.
 func (t *Table) Stats() Stats {
 	st := Stats{
-		Conns:         t.Len(),
-		Created:       t.stats.created.Load(),
-		Expired:       t.stats.expired.Load(),
-		Closed:        t.stats.closed.Load(),
-		Evicted:       t.stats.evicted.Load(),
-		Flushed:       t.stats.flushed.Load(),
-		Reopened:      t.stats.reopened.Load(),
-		TombstoneHits: t.stats.tombHits.Load(),
-		TableFull:     t.stats.tableFull.Load(),
-		ConnLimit:     t.stats.connLimit.Load(),
-		FragHits:      t.stats.fragHits.Load(),
-		FragMisses:    t.stats.fragMisses.Load(),
-		MetaOverflow:  t.stats.metaOverflow.Load(),
+		Conns:      t.Len(),
+		TableFull:  t.stats.tableFull.Load(),
+		ConnLimit:  t.stats.connLimit.Load(),
+		FragHits:   t.stats.fragHits.Load(),
+		FragMisses: t.stats.fragMisses.Load(),
 	}
 	for _, sh := range t.shards {
 		sh.mu.Lock()
+		ss := sh.st
 		st.Tombstones += sh.tombs.n
 		sh.mu.Unlock()
+		st.Created += ss.created
+		st.Expired += ss.expired
+		st.Closed += ss.closed
+		st.Evicted += ss.evicted
+		st.Flushed += ss.flushed
+		st.Reopened += ss.reopened
+		st.TombstoneHits += ss.tombHits
+		st.MetaOverflow += ss.metaOverflow
 	}
 	return st
 }

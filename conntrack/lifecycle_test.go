@@ -167,6 +167,15 @@ func TestTombstoneCapacity(t *testing.T) {
 	if st := tab.Stats(); st.Tombstones != 8 || st.Expired != 20 {
 		t.Fatalf("stats %+v, want 8 tombstones of 20 expired", st)
 	}
+	// The newest is kept (FIFO within a set); of 20 in 8 slots the oldest is gone.
+	find := func(port uint16) bool {
+		k := keyOf(udp(srvAddr, cliAddr, 53, port, 0))
+		_, dir, ok := tab.shards[0].tombs.lookup(&k, k.hash(&tab.seed), t0+11*sec, int64(DefaultTombstoneTTL))
+		return ok && dir == Reply
+	}
+	if !find(1019) || find(1000) {
+		t.Fatalf("newest kept: %v, oldest kept: %v", find(1019), find(1000))
+	}
 	// Disabled tombstones: nothing remembered.
 	tab = New(Config{TombstoneCap: -1, Strict: true})
 	run(t, tab, handshake())

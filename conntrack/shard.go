@@ -126,10 +126,17 @@ type shard struct {
 	tick   uint32 // calls since the last amortised reap
 	cursor class  // next class the amortised reap looks at
 
-	metas  []Meta // interned Meta values; metas[0] is Meta{}
-	metaIx map[Meta]uint16
+	metas    []Meta // interned Meta values; metas[0] is Meta{}
+	metaIx   map[Meta]uint16
+	lastMeta uint16 // index of the Meta interned last: rules repeat
 
 	tombs tombstones
+	st    shardStats
+}
+
+// shardStats are event counters kept under the shard lock; Table.Stats sums them.
+type shardStats struct {
+	created, expired, closed, evicted, flushed, reopened, tombHits, metaOverflow uint64
 }
 
 func newShard(num int, seed *hashSeed) *shard {
@@ -220,8 +227,7 @@ func (sh *shard) grow() {
 
 // unindex removes entry i from the index with backward-shift deletion, which keeps
 // every probe sequence unbroken without tombstone slots.
-func (sh *shard) unindex(i uint32) {
-	h := sh.at(i).key.hash(sh.seed)
+func (sh *shard) unindex(i uint32, h uint64) {
 	pos := uint32(h) & sh.mask
 	for sh.index[pos]&0x00ffffff != i+1 {
 		pos = (pos + 1) & sh.mask
@@ -243,9 +249,10 @@ func (sh *shard) unindex(i uint32) {
 	sh.index[hole] = 0
 }
 
-// release unindexes entry i (already off its list) and puts it on the free list.
-func (sh *shard) release(i uint32) {
-	sh.unindex(i)
+// release unindexes entry i (already off its list; h is its key's hash) and puts it
+// on the free list.
+func (sh *shard) release(i uint32, h uint64) {
+	sh.unindex(i, h)
 	e := sh.at(i)
 	*e = entry{prev: nilIdx, next: sh.free}
 	sh.free = i
@@ -308,10 +315,11 @@ func (sh *shard) touch(from class, i uint32, oldSeen int64) {
 // room. Engines have few distinct (rule, flags) pairs, so the table stays tiny; if
 // 65535 are ever exceeded, ok is false and the entry stores Meta{}.
 func (sh *shard) intern(m Meta) (idx uint16, ok bool) {
-	if m == (Meta{}) {
-		return 0, true
+	if m == sh.metas[sh.lastMeta] {
+		return sh.lastMeta, true
 	}
 	if idx, found := sh.metaIx[m]; found {
+		sh.lastMeta = idx
 		return idx, true
 	}
 	if len(sh.metas) > 0xffff {
@@ -323,5 +331,6 @@ func (sh *shard) intern(m Meta) (idx uint16, ok bool) {
 	idx = uint16(len(sh.metas))
 	sh.metas = append(sh.metas, m)
 	sh.metaIx[m] = idx
+	sh.lastMeta = idx
 	return idx, true
 }

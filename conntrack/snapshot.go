@@ -66,7 +66,7 @@ func (t *Table) WriteSnapshot(w io.Writer, now int64) error {
 			}
 		}
 		for n := range sh.tombs.slots {
-			if tb := &sh.tombs.slots[n]; tb.used {
+			if tb := &sh.tombs.slots[n]; sh.tombs.tags[n] != 0 {
 				buf = appendTomb(buf, tb, now)
 				tombs++
 			}
@@ -120,7 +120,7 @@ func appendTomb(b []byte, tb *tombstone, now int64) []byte {
 	b = append(b, uint8(tb.state), uint8(tb.cause))
 	b = le.AppendUint64(b, uint64(now-tb.lastSeen))
 	b = le.AppendUint64(b, uint64(now-tb.endedAt))
-	b = le.AppendUint64(b, uint64(tb.timeout))
+	b = le.AppendUint64(b, uint64(tb.timeout()))
 	b = le.AppendUint64(b, tb.id)
 	return b
 }
@@ -241,9 +241,10 @@ func parseSnapshot(data []byte) ([]snapEntry, []tombstone, error) {
 			}
 			entries = append(entries, se)
 		case recTomb:
-			tb := tombstone{key: readKey(b), used: true, state: State(b[37]), cause: EndCause(b[38]),
-				lastSeen: int64(le.Uint64(b[39:])), endedAt: int64(le.Uint64(b[47:])),
-				timeout: int64(le.Uint64(b[55:])), id: le.Uint64(b[63:])}
+			// The stored timeout (b[55:63]) is endedAt-lastSeen for timed-out
+			// connections and 0 otherwise; it is derived again, not read.
+			tb := tombstone{key: readKey(b), state: State(b[37]), cause: EndCause(b[38]),
+				lastSeen: int64(le.Uint64(b[39:])), endedAt: int64(le.Uint64(b[47:])), id: le.Uint64(b[63:])}
 			if tb.state >= numStates || tb.cause < EndExpired || tb.cause > EndReopened {
 				return nil, nil, fmt.Errorf("%w: tombstone at offset %d: state %d cause %d", ErrSnapshotCorrupt, off-1, tb.state, tb.cause)
 			}
@@ -315,7 +316,7 @@ func (t *Table) restoreEntry(s *settings, se *snapEntry, now int64) {
 	if idx, ok := sh.intern(se.meta); ok {
 		e.meta = idx
 	} else {
-		t.stats.metaOverflow.Add(1)
+		sh.st.metaOverflow++
 	}
 	for d := range Dir(2) {
 		e.setCounters(d, se.counts[d][0], se.counts[d][1])

@@ -23,10 +23,11 @@ type Table struct {
 	stats counters
 }
 
+// counters are the table-wide event counters of events that happen outside a shard
+// lock; the rest are per shard (shardStats), plain integers under the shard's lock,
+// so that a connection's life costs no contended atomic besides the table size.
 type counters struct {
-	created, expired, closed, evicted, flushed, reopened atomic.Uint64
-	tombHits, tableFull, connLimit, fragHits, fragMisses atomic.Uint64
-	metaOverflow                                         atomic.Uint64
+	tableFull, connLimit, fragHits, fragMisses atomic.Uint64
 }
 
 // New returns an empty table configured by cfg.
@@ -249,7 +250,7 @@ func (t *Table) miss(sh *shard, k *Key, h uint64, p *packet.Parsed, s *settings,
 			return Result{Verdict: NewConn}
 		}
 		if tb, dir, ok := sh.tombs.lookup(k, h, now, s.tombTTL); ok {
-			t.stats.tombHits.Add(1)
+			sh.st.tombHits++
 			r := tb.result(dir, now)
 			switch {
 			case tb.cause == EndRuleChanged:
@@ -268,7 +269,7 @@ func (t *Table) miss(sh *shard, k *Key, h uint64, p *packet.Parsed, s *settings,
 	case packet.ProtoICMP, packet.ProtoICMPv6:
 		if p.IsEchoReply() {
 			if tb, dir, ok := sh.tombs.lookup(k, h, now, s.tombTTL); ok {
-				t.stats.tombHits.Add(1)
+				sh.st.tombHits++
 				return tb.result(dir, now)
 			}
 			// An echo reply that answers no request we saw.
@@ -409,7 +410,7 @@ func (t *Table) initEntry(sh *shard, i uint32, p *packet.Parsed, now int64, m Me
 	if idx, ok := sh.intern(m); ok {
 		e.meta = idx
 	} else {
-		t.stats.metaOverflow.Add(1)
+		sh.st.metaOverflow++
 	}
 	if p.Proto == packet.ProtoTCP {
 		if liberal {
@@ -425,7 +426,7 @@ func (t *Table) initEntry(sh *shard, i uint32, p *packet.Parsed, now int64, m Me
 	}
 	e.account(Original, ipBytes(p))
 	sh.pushBack(e.class(), i)
-	t.stats.created.Add(1)
+	sh.st.created++
 	var r Result
 	sh.accept(e, Original, &r)
 	return r
@@ -451,23 +452,22 @@ func (t *Table) end(sh *shard, i uint32, s *settings, now int64, cause EndCause,
 	switch cause {
 	case EndExpired, EndClosed:
 		endedAt = e.lastSeen + timeout
-		t.stats.expired.Add(b2u(cause == EndExpired))
-		t.stats.closed.Add(b2u(cause == EndClosed))
-	case EndEvicted:
-		t.stats.evicted.Add(1)
-	case EndFlushed, EndRuleChanged:
-		t.stats.flushed.Add(1)
-	case EndReopened:
-		t.stats.reopened.Add(1)
-	}
-	if cause != EndReopened && s.tombCap > 0 {
-		tbTimeout := int64(0)
-		if cause == EndExpired || cause == EndClosed {
-			tbTimeout = timeout
+		if cause == EndExpired {
+			sh.st.expired++
+		} else {
+			sh.st.closed++
 		}
-		sh.tombs.insert(s, len(t.shards), &e.key, e.key.hash(sh.seed), tombstone{
-			state: e.state(), cause: cause, lastSeen: e.lastSeen, endedAt: endedAt,
-			timeout: tbTimeout, id: sh.id(e),
+	case EndEvicted:
+		sh.st.evicted++
+	case EndFlushed, EndRuleChanged:
+		sh.st.flushed++
+	case EndReopened:
+		sh.st.reopened++
+	}
+	h := e.key.hash(sh.seed)
+	if cause != EndReopened && s.tombCap > 0 {
+		sh.tombs.insert(s, len(t.shards), &e.key, h, tombstone{
+			state: e.state(), cause: cause, lastSeen: e.lastSeen, endedAt: endedAt, id: sh.id(e),
 		})
 	}
 	if e.has(fCounted) {
@@ -477,15 +477,8 @@ func (t *Table) end(sh *shard, i uint32, s *settings, now int64, cause EndCause,
 		ended.add(t.info(sh, e, s), cause)
 	}
 	sh.unlink(e.class(), i)
-	sh.release(i)
+	sh.release(i, h)
 	t.count.Add(-1)
-}
-
-func b2u(b bool) uint64 {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 // info describes entry e.

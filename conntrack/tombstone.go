@@ -5,41 +5,58 @@ import (
 )
 
 // tombstone remembers a connection that ended, so that a late packet for it can be
-// told apart from one that never had a connection.
+// told apart from one that never had a connection. It is 64 bytes, one cache line.
 type tombstone struct {
 	key      Key
-	used     bool
 	state    State    // state when it ended
-	cause    EndCause // why it ended
+	cause    EndCause // why it ended; 0 marks a free slot
 	lastSeen int64    // Unix ns of its last packet
 	endedAt  int64    // Unix ns: lastSeen+timeout for a timeout, else the removal time
-	timeout  int64    // ns; the timeout that ended it, 0 if it did not time out
 	id       uint64
+}
+
+// timeout is the timeout that ended the connection, 0 if it did not time out.
+func (tb *tombstone) timeout() int64 {
+	if tb.cause == EndExpired || tb.cause == EndClosed {
+		return tb.endedAt - tb.lastSeen
+	}
+	return 0
 }
 
 // tombWays is the associativity: a tuple can only be in one set of tombWays slots, so
 // a lookup costs at most tombWays comparisons and memory is a fixed array.
 const tombWays = 4
 
-// tombstones is one shard's share of the table's tombstone memory: a set-associative
-// array allocated on first use, where a new tombstone replaces the same tuple's, a
-// free or outlived slot, or else the set's oldest.
+// tombstones is one shard's share of the table's tombstone memory, allocated on
+// first use: a set-associative array of slots, with a separate array of 16-bit hash
+// tags per slot (0 = free) so that a lookup or insert reads one small tag line and
+// then only the slot whose tag matches. Within a set, slots are replaced in FIFO
+// order, which is oldest-first because connections end in time order.
 type tombstones struct {
 	slots []tombstone
+	tags  []uint16 // per slot
+	fifo  []uint8  // per set: next way to replace
 	sets  uint32
 	n     int // slots in use (outlived ones included until reused)
 }
 
 func tombSet(h uint64, sets uint32) uint32 { return uint32(h>>8) % sets }
 
+// tombTag is a slot's 16-bit hash tag, never 0.
+func tombTag(h uint64) uint16 { return uint16(h>>40) | 1 }
+
 func (ts *tombstones) lookup(k *Key, h uint64, now, ttl int64) (*tombstone, Dir, bool) {
 	if ts.sets == 0 {
 		return nil, Original, false
 	}
 	base := tombSet(h, ts.sets) * tombWays
+	tag := tombTag(h)
 	for w := range uint32(tombWays) {
+		if ts.tags[base+w] != tag {
+			continue
+		}
 		tb := &ts.slots[base+w]
-		if !tb.used || now-tb.endedAt >= ttl {
+		if now-tb.endedAt >= ttl {
 			continue
 		}
 		switch {
@@ -52,38 +69,35 @@ func (ts *tombstones) lookup(k *Key, h uint64, now, ttl int64) (*tombstone, Dir,
 	return nil, Original, false
 }
 
-// insert stores tb for key k. The shard's share of the capacity is recomputed from
-// the current settings; if it changed (Reconfigure), the old tombstones are dropped.
+// insert stores tb for key k (hash h). The shard's share of the capacity is
+// recomputed from the current settings; if it changed (Reconfigure), the old
+// tombstones are dropped.
 func (ts *tombstones) insert(s *settings, shards int, k *Key, h uint64, tb tombstone) {
 	perShard := (s.tombCap + shards - 1) / shards
 	sets := uint32((perShard + tombWays - 1) / tombWays)
 	if sets != ts.sets {
 		ts.slots = make([]tombstone, int(sets)*tombWays)
+		ts.tags = make([]uint16, int(sets)*tombWays)
+		ts.fifo = make([]uint8, sets)
 		ts.sets, ts.n = sets, 0
 	}
-	tb.key, tb.used = *k, true
-	base := tombSet(h, sets) * tombWays
-	victim := base
+	tb.key = *k
+	set := tombSet(h, sets)
+	base := set * tombWays
+	tag := tombTag(h)
 	for w := range uint32(tombWays) {
-		c := &ts.slots[base+w]
-		if c.used && c.key == *k {
-			*c = tb
+		if ts.tags[base+w] == tag && ts.slots[base+w].key == *k {
+			ts.slots[base+w] = tb // the same tuple ended again
 			return
 		}
-		v := &ts.slots[victim]
-		switch {
-		case !c.used:
-			if v.used {
-				victim = base + w
-			}
-		case v.used && (tb.endedAt-c.endedAt >= s.tombTTL || c.endedAt < v.endedAt):
-			victim = base + w
-		}
 	}
-	if !ts.slots[victim].used {
+	victim := base + uint32(ts.fifo[set])
+	ts.fifo[set] = (ts.fifo[set] + 1) % tombWays
+	if ts.tags[victim] == 0 {
 		ts.n++
 	}
 	ts.slots[victim] = tb
+	ts.tags[victim] = tag
 }
 
 // result is the answer for a packet of the ended connection, travelling in dir.
@@ -95,7 +109,7 @@ func (tb *tombstone) result(dir Dir, now int64) Result {
 		State:      StateNone,
 		ID:         tb.id,
 		Idle:       durationNS(now - tb.lastSeen),
-		Timeout:    durationNS(tb.timeout),
+		Timeout:    durationNS(tb.timeout()),
 		EndedState: tb.state,
 		EndedAt:    tb.endedAt,
 	}
