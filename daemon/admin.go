@@ -21,10 +21,11 @@ const requestTimeout = 30 * time.Second
 
 // adminServer serves the admin socket.
 type adminServer struct {
-	d    *Daemon
-	ln   *net.UnixListener
-	wg   sync.WaitGroup
-	once sync.Once
+	d     *Daemon
+	allow func(uid uint32) bool
+	ln    *net.UnixListener
+	wg    sync.WaitGroup
+	once  sync.Once
 }
 
 // listenAdmin creates the socket at path, mode 0600, in a folder created 0700 if
@@ -45,7 +46,7 @@ func listenAdmin(d *Daemon, path string) (*adminServer, error) {
 		ln.Close()
 		return nil, fmt.Errorf("admin socket: %w", err)
 	}
-	return &adminServer{d: d, ln: ln}, nil
+	return &adminServer{d: d, ln: ln, allow: peerAllowed}, nil
 }
 
 // start serves requests. Until then the kernel queues connections: nobody reads
@@ -130,22 +131,21 @@ func peerUID(c *net.UnixConn) (uint32, error) {
 func (s *adminServer) handle(c *net.UnixConn) {
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(requestTimeout))
+	// The request is read before the peer is judged, so that a refused client
+	// reads its refusal instead of a broken pipe.
+	line, err := readLine(bufio.NewReaderSize(c, 64<<10), MaxRequestBytes)
 	var resp *Response
-	uid, err := peerUID(c)
+	uid, credErr := peerUID(c)
 	switch {
-	case err != nil:
-		resp = errorResponse(fmt.Errorf("peer credentials: %w", err))
-	case !peerAllowed(uid):
+	case credErr != nil:
+		resp = errorResponse(fmt.Errorf("peer credentials: %w", credErr))
+	case !s.allow(uid):
 		resp = errorResponse(fmt.Errorf("uid %d may not use the admin socket", uid))
+	case errors.Is(err, errTooLong):
+		resp = errorResponse(fmt.Errorf("request longer than %d bytes", MaxRequestBytes))
+	case err != nil:
+		return // the client went away
 	default:
-		line, err := readLine(bufio.NewReaderSize(c, 64<<10), MaxRequestBytes)
-		if errors.Is(err, errTooLong) {
-			resp = errorResponse(fmt.Errorf("request longer than %d bytes", MaxRequestBytes))
-			break
-		}
-		if err != nil {
-			return // the client went away
-		}
 		resp = s.d.serveLine(line)
 	}
 	out, err := json.Marshal(resp)

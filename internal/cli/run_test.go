@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -33,17 +34,25 @@ func (p *stubPlane) Wait() error          { <-p.done; return nil }
 func (p *stubPlane) Backend() string      { return "stub" }
 func (p *stubPlane) Stats() nfqueue.Stats { return nfqueue.Stats{Backend: "stub"} }
 
-func stubPlanes(t *testing.T) *planeOptions {
+// stubPlanes replaces the NFQUEUE plane and returns what `run` asked of it.
+func stubPlanes(t *testing.T) func() planeOptions {
+	var mu sync.Mutex
 	var got planeOptions
 	saved := newPlane
 	newPlane = func(o planeOptions) daemon.PlaneFactory {
+		mu.Lock()
 		got = o
+		mu.Unlock()
 		return func(*firewall.Engine, *dataplane.Reporter) (daemon.DataPlane, error) {
 			return &stubPlane{done: make(chan struct{})}, nil
 		}
 	}
 	t.Cleanup(func() { newPlane = saved })
-	return &got
+	return func() planeOptions {
+		mu.Lock()
+		defer mu.Unlock()
+		return got
+	}
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {
@@ -82,8 +91,8 @@ func TestRunSignals(t *testing.T) {
 		done <- result{code, out, errs}
 	}()
 	waitFor(t, "the admin socket", func() bool { return daemonRunning(sock) })
-	if want := (planeOptions{queue: 7, queues: 2, failOpen: true, input: true, backend: "iptables"}); *po != want {
-		t.Errorf("plane options %+v, want %+v", *po, want)
+	if want := (planeOptions{queue: 7, queues: 2, failOpen: true, input: true, backend: "iptables"}); po() != want {
+		t.Errorf("plane options %+v, want %+v", po(), want)
 	}
 
 	code, out, errs := runCLI("status", "--socket", sock)
