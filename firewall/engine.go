@@ -220,10 +220,7 @@ func (e *Engine) Config() *config.Config { return e.cur.Load().cfg }
 // caller's scratch space; it holds the decoded packet afterwards.
 func (e *Engine) Decide(b []byte, link packet.LinkType, in int, now int64, p *packet.Parsed) Decision {
 	if err := p.Decode(b, link); err != nil {
-		r := reason.Malformed
-		if de, ok := err.(packet.Error); ok && de.Unsupported() {
-			r = reason.Unsupported
-		}
+		r := decodeReason(err)
 		d := Decision{Action: Drop, Reason: r, Rule: NoRule, InIface: in, OutIface: -1, DecodeErr: err}
 		e.dropped[r].Add(1)
 		return d
@@ -329,6 +326,20 @@ func (d *Decision) inferIfaces(rs *policy.Ruleset, p *packet.Parsed) {
 		d.InIface = rs.IfaceForAddr(p.Src)
 	}
 	d.OutIface = rs.IfaceForAddr(p.Dst)
+}
+
+// decodeReason classifies a decode error: a protocol keepstate does not inspect, a
+// first fragment too short to hold its transport header (an evasion trick, so a
+// fragment problem), or plain malformed headers.
+func decodeReason(err error) reason.Reason {
+	de, ok := err.(packet.Error)
+	switch {
+	case ok && de.Unsupported():
+		return reason.Unsupported
+	case ok && de == packet.ErrTinyFragment:
+		return reason.Fragment
+	}
+	return reason.Malformed
 }
 
 func ruleReason(rule int) reason.Reason {

@@ -194,3 +194,19 @@ func TestTimeoutNames(t *testing.T) {
 		t.Errorf("udp: %s", got)
 	}
 }
+
+// A first fragment too short to hold a TCP header is a fragment attack, not noise.
+func TestTinyFragmentReason(t *testing.T) {
+	e := newEngine(t, testConfig(), nil)
+	full := tcp(web, tomcat, packet.SYN, 1, 0)
+	// Keep 8 bytes of TCP header and mark the packet as a first fragment (MF set).
+	frag := append([]byte(nil), full[:28]...)
+	frag[2], frag[3] = 0, 28
+	frag[6] = 0x20
+	frag[10], frag[11] = 0, 0
+	var p packet.Parsed
+	d := e.Decide(frag, packet.LinkRaw, 0, t0, &p)
+	if d.Action != Drop || d.Reason != reason.Fragment {
+		t.Errorf("tiny first fragment: %v/%v (%v), want drop/fragment", d.Action, d.Reason, d.DecodeErr)
+	}
+}
