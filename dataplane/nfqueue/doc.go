@@ -56,6 +56,11 @@
 // usual MTU. Socket overflows (ENOBUFS), kernel error answers and the kernel's
 // queue_dropped/user_dropped counters appear in Stats, never silently.
 //
+// A packet keepstate accepts continues with the next hook function: with the
+// iptables backend the rest of the built-in chain that jumped to KEEPSTATE-FWD is
+// skipped (keepstate's verdict replaces that table's), while other tables and
+// nftables chains at other priorities still see the packet.
+//
 // # Deny
 //
 // A Reject decision (a Deny rule) is dropped and answered with a TCP RST or an

@@ -23,10 +23,14 @@ const (
 	copyRange = 2048
 	slotSize  = copyRange + 1024
 	batchSize = 64
-	// queueMaxLen packets may wait in the kernel per queue; with slots of about
-	// 4 KiB of socket memory each the receive buffer below holds a full queue.
-	queueMaxLen = 4096
-	rcvBuf      = 16 << 20
+	// queueMaxLen packets may wait in the kernel per queue: enough to ride out
+	// a worker that is not scheduled for a few milliseconds at small-packet rates
+	// (4096 overflowed on a loaded 2-core machine). A message takes about 1 KiB of
+	// socket memory for a small packet and 4 KiB for a cut GSO packet: the receive
+	// buffer holds a full queue of the first kind and most of one of the second;
+	// past it the kernel counts user_dropped.
+	queueMaxLen = 8192
+	rcvBuf      = 32 << 20
 )
 
 // Answers to Deny rules are limited per worker, so that a flood of refused
