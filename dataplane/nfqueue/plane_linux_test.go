@@ -451,3 +451,66 @@ func TestPlaneInput(t *testing.T) {
 		t.Fatalf("hooks left after Close:\n%s", rules)
 	}
 }
+
+// blockingWriter blocks every Write until release is closed.
+type blockingWriter struct{ release chan struct{} }
+
+func (w blockingWriter) Write(b []byte) (int, error) {
+	<-w.release
+	return len(b), nil
+}
+
+// A worker that cannot keep up: the kernel's queue overflows, and Stats says so
+// from the kernel's own counters.
+func TestPlaneReportsQueueOverflow(t *testing.T) {
+	needRoot(t)
+	l := newLab(t)
+	release := make(chan struct{})
+	defer func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	}()
+	eng := labEngine(t)
+	// The first drop line blocks the only worker.
+	rep := &dataplane.Reporter{Engine: eng, Log: logging.New(logging.Config{
+		Debug: logging.Sink{Text: blockingWriter{release}}, Drops: logging.AnyDrop()})}
+	p := l.startPlane(t, Options{Engine: eng, Reporter: rep, Queues: 1})
+
+	c, err := l.dial(t, "udp4", serverAddr, 7777, time.Second) // the default rule drops it
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	const sent = queueMaxLen + 4000
+	for i := 0; i < sent; i++ {
+		if _, err := c.Write([]byte("flood")); err != nil {
+			t.Fatalf("write %d: %v", i, err)
+		}
+	}
+	var s Stats
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		s = p.Stats()
+		if s.QueueDropped+s.UserDropped > 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if s.KernelStatsError != "" {
+		t.Fatalf("kernel stats: %s", s.KernelStatsError)
+	}
+	if s.QueueDropped+s.UserDropped == 0 || s.Waiting == 0 {
+		t.Fatalf("%d datagrams to a blocked worker, kernel counters: %+v", sent, s.Counters)
+	}
+	if s.Waiting > queueMaxLen {
+		t.Errorf("waiting %d, more than the queue length %d", s.Waiting, queueMaxLen)
+	}
+	t.Logf("queue_dropped %d, user_dropped %d, waiting %d", s.QueueDropped, s.UserDropped, s.Waiting)
+	close(release)
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
