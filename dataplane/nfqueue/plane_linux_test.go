@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -460,57 +461,97 @@ func (w blockingWriter) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
-// A worker that cannot keep up: the kernel's queue overflows, and Stats says so
-// from the kernel's own counters.
-func TestPlaneReportsQueueOverflow(t *testing.T) {
+// A worker that cannot keep up: the kernel's queue overflows. Fail closed, the
+// kernel drops and counts (queue_dropped); fail open (NFQA_CFG_F_FAIL_OPEN), it
+// lets the overflow through uncounted.
+func TestPlaneQueueOverflow(t *testing.T) {
 	needRoot(t)
 	l := newLab(t)
-	release := make(chan struct{})
-	defer func() {
-		select {
-		case <-release:
-		default:
-			close(release)
+	const port = 7777 // UDP: the default rule drops it
+	var udp net.PacketConn
+	l.in(t, l.server, func() (err error) {
+		udp, err = net.ListenPacket("udp4", netip.AddrPortFrom(serverAddr, port).String())
+		return err
+	})
+	defer udp.Close()
+	_ = udp.(*net.UDPConn).SetReadBuffer(8 << 20)
+	var received atomic.Int64
+	go func() {
+		b := make([]byte, 64)
+		for {
+			if _, _, err := udp.ReadFrom(b); err != nil {
+				return
+			}
+			received.Add(1)
 		}
 	}()
-	eng := labEngine(t)
-	// The first drop line blocks the only worker.
-	rep := &dataplane.Reporter{Engine: eng, Log: logging.New(logging.Config{
-		Debug: logging.Sink{Text: blockingWriter{release}}, Drops: logging.AnyDrop()})}
-	p := l.startPlane(t, Options{Engine: eng, Reporter: rep, Queues: 1})
 
-	c, err := l.dial(t, "udp4", serverAddr, 7777, time.Second) // the default rule drops it
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	const sent = queueMaxLen + 4000
-	for i := 0; i < sent; i++ {
-		if _, err := c.Write([]byte("flood")); err != nil {
-			t.Fatalf("write %d: %v", i, err)
-		}
-	}
-	var s Stats
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		s = p.Stats()
-		if s.QueueDropped+s.UserDropped > 0 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if s.KernelStatsError != "" {
-		t.Fatalf("kernel stats: %s", s.KernelStatsError)
-	}
-	if s.QueueDropped+s.UserDropped == 0 || s.Waiting == 0 {
-		t.Fatalf("%d datagrams to a blocked worker, kernel counters: %+v", sent, s.Counters)
-	}
-	if s.Waiting > queueMaxLen {
-		t.Errorf("waiting %d, more than the queue length %d", s.Waiting, queueMaxLen)
-	}
-	t.Logf("queue_dropped %d, user_dropped %d, waiting %d", s.QueueDropped, s.UserDropped, s.Waiting)
-	close(release)
-	if err := p.Close(); err != nil {
-		t.Fatal(err)
+	for _, tc := range []struct {
+		name     string
+		failOpen bool
+	}{{"closed", false}, {"open", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			release := make(chan struct{})
+			released := false
+			unblock := func() {
+				if !released {
+					released = true
+					close(release)
+				}
+			}
+			defer unblock()
+			eng := labEngine(t)
+			// The first drop line blocks the only worker.
+			rep := &dataplane.Reporter{Engine: eng, Log: logging.New(logging.Config{
+				Debug: logging.Sink{Text: blockingWriter{release}}, Drops: logging.AnyDrop()})}
+			p := l.startPlane(t, Options{Engine: eng, Reporter: rep, Queues: 1, FailOpen: tc.failOpen})
+			received.Store(0)
+
+			c, err := l.dial(t, "udp4", serverAddr, port, time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			// The packet with the blocked worker still counts in the queue.
+			const sent, over = queueMaxLen + 4000, 4000
+			for i := 0; i < sent; i++ {
+				if _, err := c.Write([]byte("flood")); err != nil {
+					t.Fatalf("write %d: %v", i, err)
+				}
+			}
+			var s Stats
+			deadline := time.Now().Add(5 * time.Second)
+			for {
+				s = p.Stats()
+				done := s.QueueDropped >= over
+				if tc.failOpen {
+					done = received.Load() >= over
+				}
+				if done || time.Now().After(deadline) {
+					break
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			if s.KernelStatsError != "" {
+				t.Fatalf("kernel stats: %s", s.KernelStatsError)
+			}
+			if s.Waiting != queueMaxLen {
+				t.Errorf("waiting %d, want a full queue of %d", s.Waiting, queueMaxLen)
+			}
+			if tc.failOpen {
+				// The server's socket buffer may not hold all of them.
+				if got := received.Load(); got == 0 || got > over || s.QueueDropped != 0 {
+					t.Errorf("fail open: server got %d of the overflow of %d; queue_dropped %d", got, over, s.QueueDropped)
+				}
+			} else {
+				if s.QueueDropped != over || received.Load() != 0 {
+					t.Errorf("fail closed: queue_dropped %d, want %d; server got %d", s.QueueDropped, over, received.Load())
+				}
+			}
+			unblock()
+			if err := p.Close(); err != nil {
+				t.Fatal(err)
+			}
+		})
 	}
 }

@@ -32,7 +32,9 @@ type Counters struct {
 
 	// The kernel's own counters (/proc/net/netfilter/nfnetlink_queue): packets
 	// lost because the queue was full (QueueDropped) or could not be sent to us
-	// (UserDropped), and packets waiting for a verdict now.
+	// (UserDropped), and packets waiting for a verdict now. With FailOpen the
+	// kernel lets a full queue's packets pass instead, and counts nothing:
+	// Waiting at the queue length is then the only sign.
 	QueueDropped uint64 `json:"queue_dropped"`
 	UserDropped  uint64 `json:"user_dropped"`
 	Waiting      uint64 `json:"waiting"`
