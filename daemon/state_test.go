@@ -21,6 +21,8 @@ func TestSnapshotAcrossRestart(t *testing.T) {
 	web := newTCPConn("10.1.0.2:40000", "10.2.0.5:8080")
 	h.handshake(web)
 	h.plane.inject(web.fromClient(packet.ACK|packet.PSH, "GET /long-poll HTTP/1.1\r\n\r\n"), h.clk.now())
+	h.plane.inject(web.fromServer(packet.ACK|packet.PSH, "HTTP/1.1 100 Continue\r\n\r\n"), h.clk.now())
+	h.plane.inject(web.fromClient(packet.ACK, ""), h.clk.now())
 	halfOpen := newTCPConn("10.1.0.3:40001", "10.2.0.5:8080")
 	h.plane.inject(halfOpen.fromClient(packet.SYN, ""), h.clk.now()) // SYN_SENT: 120 s
 	h.clk.advance(10 * time.Second)
@@ -49,12 +51,19 @@ func TestSnapshotAcrossRestart(t *testing.T) {
 	}
 	var list ConnList
 	h2.mustCall(&Request{Cmd: CmdConntrackList}, &list)
-	if len(list.Conns) != 1 || list.Conns[0].Idle != 210 || list.Conns[0].State != "ESTABLISHED" || list.Conns[0].PacketsOrig != 3 {
+	if len(list.Conns) != 1 || list.Conns[0].Idle != 210 || list.Conns[0].State != "ESTABLISHED" || list.Conns[0].PacketsOrig != 4 || list.Conns[0].PacketsReply != 2 {
 		t.Errorf("restored connection: %+v", list.Conns)
 	}
 	d := h2.plane.inject(web.fromServer(packet.ACK|packet.PSH, "HTTP/1.1 200 OK\r\n\r\n"), h2.clk.now())
 	if d.Action != firewall.Accept || d.Created {
 		t.Errorf("first packet after the restart: %v %v created=%v", d.Action, d.Reason, d.Created)
+	}
+	if d := h2.plane.inject(web.fromClient(packet.ACK, ""), h2.clk.now()); d.Action != firewall.Accept {
+		t.Errorf("second packet after the restart: %v %v", d.Action, d.Reason)
+	}
+	h2.mustCall(&Request{Cmd: CmdConntrackList}, &list)
+	if list.Total != 1 || list.Matched != 1 || len(list.Conns) != 1 || list.Conns[0].Idle != 0 {
+		t.Errorf("after two packets the restored connection is listed %d time(s) (total %d): %+v", list.Matched, list.Total, list.Conns)
 	}
 
 	// Without the snapshot the same packet is what the first story saw.
