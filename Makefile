@@ -15,8 +15,14 @@ all: build
 build:
 	$(GO) build -o $(BIN) ./cmd/keepstate
 
+# As root with iproute2 and iptables: the lab scenarios, real TCP through keepstate
+# run in network namespaces (under 2 minutes). Otherwise: the replay demo.
 demo: build
-	./$(BIN) demo
+	@if [ "$$(id -u)" = 0 ] && command -v ip >/dev/null && command -v iptables >/dev/null; then \
+	  echo "./$(BIN) lab"; ./$(BIN) lab; \
+	else \
+	  echo "not root (or no ip/iptables): the replay demo; 'sudo make demo' runs the lab"; ./$(BIN) demo; \
+	fi
 
 test: fmt-check vet staticcheck
 	$(GO) test -race -timeout $(TEST_TIMEOUT) ./...
