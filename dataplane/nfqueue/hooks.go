@@ -2,6 +2,7 @@ package nfqueue
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -63,81 +64,109 @@ type step struct {
 	undo []command
 }
 
-// iptablesSteps are the install steps for one address family: tool is "iptables"
-// or "ip6tables". Chains are filled before the jump to them is inserted, and the
-// queue hooks come before the conntrack bypass, so that no packet is ever seen by
-// half of the hooks.
-func iptablesSteps(tool string, s hookSpec) []step {
-	v6 := tool == "ip6tables"
-	ipt := func(args ...string) command {
-		return command{name: tool, args: append([]string{"-w"}, args...)}
-	}
-	var steps []step
-	newChain := func(table, chain string) {
-		steps = append(steps, step{
-			do:   ipt("-t", table, "-N", chain),
-			undo: []command{ipt("-t", table, "-F", chain), ipt("-t", table, "-X", chain)},
-		})
-	}
-	add := func(table, chain string, rule ...string) {
-		args := append([]string{"-t", table, "-A", chain}, rule...)
-		steps = append(steps, step{do: ipt(args...)})
-	}
-	jump := func(table, parent, chain string) {
-		steps = append(steps, step{
-			do:   ipt("-t", table, "-I", parent, "1", "-j", chain),
-			undo: []command{ipt("-t", table, "-D", parent, "-j", chain)},
-		})
-	}
+// ipChain is a chain keepstate owns in an iptables table: its rules (the
+// arguments after "-A chain") and the built-in chain that jumps to it.
+type ipChain struct {
+	table, chain, parent string
+	rules                [][]string
+}
+
+// iptablesChains are the chains for one address family, filter table first: the
+// queue hooks are in place before the conntrack bypass, so that no packet is
+// ever seen by half of the hooks.
+func iptablesChains(v6 bool, s hookSpec) []ipChain {
 	queue := append([]string{"-j", "NFQUEUE"}, nfqueueTargetArgs(s)...)
-	skipLinkLocal := func(chain string) {
-		if !v6 {
-			return
-		}
+	var linkLocal [][]string
+	if v6 {
 		for _, typ := range linkLocalICMPv6 {
-			add("filter", chain, "-p", "ipv6-icmp", "-m", "icmp6", "--icmpv6-type", strconv.Itoa(typ), "-j", "RETURN")
+			linkLocal = append(linkLocal, []string{"-p", "ipv6-icmp", "-m", "icmp6", "--icmpv6-type", strconv.Itoa(typ), "-j", "RETURN"})
 		}
 	}
-
-	newChain("filter", chainForward)
-	add("filter", chainForward, queue...)
-	jump("filter", "FORWARD", chainForward)
+	chains := []ipChain{{table: "filter", chain: chainForward, parent: "FORWARD", rules: [][]string{queue}}}
 	if s.input {
-		newChain("filter", chainInput)
-		add("filter", chainInput, "-i", "lo", "-j", "RETURN")
-		skipLinkLocal(chainInput)
-		add("filter", chainInput, queue...)
-		jump("filter", "INPUT", chainInput)
-
-		newChain("filter", chainOutput)
-		add("filter", chainOutput, "-o", "lo", "-j", "RETURN")
-		add("filter", chainOutput, "-m", "mark", "--mark", markHex, "-j", "RETURN")
-		skipLinkLocal(chainOutput)
-		add("filter", chainOutput, queue...)
-		jump("filter", "OUTPUT", chainOutput)
+		in := [][]string{{"-i", "lo", "-j", "RETURN"}}
+		in = append(append(in, linkLocal...), queue)
+		out := [][]string{{"-o", "lo", "-j", "RETURN"}, {"-m", "mark", "--mark", markHex, "-j", "RETURN"}}
+		out = append(append(out, linkLocal...), queue)
+		chains = append(chains,
+			ipChain{table: "filter", chain: chainInput, parent: "INPUT", rules: in},
+			ipChain{table: "filter", chain: chainOutput, parent: "OUTPUT", rules: out})
 	}
-
-	newChain("raw", chainRaw)
 	if s.input {
-		add("raw", chainRaw, "-i", "lo", "-j", "RETURN")
-		add("raw", chainRaw, "-j", "NOTRACK")
+		chains = append(chains,
+			ipChain{table: "raw", chain: chainRaw, parent: "PREROUTING", rules: [][]string{{"-i", "lo", "-j", "RETURN"}, {"-j", "NOTRACK"}}},
+			ipChain{table: "raw", chain: chainRawOutput, parent: "OUTPUT", rules: [][]string{{"-o", "lo", "-j", "RETURN"}, {"-j", "NOTRACK"}}})
 	} else {
-		// raw PREROUTING runs before routing: only packets whose destination
-		// routes as plain unicast (not one of our own addresses) will be forwarded.
-		add("raw", chainRaw, "-m", "addrtype", "--dst-type", "UNICAST", "-j", "NOTRACK")
+		chains = append(chains,
+			// raw PREROUTING runs before routing: only packets whose destination
+			// routes as plain unicast (not one of our own addresses) will be forwarded.
+			ipChain{table: "raw", chain: chainRaw, parent: "PREROUTING", rules: [][]string{{"-m", "addrtype", "--dst-type", "UNICAST", "-j", "NOTRACK"}}},
+			// Only our answers: an RST for a connection the kernel never tracked
+			// would be INVALID to rules that drop such packets on OUTPUT.
+			ipChain{table: "raw", chain: chainRawOutput, parent: "OUTPUT", rules: [][]string{{"-m", "mark", "--mark", markHex, "-j", "NOTRACK"}}})
 	}
-	jump("raw", "PREROUTING", chainRaw)
-	newChain("raw", chainRawOutput)
-	if s.input {
-		add("raw", chainRawOutput, "-o", "lo", "-j", "RETURN")
-		add("raw", chainRawOutput, "-j", "NOTRACK")
-	} else {
-		// Only our answers: an RST for a connection the kernel never tracked
-		// would be INVALID to rules that drop such packets on OUTPUT.
-		add("raw", chainRawOutput, "-m", "mark", "--mark", markHex, "-j", "NOTRACK")
+	return chains
+}
+
+// iptablesJumpCheck is the command asking whether the jump to c exists already
+// (left by a keepstate that died: its chains are then replaced in place).
+func iptablesJumpCheck(tool string, c ipChain) command {
+	return command{name: tool, args: []string{"-w", "-t", c.table, "-C", c.parent, "-j", c.chain}}
+}
+
+// iptablesSteps are the install steps for one address family (tool "iptables"
+// or "ip6tables"): one iptables-restore --noflush per table, which the kernel
+// applies as one transaction. Declaring a chain creates it, or empties it when
+// it exists, so chains left by a keepstate that died are replaced with no moment
+// without hooks; jumps are inserted first in their built-in chain unless
+// jumpExists says they are there already.
+func iptablesSteps(tool string, s hookSpec, jumpExists func(ipChain) bool) []step {
+	ipt := func(args ...string) command { return command{name: tool, args: append([]string{"-w"}, args...)} }
+	var steps []step
+	chains := iptablesChains(tool == "ip6tables", s)
+	for _, table := range []string{"filter", "raw"} {
+		var script strings.Builder
+		var jumps, decls, rules []string
+		var undoJumps, undoChains []command
+		for _, c := range chains {
+			if c.table != table {
+				continue
+			}
+			decls = append(decls, ":"+c.chain+" - [0:0]")
+			for _, r := range c.rules {
+				rules = append(rules, "-A "+c.chain+" "+strings.Join(r, " "))
+			}
+			if jumpExists == nil || !jumpExists(c) {
+				jumps = append(jumps, "-I "+c.parent+" 1 -j "+c.chain)
+			}
+			undoJumps = append(undoJumps, ipt("-t", table, "-D", c.parent, "-j", c.chain))
+			undoChains = append(undoChains, ipt("-t", table, "-F", c.chain), ipt("-t", table, "-X", c.chain))
+		}
+		script.WriteString("*" + table + "\n")
+		for _, l := range slices.Concat(decls, rules, jumps) {
+			script.WriteString(l + "\n")
+		}
+		script.WriteString("COMMIT\n")
+		steps = append(steps, step{
+			do:   command{name: tool + "-restore", args: []string{"-w", "--noflush"}, stdin: script.String()},
+			undo: append(undoJumps, undoChains...),
+		})
 	}
-	jump("raw", "OUTPUT", chainRawOutput)
 	return steps
+}
+
+// iptablesRemoval removes chains (jumps first), for chains a keepstate that died
+// left behind and this one does not use.
+func iptablesRemoval(tool string, chains []ipChain) []command {
+	ipt := func(args ...string) command { return command{name: tool, args: append([]string{"-w"}, args...)} }
+	var cmds []command
+	for _, c := range chains {
+		cmds = append(cmds, ipt("-t", c.table, "-D", c.parent, "-j", c.chain))
+	}
+	for _, c := range chains {
+		cmds = append(cmds, ipt("-t", c.table, "-F", c.chain), ipt("-t", c.table, "-X", c.chain))
+	}
+	return cmds
 }
 
 var markHex = fmt.Sprintf("%#x", answerMark)
@@ -240,15 +269,4 @@ func nftSteps(s hookSpec) []step {
 func nftProbe() command {
 	script := fmt.Sprintf("table inet %[1]s\ndelete table inet %[1]s\ntable inet %[1]s {\n\tchain probe {\n\t\tqueue num 0 bypass\n\t}\n}\ndelete table inet %[1]s\n", nftProbeTable)
 	return command{name: "nft", args: []string{"-f", "-"}, stdin: script}
-}
-
-// staleCleanup lists the commands that remove hooks a keepstate that died left
-// behind, for both backends: the undo commands of a full install, in reverse.
-// Their errors ("no such chain") are expected and ignored.
-func staleCleanup(steps []step) []command {
-	var cmds []command
-	for i := len(steps) - 1; i >= 0; i-- {
-		cmds = append(cmds, steps[i].undo...)
-	}
-	return cmds
 }

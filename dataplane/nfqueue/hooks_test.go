@@ -3,6 +3,7 @@ package nfqueue
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -11,100 +12,111 @@ func commandLines(steps []step) (do, undo []string) {
 	for _, s := range steps {
 		do = append(do, s.do.String())
 	}
-	for _, c := range staleCleanup(steps) {
-		undo = append(undo, c.String())
+	for i := len(steps) - 1; i >= 0; i-- {
+		for _, c := range steps[i].undo {
+			undo = append(undo, c.String())
+		}
 	}
 	return do, undo
 }
 
 func TestIptablesSteps(t *testing.T) {
 	tests := []struct {
-		name string
-		tool string
-		spec hookSpec
-		do   []string
-		undo []string
+		name   string
+		tool   string
+		spec   hookSpec
+		exists []string // chains whose jump exists already
+		filter string   // iptables-restore input for the filter table
+		raw    string
+		undo   []string
 	}{
 		{
 			name: "one queue, fail closed, forwarded only",
 			tool: "iptables",
 			spec: hookSpec{queueNum: 3, queues: 1},
-			do: []string{
-				"iptables -w -t filter -N KEEPSTATE-FWD",
-				"iptables -w -t filter -A KEEPSTATE-FWD -j NFQUEUE --queue-num 3",
-				"iptables -w -t filter -I FORWARD 1 -j KEEPSTATE-FWD",
-				"iptables -w -t raw -N KEEPSTATE-RAW",
-				"iptables -w -t raw -A KEEPSTATE-RAW -m addrtype --dst-type UNICAST -j NOTRACK",
-				"iptables -w -t raw -I PREROUTING 1 -j KEEPSTATE-RAW",
-				"iptables -w -t raw -N KEEPSTATE-RAWOUT",
-				"iptables -w -t raw -A KEEPSTATE-RAWOUT -m mark --mark 0x4b530001 -j NOTRACK",
-				"iptables -w -t raw -I OUTPUT 1 -j KEEPSTATE-RAWOUT",
-			},
+			filter: "*filter\n" +
+				":KEEPSTATE-FWD - [0:0]\n" +
+				"-A KEEPSTATE-FWD -j NFQUEUE --queue-num 3\n" +
+				"-I FORWARD 1 -j KEEPSTATE-FWD\n" +
+				"COMMIT\n",
+			raw: "*raw\n" +
+				":KEEPSTATE-RAW - [0:0]\n" +
+				":KEEPSTATE-RAWOUT - [0:0]\n" +
+				"-A KEEPSTATE-RAW -m addrtype --dst-type UNICAST -j NOTRACK\n" +
+				"-A KEEPSTATE-RAWOUT -m mark --mark 0x4b530001 -j NOTRACK\n" +
+				"-I PREROUTING 1 -j KEEPSTATE-RAW\n" +
+				"-I OUTPUT 1 -j KEEPSTATE-RAWOUT\n" +
+				"COMMIT\n",
 			undo: []string{
-				"iptables -w -t raw -D OUTPUT -j KEEPSTATE-RAWOUT",
-				"iptables -w -t raw -F KEEPSTATE-RAWOUT",
-				"iptables -w -t raw -X KEEPSTATE-RAWOUT",
 				"iptables -w -t raw -D PREROUTING -j KEEPSTATE-RAW",
+				"iptables -w -t raw -D OUTPUT -j KEEPSTATE-RAWOUT",
 				"iptables -w -t raw -F KEEPSTATE-RAW",
 				"iptables -w -t raw -X KEEPSTATE-RAW",
+				"iptables -w -t raw -F KEEPSTATE-RAWOUT",
+				"iptables -w -t raw -X KEEPSTATE-RAWOUT",
 				"iptables -w -t filter -D FORWARD -j KEEPSTATE-FWD",
 				"iptables -w -t filter -F KEEPSTATE-FWD",
 				"iptables -w -t filter -X KEEPSTATE-FWD",
 			},
 		},
 		{
-			name: "four queues, fail open",
-			tool: "ip6tables",
-			spec: hookSpec{queueNum: 10, queues: 4, bypass: true},
-			do: []string{
-				"ip6tables -w -t filter -N KEEPSTATE-FWD",
-				"ip6tables -w -t filter -A KEEPSTATE-FWD -j NFQUEUE --queue-balance 10:13 --queue-bypass",
-				"ip6tables -w -t filter -I FORWARD 1 -j KEEPSTATE-FWD",
-				"ip6tables -w -t raw -N KEEPSTATE-RAW",
-				"ip6tables -w -t raw -A KEEPSTATE-RAW -m addrtype --dst-type UNICAST -j NOTRACK",
-				"ip6tables -w -t raw -I PREROUTING 1 -j KEEPSTATE-RAW",
-				"ip6tables -w -t raw -N KEEPSTATE-RAWOUT",
-				"ip6tables -w -t raw -A KEEPSTATE-RAWOUT -m mark --mark 0x4b530001 -j NOTRACK",
-				"ip6tables -w -t raw -I OUTPUT 1 -j KEEPSTATE-RAWOUT",
-			},
+			name:   "four queues, fail open, replacing a live jump",
+			tool:   "ip6tables",
+			spec:   hookSpec{queueNum: 10, queues: 4, bypass: true},
+			exists: []string{chainForward},
+			filter: "*filter\n" +
+				":KEEPSTATE-FWD - [0:0]\n" +
+				"-A KEEPSTATE-FWD -j NFQUEUE --queue-balance 10:13 --queue-bypass\n" +
+				"COMMIT\n",
 		},
 		{
 			name: "input, IPv4",
 			tool: "iptables",
 			spec: hookSpec{queueNum: 0, queues: 2, input: true},
-			do: []string{
-				"iptables -w -t filter -N KEEPSTATE-FWD",
-				"iptables -w -t filter -A KEEPSTATE-FWD -j NFQUEUE --queue-balance 0:1",
-				"iptables -w -t filter -I FORWARD 1 -j KEEPSTATE-FWD",
-				"iptables -w -t filter -N KEEPSTATE-IN",
-				"iptables -w -t filter -A KEEPSTATE-IN -i lo -j RETURN",
-				"iptables -w -t filter -A KEEPSTATE-IN -j NFQUEUE --queue-balance 0:1",
-				"iptables -w -t filter -I INPUT 1 -j KEEPSTATE-IN",
-				"iptables -w -t filter -N KEEPSTATE-OUT",
-				"iptables -w -t filter -A KEEPSTATE-OUT -o lo -j RETURN",
-				"iptables -w -t filter -A KEEPSTATE-OUT -m mark --mark 0x4b530001 -j RETURN",
-				"iptables -w -t filter -A KEEPSTATE-OUT -j NFQUEUE --queue-balance 0:1",
-				"iptables -w -t filter -I OUTPUT 1 -j KEEPSTATE-OUT",
-				"iptables -w -t raw -N KEEPSTATE-RAW",
-				"iptables -w -t raw -A KEEPSTATE-RAW -i lo -j RETURN",
-				"iptables -w -t raw -A KEEPSTATE-RAW -j NOTRACK",
-				"iptables -w -t raw -I PREROUTING 1 -j KEEPSTATE-RAW",
-				"iptables -w -t raw -N KEEPSTATE-RAWOUT",
-				"iptables -w -t raw -A KEEPSTATE-RAWOUT -o lo -j RETURN",
-				"iptables -w -t raw -A KEEPSTATE-RAWOUT -j NOTRACK",
-				"iptables -w -t raw -I OUTPUT 1 -j KEEPSTATE-RAWOUT",
-			},
+			filter: "*filter\n" +
+				":KEEPSTATE-FWD - [0:0]\n" +
+				":KEEPSTATE-IN - [0:0]\n" +
+				":KEEPSTATE-OUT - [0:0]\n" +
+				"-A KEEPSTATE-FWD -j NFQUEUE --queue-balance 0:1\n" +
+				"-A KEEPSTATE-IN -i lo -j RETURN\n" +
+				"-A KEEPSTATE-IN -j NFQUEUE --queue-balance 0:1\n" +
+				"-A KEEPSTATE-OUT -o lo -j RETURN\n" +
+				"-A KEEPSTATE-OUT -m mark --mark 0x4b530001 -j RETURN\n" +
+				"-A KEEPSTATE-OUT -j NFQUEUE --queue-balance 0:1\n" +
+				"-I FORWARD 1 -j KEEPSTATE-FWD\n" +
+				"-I INPUT 1 -j KEEPSTATE-IN\n" +
+				"-I OUTPUT 1 -j KEEPSTATE-OUT\n" +
+				"COMMIT\n",
+			raw: "*raw\n" +
+				":KEEPSTATE-RAW - [0:0]\n" +
+				":KEEPSTATE-RAWOUT - [0:0]\n" +
+				"-A KEEPSTATE-RAW -i lo -j RETURN\n" +
+				"-A KEEPSTATE-RAW -j NOTRACK\n" +
+				"-A KEEPSTATE-RAWOUT -o lo -j RETURN\n" +
+				"-A KEEPSTATE-RAWOUT -j NOTRACK\n" +
+				"-I PREROUTING 1 -j KEEPSTATE-RAW\n" +
+				"-I OUTPUT 1 -j KEEPSTATE-RAWOUT\n" +
+				"COMMIT\n",
 		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			do, undo := commandLines(iptablesSteps(tc.tool, tc.spec))
-			if got, want := strings.Join(do, "\n"), strings.Join(tc.do, "\n"); got != want {
-				t.Errorf("install:\n%s\nwant:\n%s", got, want)
+			exists := func(c ipChain) bool { return slices.Contains(tc.exists, c.chain) }
+			steps := iptablesSteps(tc.tool, tc.spec, exists)
+			if len(steps) != 2 {
+				t.Fatalf("%d steps, want one per table", len(steps))
+			}
+			for i, want := range []string{tc.filter, tc.raw} {
+				if got := steps[i].do.String(); got != tc.tool+"-restore -w --noflush" {
+					t.Errorf("step %d runs %q", i, got)
+				}
+				if want != "" && steps[i].do.stdin != want {
+					t.Errorf("step %d script:\n%s\nwant:\n%s", i, steps[i].do.stdin, want)
+				}
 			}
 			if tc.undo != nil {
-				if got, want := strings.Join(undo, "\n"), strings.Join(tc.undo, "\n"); got != want {
-					t.Errorf("removal:\n%s\nwant:\n%s", got, want)
+				if _, undo := commandLines(steps); strings.Join(undo, "\n") != strings.Join(tc.undo, "\n") {
+					t.Errorf("removal:\n%s\nwant:\n%s", strings.Join(undo, "\n"), strings.Join(tc.undo, "\n"))
 				}
 			}
 		})
@@ -112,23 +124,24 @@ func TestIptablesSteps(t *testing.T) {
 }
 
 // With Input, IPv6 link-local control traffic (MLD, ND) bypasses the queue in
-// both directions.
+// both directions, before the queue rule.
 func TestIptablesStepsInputIPv6SkipsLinkLocal(t *testing.T) {
-	do, _ := commandLines(iptablesSteps("ip6tables", hookSpec{queues: 1, input: true}))
-	all := strings.Join(do, "\n")
+	script := iptablesSteps("ip6tables", hookSpec{queues: 1, input: true}, nil)[0].do.stdin
 	for _, chain := range []string{chainInput, chainOutput} {
 		for _, typ := range []string{"130", "131", "132", "133", "134", "135", "136", "137", "143"} {
-			want := "ip6tables -w -t filter -A " + chain + " -p ipv6-icmp -m icmp6 --icmpv6-type " + typ + " -j RETURN"
-			if !strings.Contains(all, want+"\n") {
+			want := "-A " + chain + " -p ipv6-icmp -m icmp6 --icmpv6-type " + typ + " -j RETURN\n"
+			if !strings.Contains(script, want) {
 				t.Errorf("missing %q", want)
 			}
 		}
+		ll := strings.Index(script, "-A "+chain+" -p ipv6-icmp")
+		q := strings.Index(script, "-A "+chain+" -j NFQUEUE")
+		if ll < 0 || q < 0 || ll > q {
+			t.Errorf("%s: link-local bypass must precede the queue rule:\n%s", chain, script)
+		}
 	}
-	// ... and come before the queue rule of their chain.
-	in := strings.Index(all, "-A KEEPSTATE-IN -p ipv6-icmp")
-	q := strings.Index(all, "-A KEEPSTATE-IN -j NFQUEUE")
-	if in < 0 || q < 0 || in > q {
-		t.Errorf("link-local bypass must precede the queue rule:\n%s", all)
+	if v4 := iptablesSteps("iptables", hookSpec{queues: 1, input: true}, nil)[0].do.stdin; strings.Contains(v4, "icmp6") {
+		t.Errorf("IPv4 rules with ICMPv6 matches:\n%s", v4)
 	}
 }
 
@@ -220,18 +233,34 @@ func TestNftProbeLeavesNothing(t *testing.T) {
 	}
 }
 
-// fakeRunner records commands and fails those whose text contains a substring.
+// fakeRunner records commands (a restore shows its table) and fails those whose
+// text contains a substring. A jump deletion succeeds dupJumps extra times
+// before it fails, like a jump inserted more than once.
 type fakeRunner struct {
-	ran    []string
-	failOn []string
+	ran      []string
+	failOn   []string
+	dupJumps int
+	deleted  map[string]int
 }
 
 func (f *fakeRunner) run(_ context.Context, c command) error {
 	s := c.String()
+	if strings.HasSuffix(c.name, "-restore") {
+		s += " <" + strings.SplitN(c.stdin, "\n", 2)[0] + ">"
+	}
 	f.ran = append(f.ran, s)
 	for _, bad := range f.failOn {
 		if strings.Contains(s, bad) {
 			return errors.New("failed: " + s)
+		}
+	}
+	if isJumpDelete(c) {
+		if f.deleted == nil {
+			f.deleted = map[string]int{}
+		}
+		f.deleted[s]++
+		if f.deleted[s] > f.dupJumps+1 {
+			return errors.New("no such rule")
 		}
 	}
 	return nil
@@ -239,18 +268,17 @@ func (f *fakeRunner) run(_ context.Context, c command) error {
 
 // A failure half-way undoes exactly the steps done, newest first.
 func TestInstallRollsBackHalfWay(t *testing.T) {
-	f := &fakeRunner{failOn: []string{"-N KEEPSTATE-RAW"}}
+	f := &fakeRunner{failOn: []string{"*raw"}}
 	h := hookSet{run: f.run}
-	err := h.install(context.Background(), iptablesSteps("iptables", hookSpec{queues: 1}))
-	if err == nil || !strings.Contains(err.Error(), "-N KEEPSTATE-RAW") {
+	err := h.install(context.Background(), iptablesSteps("iptables", hookSpec{queues: 1}, nil))
+	if err == nil || !strings.Contains(err.Error(), "iptables-restore") {
 		t.Fatalf("install error = %v", err)
 	}
 	want := []string{
-		"iptables -w -t filter -N KEEPSTATE-FWD",
-		"iptables -w -t filter -A KEEPSTATE-FWD -j NFQUEUE --queue-num 0",
-		"iptables -w -t filter -I FORWARD 1 -j KEEPSTATE-FWD",
-		"iptables -w -t raw -N KEEPSTATE-RAW", // fails
+		"iptables-restore -w --noflush <*filter>",
+		"iptables-restore -w --noflush <*raw>", // fails
 		"iptables -w -t filter -D FORWARD -j KEEPSTATE-FWD",
+		"iptables -w -t filter -D FORWARD -j KEEPSTATE-FWD", // fails: it was the only one
 		"iptables -w -t filter -F KEEPSTATE-FWD",
 		"iptables -w -t filter -X KEEPSTATE-FWD",
 	}
@@ -262,22 +290,39 @@ func TestInstallRollsBackHalfWay(t *testing.T) {
 	}
 }
 
-// remove tries every undo even when one fails, and reports the failures.
+// remove tries every undo even when one fails, reports the failures, and
+// deletes duplicate jumps.
 func TestRemoveTriesEverything(t *testing.T) {
 	f := &fakeRunner{}
 	h := hookSet{run: f.run}
-	if err := h.install(context.Background(), iptablesSteps("iptables", hookSpec{queues: 1})); err != nil {
+	if err := h.install(context.Background(), iptablesSteps("iptables", hookSpec{queues: 1}, nil)); err != nil {
 		t.Fatal(err)
 	}
-	f.ran, f.failOn = nil, []string{"-D FORWARD"}
+	f.ran, f.failOn, f.dupJumps = nil, []string{"-D FORWARD"}, 1
 	err := h.remove(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "-D FORWARD") {
 		t.Fatalf("remove error = %v", err)
 	}
-	if len(f.ran) != 9 {
-		t.Errorf("ran %d undo commands, want 9:\n%s", len(f.ran), strings.Join(f.ran, "\n"))
+	want := []string{
+		"iptables -w -t raw -D PREROUTING -j KEEPSTATE-RAW",
+		"iptables -w -t raw -D PREROUTING -j KEEPSTATE-RAW", // a duplicate jump
+		"iptables -w -t raw -D PREROUTING -j KEEPSTATE-RAW", // fails: no more
+		"iptables -w -t raw -D OUTPUT -j KEEPSTATE-RAWOUT",
+		"iptables -w -t raw -D OUTPUT -j KEEPSTATE-RAWOUT",
+		"iptables -w -t raw -D OUTPUT -j KEEPSTATE-RAWOUT",
+		"iptables -w -t raw -F KEEPSTATE-RAW",
+		"iptables -w -t raw -X KEEPSTATE-RAW",
+		"iptables -w -t raw -F KEEPSTATE-RAWOUT",
+		"iptables -w -t raw -X KEEPSTATE-RAWOUT",
+		"iptables -w -t filter -D FORWARD -j KEEPSTATE-FWD", // fails
+		"iptables -w -t filter -F KEEPSTATE-FWD",
+		"iptables -w -t filter -X KEEPSTATE-FWD",
 	}
-	if err := h.remove(context.Background()); err != nil || len(f.ran) != 9 {
+	if got := strings.Join(f.ran, "\n"); got != strings.Join(want, "\n") {
+		t.Errorf("ran:\n%s\nwant:\n%s", got, strings.Join(want, "\n"))
+	}
+	f.ran = nil
+	if err := h.remove(context.Background()); err != nil || len(f.ran) != 0 {
 		t.Errorf("second remove: %v after %d commands", err, len(f.ran))
 	}
 }
@@ -318,38 +363,65 @@ func TestChooseBackend(t *testing.T) {
 			}
 			if tc.backend == describeIptables {
 				do, _ := commandLines(c.steps)
-				if !strings.HasPrefix(do[0], "iptables ") || !strings.HasPrefix(do[len(do)-1], "ip6tables ") {
-					t.Errorf("iptables backend must hook both families: %q ... %q", do[0], do[len(do)-1])
+				if len(do) != 4 || !strings.HasPrefix(do[0], "iptables-restore ") || !strings.HasPrefix(do[3], "ip6tables-restore ") {
+					t.Errorf("iptables backend must hook both families: %q", do)
 				}
 			}
 		})
 	}
 }
 
-// Stale cleanup covers every chain of the widest configuration, for each tool
-// present, and deletes duplicate jumps.
-func TestRemoveStale(t *testing.T) {
-	f := &fakeRunner{failOn: []string{"-D INPUT"}} // the second delete of a jump fails: there was one
-	removeStale(context.Background(), f.run, func(name string) bool { return name != "ip6tables" })
-	got := strings.Join(f.ran, "\n")
-	for _, want := range []string{
-		"nft delete table inet keepstate",
+// What a keepstate that died left and the new install does not replace is
+// removed afterwards: the other backend's hooks, and chains of a wider
+// configuration; replaced chains are not touched.
+func TestStaleCommands(t *testing.T) {
+	f := &fakeRunner{failOn: []string{"nft -f -"}} // no native queue: iptables
+	c, err := chooseBackend(context.Background(), "auto", hookSpec{queues: 1}, f.run, func(string) bool { return true })
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stale []string
+	for _, cmd := range c.stale {
+		stale = append(stale, cmd.String())
+	}
+	want := []string{
+		"iptables -w -t filter -D INPUT -j KEEPSTATE-IN",
+		"iptables -w -t filter -D OUTPUT -j KEEPSTATE-OUT",
+		"iptables -w -t filter -F KEEPSTATE-IN",
 		"iptables -w -t filter -X KEEPSTATE-IN",
+		"iptables -w -t filter -F KEEPSTATE-OUT",
 		"iptables -w -t filter -X KEEPSTATE-OUT",
-		"iptables -w -t raw -X KEEPSTATE-RAWOUT",
-		"iptables -w -t filter -X KEEPSTATE-FWD",
-	} {
-		if !strings.Contains(got, want) {
-			t.Errorf("cleanup lacks %q", want)
+		"ip6tables -w -t filter -D INPUT -j KEEPSTATE-IN",
+		"ip6tables -w -t filter -D OUTPUT -j KEEPSTATE-OUT",
+		"ip6tables -w -t filter -F KEEPSTATE-IN",
+		"ip6tables -w -t filter -X KEEPSTATE-IN",
+		"ip6tables -w -t filter -F KEEPSTATE-OUT",
+		"ip6tables -w -t filter -X KEEPSTATE-OUT",
+		"nft delete table inet keepstate",
+	}
+	if got := strings.Join(stale, "\n"); got != strings.Join(want, "\n") {
+		t.Errorf("stale:\n%s\nwant:\n%s", got, strings.Join(want, "\n"))
+	}
+	// The jump checks ran for every chain of both families.
+	if n := strings.Count(strings.Join(f.ran, "\n"), " -C "); n != 6 {
+		t.Errorf("%d jump checks, want 6:\n%s", n, strings.Join(f.ran, "\n"))
+	}
+
+	// With the nft backend every iptables chain is stale.
+	f = &fakeRunner{}
+	c, err = chooseBackend(context.Background(), "nft", hookSpec{queues: 1}, f.run, func(string) bool { return true })
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := ""
+	for _, cmd := range c.stale {
+		all += cmd.String() + "\n"
+	}
+	for _, chain := range []string{chainForward, chainInput, chainOutput, chainRaw, chainRawOutput} {
+		for _, tool := range []string{"iptables", "ip6tables"} {
+			if !strings.Contains(all, tool+" -w -t ") || !strings.Contains(all, "-X "+chain+"\n") {
+				t.Errorf("nft backend: %s chain %s not removed:\n%s", tool, chain, all)
+			}
 		}
-	}
-	if strings.Contains(got, "ip6tables") {
-		t.Errorf("cleanup ran a missing tool:\n%s", got)
-	}
-	if n := strings.Count(got, "-D FORWARD -j KEEPSTATE-FWD"); n != maxDuplicateJumps {
-		t.Errorf("jump deleted %d times while it succeeded, want %d", n, maxDuplicateJumps)
-	}
-	if n := strings.Count(got, "-D INPUT -j KEEPSTATE-IN"); n != 1 {
-		t.Errorf("failing jump delete tried %d times, want 1", n)
 	}
 }

@@ -44,16 +44,20 @@ func haveTool(name string) bool {
 	return err == nil
 }
 
-// backendChoice is the chosen way of hooking.
+// backendChoice is the chosen way of hooking: the install steps, and the
+// commands that then remove what a keepstate that died left and this install
+// did not replace (the other backend's hooks, chains of a wider configuration).
 type backendChoice struct {
 	describe string
 	steps    []step
+	stale    []command
 }
 
 // chooseBackend picks the backend for want ("", auto, nft, iptables). auto takes
 // nftables' native queue when the nft tool exists and the kernel accepts the
 // expression, and the iptables tools otherwise.
 func chooseBackend(ctx context.Context, want string, s hookSpec, run runner, have tools) (backendChoice, error) {
+	wide := hookSpec{queues: 1, input: true} // every chain any configuration makes
 	nftChoice := func() (backendChoice, error) {
 		if !have("nft") {
 			return backendChoice{}, errors.New("the nft tool is not installed")
@@ -61,16 +65,40 @@ func chooseBackend(ctx context.Context, want string, s hookSpec, run runner, hav
 		if err := run(ctx, nftProbe()); err != nil {
 			return backendChoice{}, fmt.Errorf("the kernel has no native nftables queue expression: %w", err)
 		}
-		return backendChoice{describe: describeNft, steps: nftSteps(s)}, nil
+		c := backendChoice{describe: describeNft, steps: nftSteps(s)}
+		for _, t := range []string{"iptables", "ip6tables"} {
+			if have(t) {
+				c.stale = append(c.stale, iptablesRemoval(t, iptablesChains(t == "ip6tables", wide))...)
+			}
+		}
+		return c, nil
 	}
 	iptChoice := func() (backendChoice, error) {
-		for _, t := range []string{"iptables", "ip6tables"} {
+		for _, t := range []string{"iptables", "ip6tables", "iptables-restore", "ip6tables-restore"} {
 			if !have(t) {
 				return backendChoice{}, fmt.Errorf("the %s tool is not installed", t)
 			}
 		}
-		steps := append(iptablesSteps("iptables", s), iptablesSteps("ip6tables", s)...)
-		return backendChoice{describe: describeIptables, steps: steps}, nil
+		c := backendChoice{describe: describeIptables}
+		for _, t := range []string{"iptables", "ip6tables"} {
+			exists := func(ch ipChain) bool { return run(ctx, iptablesJumpCheck(t, ch)) == nil }
+			c.steps = append(c.steps, iptablesSteps(t, s, exists)...)
+			used := map[string]bool{}
+			for _, ch := range iptablesChains(t == "ip6tables", s) {
+				used[ch.chain] = true
+			}
+			var unused []ipChain
+			for _, ch := range iptablesChains(t == "ip6tables", wide) {
+				if !used[ch.chain] {
+					unused = append(unused, ch)
+				}
+			}
+			c.stale = append(c.stale, iptablesRemoval(t, unused)...)
+		}
+		if have("nft") {
+			c.stale = append(c.stale, nftSteps(s)[0].undo...)
+		}
+		return c, nil
 	}
 	switch want {
 	case BackendNft:
@@ -99,38 +127,29 @@ func chooseBackend(ctx context.Context, want string, s hookSpec, run runner, hav
 	return backendChoice{}, fmt.Errorf("nfqueue: unknown backend %q (want auto, nft or iptables)", want)
 }
 
-// staleCommands remove whatever an earlier keepstate that died left in place,
-// for every backend whose tool exists, in the widest configuration (Input on).
-func staleCommands(have tools) []command {
-	wide := hookSpec{queues: 1, input: true}
-	var cmds []command
-	if have("nft") {
-		cmds = append(cmds, staleCleanup(nftSteps(wide))...)
-	}
-	for _, t := range []string{"iptables", "ip6tables"} {
-		if have(t) {
-			cmds = append(cmds, staleCleanup(iptablesSteps(t, wide))...)
-		}
-	}
-	return cmds
-}
-
-// maxDuplicateJumps bounds how often a stale jump is deleted: someone may have
+// maxDuplicateJumps bounds how often a jump is deleted: someone may have
 // inserted the same jump more than once.
 const maxDuplicateJumps = 8
 
+// runRemoval runs one removal command; a jump deletion is repeated until it
+// fails, so duplicate jumps go too. Only a failure of the first attempt counts.
+func runRemoval(ctx context.Context, run runner, c command) error {
+	err := run(ctx, c)
+	if err != nil || !isJumpDelete(c) {
+		return err
+	}
+	for i := 1; i < maxDuplicateJumps; i++ {
+		if run(ctx, c) != nil {
+			break
+		}
+	}
+	return nil
+}
+
 // removeStale runs the stale cleanup; failures mean there was nothing to remove.
-func removeStale(ctx context.Context, run runner, have tools) {
-	for _, c := range staleCommands(have) {
-		repeat := 1
-		if isJumpDelete(c) {
-			repeat = maxDuplicateJumps
-		}
-		for i := 0; i < repeat; i++ {
-			if run(ctx, c) != nil {
-				break
-			}
-		}
+func removeStale(ctx context.Context, run runner, cmds []command) {
+	for _, c := range cmds {
+		_ = runRemoval(ctx, run, c)
 	}
 }
 
@@ -169,7 +188,7 @@ func (h *hookSet) remove(ctx context.Context) error {
 	var errs []error
 	for i := len(h.installed) - 1; i >= 0; i-- {
 		for _, u := range h.installed[i].undo {
-			if err := h.run(ctx, u); err != nil {
+			if err := runRemoval(ctx, h.run, u); err != nil {
 				errs = append(errs, err)
 			}
 		}

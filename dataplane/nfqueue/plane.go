@@ -68,9 +68,11 @@ func New(o Options) (*Plane, error) {
 
 // Start binds the queues, installs the hooks and starts the workers and the
 // engine's expiry, then returns. It works in the network namespace of the calling
-// thread. Queues are bound before any hook exists, so a queue held by another
-// program fails Start before anything changed; hooks left by a keepstate that died
-// are removed first. When Start fails, everything it did is undone.
+// thread. Queues are bound before any hook is touched, so a queue held by another
+// program fails Start before anything changed. Hooks left by a keepstate that
+// died are replaced in one transaction per table, never leaving a moment without
+// hooks, and what the new hooks do not replace is removed afterwards. When Start
+// fails, everything it did is undone.
 //
 // The workers run until ctx ends or Close; the hooks stay until Close.
 func (p *Plane) Start(ctx context.Context) error {
@@ -142,9 +144,14 @@ func (p *Plane) setup(ctx context.Context) error {
 		return err
 	}
 	p.backend = choice.describe
-	removeStale(ctx, p.run, p.have)
 	p.hooks.run = p.run
-	return p.hooks.install(ctx, choice.steps)
+	if err := p.hooks.install(ctx, choice.steps); err != nil {
+		return err
+	}
+	// Only now: until the new hooks were in, the old ones kept the traffic
+	// going to the queues (already ours) instead of past them.
+	removeStale(ctx, p.run, choice.stale)
+	return nil
 }
 
 // expireEvery is how often the engine forgets idle connections.
@@ -183,7 +190,16 @@ const drainTime = 100 * time.Millisecond
 // Close removes every hook the plane installed, lets the workers decide the packets
 // still queued, stops them and closes the queues. It is safe to call more than
 // once and from any goroutine.
-func (p *Plane) Close() error {
+func (p *Plane) Close() error { return p.shutdown(true) }
+
+// Detach stops the workers and closes the queues but leaves the hooks in place:
+// for a restart, where the next Plane (in this process or the next) takes the
+// hooks over at Start without a moment of unfiltered traffic. Until then the
+// hooks' fail mode applies: fail closed, the kernel drops the packets (TCP
+// retransmits them); fail open, they pass. Close after Detach does nothing.
+func (p *Plane) Detach() error { return p.shutdown(false) }
+
+func (p *Plane) shutdown(removeHooks bool) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed || !p.started {
@@ -192,13 +208,17 @@ func (p *Plane) Close() error {
 	}
 	p.closed = true
 	var errs []error
-	if p.netns != nil && len(p.hooks.installed) > 0 {
+	if removeHooks && p.netns != nil && len(p.hooks.installed) > 0 {
 		ctx, cancel := context.WithTimeout(context.Background(), removeTimeout)
 		errs = append(errs, runInNetns(p.netns, func() error { return p.hooks.remove(ctx) }))
 		cancel()
 	}
+	drain := drainTime
+	if !removeHooks {
+		drain = 0 // the hooks keep queueing: there is no end to drain
+	}
 	for _, c := range p.conns {
-		_ = c.file.SetReadDeadline(time.Now().Add(drainTime))
+		_ = c.file.SetReadDeadline(time.Now().Add(drain))
 	}
 	p.wg.Wait()
 	if p.stop != nil {

@@ -338,8 +338,11 @@ func TestPlaneStartFailures(t *testing.T) {
 		}
 		p := l.startPlane(t, Options{Queues: 1})
 		rules := rulesIn(t, l.fw)
-		if strings.Contains(rules, "--queue-num 9") || strings.Count(rules, "-A FORWARD -j KEEPSTATE-FWD") != 2 {
-			// one jump for iptables, one for ip6tables
+		if strings.Contains(rules, "--queue-num 9") || !strings.Contains(rules, "-A KEEPSTATE-FWD -j NFQUEUE --queue-num 0") ||
+			strings.Count(rules, "-A FORWARD -j KEEPSTATE-FWD") != 3 {
+			// The stale chain was replaced in place; the two stale iptables
+			// jumps stay (the first one queues, the other is never reached),
+			// ip6tables got its own.
 			t.Errorf("stale hooks not replaced:\n%s", rules)
 		}
 		c, err := l.dial(t, "tcp4", serverAddr, portPermit, 5*time.Second)
@@ -553,5 +556,47 @@ func TestPlaneQueueOverflow(t *testing.T) {
 				t.Fatal(err)
 			}
 		})
+	}
+}
+
+// A restart: the first plane detaches and leaves its hooks, fail closed traffic
+// stops, the next plane with the same engine (the state a restarting daemon
+// restores) takes the hooks over, and a connection opened before goes on.
+func TestPlaneRestartKeepsConnections(t *testing.T) {
+	needRoot(t)
+	l := newLab(t)
+	l.serve(t, serverAddr, portPermit)
+	eng := labEngine(t)
+	a := l.startPlane(t, Options{Engine: eng, Queues: 1})
+	c, err := l.dial(t, "tcp4", serverAddr, portPermit, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	echo(t, c, []byte("before the restart"))
+	if err := a.Detach(); err != nil {
+		t.Fatal(err)
+	}
+	if rules := rulesIn(t, l.fw); !strings.Contains(rules, "-A FORWARD -j KEEPSTATE-FWD") {
+		t.Fatalf("Detach removed the hooks:\n%s", rules)
+	}
+	// Fail closed with nobody listening: nothing new gets through.
+	if c2, err := l.dial(t, "tcp4", serverAddr, portPermit, 500*time.Millisecond); err == nil {
+		c2.Close()
+		t.Fatal("a new connection passed while no plane listened (fail closed)")
+	}
+	b := l.startPlane(t, Options{Engine: eng, Queues: 1})
+	echo(t, c, []byte("after the restart"))
+	if s := b.Stats(); s.Accepted == 0 {
+		t.Errorf("the second plane saw nothing: %+v", s.Counters)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Close(); err != nil { // after Detach: nothing to do
+		t.Fatal(err)
+	}
+	if rules := rulesIn(t, l.fw); hasKeepstate(rules) {
+		t.Fatalf("hooks left after Close:\n%s", rules)
 	}
 }

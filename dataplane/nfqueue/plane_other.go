@@ -22,6 +22,9 @@ func (p *Plane) Start(ctx context.Context) error { return errNotLinux }
 // Close does nothing.
 func (p *Plane) Close() error { return nil }
 
+// Detach does nothing.
+func (p *Plane) Detach() error { return nil }
+
 // Wait returns at once.
 func (p *Plane) Wait() error { return nil }
 
