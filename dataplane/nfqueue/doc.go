@@ -11,17 +11,19 @@
 // built-in chain; with the nftables backend the table inet keepstate. The raw
 // chains bypass the kernel's connection tracking (NOTRACK / notrack) for the
 // queued traffic, so keepstate's table is the only state. Nobody else's rules are
-// touched. Hooks left by a keepstate that died are removed at Start, after the
-// queues were bound (a second live keepstate holds them and Start fails first).
+// touched. Hooks left by a keepstate that died (or by Detach, for a restart) are
+// replaced in place at Start, after the queues were bound: a second live
+// keepstate holds them and Start fails before anything changed.
 //
-// The hooks are command lines for the iptables/ip6tables (-w) and nft tools
-// rather than netlink messages from github.com/google/nftables: the same tools
-// the administrator reads the result with, the only way to reach the xt NFQUEUE
-// target of kernels without nftables' native queue expression (these machines:
-// iptables-nft through nft_compat), an nft script is one atomic transaction, and
-// the tests assert the exact commands. The backend "auto" tries the native queue
-// expression in a scratch table inside one transaction that also deletes it, and
-// falls back to iptables.
+// The hooks are scripts for the iptables-restore/ip6tables-restore (--noflush,
+// -w) and nft tools rather than netlink messages from github.com/google/nftables:
+// the same tools the administrator reads the result with, the only way to reach
+// the xt NFQUEUE target of kernels without nftables' native queue expression
+// (these machines: iptables-nft through nft_compat), each script is applied as
+// one transaction (per table for iptables) so traffic never sees half of the
+// hooks or a moment without them, and the tests assert the exact text. The
+// backend "auto" tries the native queue expression in a scratch table inside one
+// transaction that also deletes it, and falls back to iptables.
 //
 // # Queues and fan-out
 //
