@@ -17,14 +17,16 @@ func init() {
 
 func runBench(e *env, args []string) int {
 	if len(args) == 0 {
-		e.errorf("usage: keepstate bench engine [--flows N] [--packets M] [--json]")
+		e.errorf("usage: keepstate bench engine [--flows N] [--packets M] [--json]\n       keepstate bench live [--seconds N] [--streams K] [--json]")
 		return exitUsage
 	}
 	switch args[0] {
 	case "engine":
 		return runBenchEngine(e, args[1:])
+	case "live":
+		return runBenchLive(e, args[1:])
 	}
-	e.errorf("unknown benchmark %q (known: engine)", args[0])
+	e.errorf("unknown benchmark %q (known: engine, live)", args[0])
 	return exitUsage
 }
 
