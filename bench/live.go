@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/exec"
 	"runtime"
@@ -368,5 +369,9 @@ func (r *iperfReport) udp() (sent, delivered, lostPct float64, err error) {
 	if s.Seconds <= 0 || rcv.Seconds <= 0 || s.Packets <= 0 || rcv.Packets < rcv.LostPackets {
 		return 0, 0, 0, fmt.Errorf("iperf3 UDP report without packet counts (%+v, %+v)", s, rcv)
 	}
-	return s.Packets / s.Seconds, (rcv.Packets - rcv.LostPackets) / rcv.Seconds, rcv.LostPercent, nil
+	sent, delivered = s.Packets/s.Seconds, (rcv.Packets-rcv.LostPackets)/rcv.Seconds
+	if math.IsInf(sent, 0) || math.IsInf(delivered, 0) {
+		return 0, 0, 0, fmt.Errorf("iperf3 UDP report with impossible figures (%+v, %+v)", s, rcv)
+	}
+	return sent, delivered, rcv.LostPercent, nil
 }

@@ -4,6 +4,7 @@ package bench
 
 import (
 	"context"
+	"math"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -126,5 +127,38 @@ func TestRunLiveShort(t *testing.T) {
 	}
 	if len(r.KeepstateRounds) != 1 || len(r.KernelRounds) != 1 {
 		t.Errorf("rounds: %d and %d, want 1 each", len(r.KeepstateRounds), len(r.KernelRounds))
+	}
+}
+
+// iperf3's output is read, never trusted: whatever it prints, parsing returns an
+// error or figures that are finite and not negative.
+func FuzzParseIperf(f *testing.F) {
+	for _, s := range []string{iperfUDPReport, iperfTCPReport, iperfErrorReport, "", "{}", `{"end":{"sum_sent":{"seconds":-1}}}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		rep, err := parseIperf(data)
+		if err != nil {
+			return
+		}
+		sent, delivered, lost, err := rep.udp()
+		if err != nil {
+			return
+		}
+		for _, v := range []float64{sent, delivered} {
+			if v < 0 || math.IsNaN(v) || math.IsInf(v, 0) {
+				t.Fatalf("figures %v %v %v from %q", sent, delivered, lost, data)
+			}
+		}
+	})
+}
+
+func TestUDPFiguresImpossible(t *testing.T) {
+	rep, err := parseIperf([]byte(`{"end":{"sum_sent":{"seconds":1e-300,"packets":1e300},"sum_received":{"seconds":1,"packets":5}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := rep.udp(); err == nil {
+		t.Error("an infinite packet rate was accepted")
 	}
 }
