@@ -16,6 +16,7 @@ type Timeouts struct {
 	TCPTimeWait    time.Duration
 	TCPClose       time.Duration // after a RST
 	TCPPickup      time.Duration // loose-mode cap until both directions have been seen
+	TCPUnacked     time.Duration // cap while sent data is unacknowledged (dead peer)
 	UDPUnreplied   time.Duration
 	UDPReplied     time.Duration
 	ICMP           time.Duration
@@ -43,6 +44,9 @@ type Timeouts struct {
 //	TCPPickup       300 s    300 s*  -                   *Linux's "unacknowledged" timeout; a
 //	                                                     half-seen (asymmetric) flow stays while
 //	                                                     it sends, and dies within 5 min after
+//	TCPUnacked      300 s    300 s   -                   Linux "unacknowledged": data that is never
+//	                                                     acked means the peer is gone; do not hold
+//	                                                     its state for a day
 //	UDPUnreplied    30 s     30 s    udp.first 60        Linux
 //	UDPReplied      120 s    120 s   udp.multiple 60     Linux "stream" timeout: SIP/VPN keep-alives
 //	                                                     are commonly 30-60 s apart
@@ -60,6 +64,7 @@ func DefaultTimeouts() Timeouts {
 		TCPTimeWait:    120 * time.Second,
 		TCPClose:       10 * time.Second,
 		TCPPickup:      300 * time.Second,
+		TCPUnacked:     300 * time.Second,
 		UDPUnreplied:   30 * time.Second,
 		UDPReplied:     120 * time.Second,
 		ICMP:           30 * time.Second,
@@ -134,7 +139,8 @@ const (
 	clsLastAck
 	clsTimeWait
 	clsClose
-	clsPickup // picked up mid-stream, other direction not seen yet
+	clsPickup  // picked up mid-stream, other direction not seen yet
+	clsUnacked // established with data the peer has not acknowledged
 	clsUDPUnreplied
 	clsUDPReplied
 	clsICMPUnreplied
@@ -180,6 +186,7 @@ func newSettings(c Config) *settings {
 	s.timeout[clsClose] = orDefault(t.TCPClose, def.TCPClose)
 	// The pickup timeout is a cap on the established timeout, never an extension.
 	s.timeout[clsPickup] = min(orDefault(t.TCPPickup, def.TCPPickup), s.timeout[clsEstablished])
+	s.timeout[clsUnacked] = min(orDefault(t.TCPUnacked, def.TCPUnacked), s.timeout[clsEstablished])
 	s.timeout[clsUDPUnreplied] = orDefault(t.UDPUnreplied, def.UDPUnreplied)
 	s.timeout[clsUDPReplied] = orDefault(t.UDPReplied, def.UDPReplied)
 	s.timeout[clsICMPUnreplied] = orDefault(t.ICMP, def.ICMP)

@@ -275,3 +275,22 @@ func (t *Table) Stats() Stats {
 	}
 	return st
 }
+
+// Lookup returns the live connection p belongs to and p's direction in it, changing
+// nothing (no state change, no timer refresh): for diagnosis and "explain".
+func (t *Table) Lookup(p *packet.Parsed, now int64) (ConnInfo, Dir, bool) {
+	if !p.Src.IsValid() || !p.Dst.IsValid() {
+		return ConnInfo{}, Original, false
+	}
+	s := t.cfg.Load()
+	k := keyOf(p)
+	h := k.hash(&t.seed)
+	sh := t.shardOf(h)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	i, dir, ok := sh.lookup(&k, h)
+	if !ok || t.expiredAt(s, sh.at(i), now) {
+		return ConnInfo{}, Original, false
+	}
+	return t.info(sh, sh.at(i), s), dir, true
+}

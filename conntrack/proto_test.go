@@ -26,6 +26,13 @@ func TestUDP(t *testing.T) {
 	if r.Verdict != Accept || r.State != StateUDPReplied || r.Dir != Reply || r.Meta.Rule != 3 {
 		t.Fatalf("reply: %+v", r)
 	}
+	got, dir, ok := tab.Lookup(udp(srvAddr, cliAddr, 53, 5353, 0), t0+2*int64(time.Second))
+	if !ok || dir != Reply || got.Packets != [2]uint64{1, 1} || got.LastSeen != t0+int64(time.Second) {
+		t.Fatalf("Lookup: %+v %v %v", got, dir, ok)
+	}
+	if _, _, ok := tab.Lookup(udp(srvAddr, cliAddr, 53, 5353, 0), t0+int64(121*time.Second)); ok {
+		t.Fatal("Lookup found an expired connection")
+	}
 	ci := only(t, tab)
 	if ci.Timeout != 120*time.Second || !ci.Assured || ci.Packets != [2]uint64{1, 1} || ci.Bytes != [2]uint64{68, 128} {
 		t.Fatalf("replied: %+v", ci)

@@ -41,6 +41,7 @@ const (
 	dfWScale  uint8 = 0x10 // the direction's SYN carried a window scale option
 	dfSACK    uint8 = 0x20 // the direction's SYN carried SACK-permitted
 	dfDataAck uint8 = 0x40 // the direction has sent a packet with ACK set (diagnosis)
+	dfUnacked uint8 = 0x80 // the direction sent data the other has not acknowledged yet
 )
 
 func (e *entry) state() State       { return State(e.sf & 0x0f) }
@@ -89,8 +90,13 @@ var stateClass = [numStates]class{
 
 func (e *entry) class() class {
 	st := e.state()
-	if st == StateEstablished && e.sf&(fLiberal|fSeenReply) == fLiberal {
-		return clsPickup
+	if st == StateEstablished {
+		switch {
+		case e.sf&(fLiberal|fSeenReply) == fLiberal:
+			return clsPickup
+		case (e.dflags[0]|e.dflags[1])&dfUnacked != 0:
+			return clsUnacked
+		}
 	}
 	return stateClass[st]
 }

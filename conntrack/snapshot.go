@@ -267,7 +267,7 @@ func decodeEntry(b []byte) (snapEntry, error) {
 		return se, fmt.Errorf("state %v for protocol %d", e.state(), e.key.Proto)
 	}
 	for d := range 2 {
-		if e.dflags[d]&0x0f > 14 || e.dflags[d]&0x80 != 0 {
+		if e.dflags[d]&0x0f > 14 {
 			return se, fmt.Errorf("direction flags %#x", e.dflags[d])
 		}
 		o := 40 + 12*d

@@ -214,12 +214,16 @@ func (t *Table) updateTCP(sh *shard, i uint32, e *entry, dir Dir, p *packet.Pars
 		sh.accept(e, dir, r)
 		return
 	}
+	from := e.class() // before inWindow, which may change the class (dfUnacked)
 	if !e.inWindow(dir, p, old) {
+		if to := e.class(); to != from {
+			sh.unlink(from, i)
+			sh.pushBack(to, i)
+		}
 		sh.refuse(e, dir, reason.OutOfWindow, r)
 		return
 	}
 
-	from := e.class()
 	ns := State(next)
 	e.setState(ns)
 	if dir == Reply && !e.has(fSeenReply) {

@@ -119,7 +119,7 @@ const maxAckWindow = 66000
 
 // synOptions records a SYN's window scale and SACK-permitted options for direction d.
 func (e *entry) synOptions(d Dir, p *packet.Parsed) {
-	f := e.dflags[d] & dfDataAck
+	f := e.dflags[d] & (dfDataAck | dfUnacked)
 	if p.TCPOpts.HasWScale {
 		f |= dfWScale | min(p.TCPOpts.WScale, 14) // RFC 7323: shift at most 14
 	}
@@ -220,9 +220,13 @@ func (e *entry) inWindow(d Dir, p *packet.Parsed, old State) bool {
 	}
 	if after(end, s.end) {
 		s.end = end
+		e.dflags[d] |= dfUnacked
 	}
 	if flags&packet.ACK != 0 {
 		e.dflags[d] |= dfDataAck
+		if !before(ack, r.end) {
+			e.dflags[1-d] &^= dfUnacked
+		}
 	}
 	// Data beyond what the receiver allowed (possible only when liberal or in the
 	// boundary case) widens the receiver's window estimate.

@@ -238,12 +238,7 @@ func TestWindowScaling(t *testing.T) {
 			if got := r.Verdict == Accept; got != tt.wantScaledState {
 				t.Fatalf("data 100 kB ahead: %v/%v, want accepted=%v", r.Verdict, r.Reason, tt.wantScaledState)
 			}
-			var e *entry
-			for _, sh := range tab.shards {
-				if sh.used == 1 {
-					e = sh.at(sh.lists[clsEstablished].head)
-				}
-			}
+			e := onlyEntry(t, tab)
 			wantShift := uint32(0)
 			if tt.wantScaledState {
 				wantShift = uint32(min(tt.shift, 14))
@@ -338,4 +333,47 @@ func TestPickupAndTimeouts(t *testing.T) {
 	if ci.Timeout != 24*time.Hour || !ci.Assured {
 		t.Fatalf("after the reply: timeout %v assured %v, want 24h, true", ci.Timeout, ci.Assured)
 	}
+}
+
+// onlyEntry returns the single entry of tab, whatever list it is on.
+func onlyEntry(t *testing.T, tab *Table) *entry {
+	t.Helper()
+	for _, sh := range tab.shards {
+		for c := range sh.lists {
+			if i := sh.lists[c].head; i != nilIdx {
+				return sh.at(i)
+			}
+		}
+	}
+	t.Fatal("empty table")
+	return nil
+}
+
+func TestUnacknowledgedDataTimeout(t *testing.T) {
+	tab := New(Config{Strict: true, Timeouts: Timeouts{TCPUnacked: 300 * time.Second}})
+	run(t, tab, handshake())
+	if ci := only(t, tab); ci.Timeout != 24*time.Hour {
+		t.Fatalf("idle established: %v", ci.Timeout)
+	}
+	// The client sends data the server never acknowledges: the peer may be gone.
+	run(t, tab, []step{{p: seg(Original, PA, c1, s1, 500), at: time.Second, verdict: Accept, state: StateEstablished}})
+	if ci := only(t, tab); ci.Timeout != 300*time.Second {
+		t.Fatalf("with unacknowledged data: %v", ci.Timeout)
+	}
+	// A keep-alive probe (seq = next-1, one byte) sends nothing new.
+	run(t, tab, []step{
+		{p: seg(Reply, A, s1, c1+500, 0), at: 2 * time.Second, verdict: Accept, state: StateEstablished},
+		{p: seg(Original, A, c1+499, s1, 1), at: 3 * time.Second, verdict: Accept, state: StateEstablished},
+	})
+	if ci := only(t, tab); ci.Timeout != 24*time.Hour {
+		t.Fatalf("after the ack and a keep-alive: %v", ci.Timeout)
+	}
+	run(t, tab, []step{{p: seg(Reply, PA, s1, c1+500, 100), at: 4 * time.Second, verdict: Accept, state: StateEstablished}})
+	if n := tab.Expire(t0 + 4*sec + 300*sec - 1); n != 0 {
+		t.Fatal("expired early")
+	}
+	if n := tab.Expire(t0 + 4*sec + 300*sec); n != 1 {
+		t.Fatal("unacknowledged connection not expired after 300 s")
+	}
+	checkInvariants(t, tab)
 }
