@@ -61,17 +61,26 @@ func (t *Table) Expire(now int64) int {
 	total := 0
 	var ended endBuf
 	for _, sh := range t.shards {
-		sh.mu.Lock()
-		total += t.expireShard(sh, s, now, &ended)
-		sh.mu.Unlock()
-		ended.flush(s)
+		for more := true; more; {
+			// A mass expiry releases the lock every expireBatch entries so that
+			// packets of this shard are not held up behind it.
+			var n int
+			sh.mu.Lock()
+			n, more = t.expireShard(sh, s, now, &ended, expireBatch)
+			sh.mu.Unlock()
+			ended.flush(s)
+			total += n
+		}
 	}
 	t.src.sweep(now)
 	return total
 }
 
-func (t *Table) expireShard(sh *shard, s *settings, now int64, ended *endBuf) int {
-	n := 0
+const expireBatch = 1024
+
+// expireShard removes up to limit expired entries; more reports that it stopped
+// at the limit.
+func (t *Table) expireShard(sh *shard, s *settings, now int64, ended *endBuf, limit int) (n int, more bool) {
 	for c := range sh.lists {
 		for i := sh.lists[c].head; i != nilIdx; {
 			e := sh.at(i)
@@ -81,13 +90,16 @@ func (t *Table) expireShard(sh *shard, s *settings, now int64, ended *endBuf) in
 			}
 			next := e.next
 			if now-e.lastSeen >= timeout {
+				if n == limit {
+					return n, true
+				}
 				t.end(sh, i, s, now, endCauseOf(e), ended)
 				n++
 			}
 			i = next
 		}
 	}
-	return n
+	return n, false
 }
 
 // reserve claims room for one new connection, expiring and then evicting when the

@@ -185,6 +185,20 @@ func TestTombstoneCapacity(t *testing.T) {
 	}
 }
 
+func TestMassExpiryInBatches(t *testing.T) {
+	var ended int
+	tab := New(Config{Shards: 1, MaxConns: -1, TombstoneCap: -1,
+		OnEnd: func(ConnInfo, EndCause) { ended++ }})
+	const n = 3*expireBatch + 17
+	for i := range n {
+		tab.Create(udp(addr4(i), srvAddr, 1, 53, 0), t0+int64(i), Meta{})
+	}
+	if got := tab.Expire(t0 + 30*sec + n - 2); got != n-1 || ended != n-1 || tab.Len() != 1 {
+		t.Fatalf("expired %d (OnEnd %d), len %d; want %d, 1 left", got, ended, tab.Len(), n-1)
+	}
+	checkInvariants(t, tab)
+}
+
 func TestCloseIfRuleChanged(t *testing.T) {
 	var causes []EndCause
 	tab := New(Config{Strict: true, OnEnd: func(_ ConnInfo, c EndCause) { causes = append(causes, c) }})
