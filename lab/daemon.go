@@ -74,6 +74,10 @@ func (d *Daemon) Start(ctx context.Context) error {
 	// Not CommandContext: the daemon must get SIGTERM and write its snapshot,
 	// never SIGKILL from a cancelled context.
 	cmd := exec.Command("ip", args...)
+	// Its own process group: a Ctrl-C at the terminal reaches the lab, which
+	// then stops the daemon in order (SIGTERM, snapshot); and SIGTERM if the lab
+	// dies without doing so.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 	d.starts++
 	fmt.Fprintf(d.stderr, "--- start %d: ip %s\n", d.starts, strings.Join(args, " "))
 	cmd.Stdout, cmd.Stderr = d.stderr, d.stderr
@@ -170,7 +174,11 @@ func (d *Daemon) Import(ctx context.Context, path string) (string, error) {
 	cmd := exec.CommandContext(ctx, d.o.Binary, "config", "import", "--socket", d.Socket(), path)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return string(out), fmt.Errorf("keepstate config import %s: %w: %s", path, err, strings.TrimSpace(string(out)))
+		err = fmt.Errorf("keepstate config import %s: %w", path, err)
+		if said := strings.TrimSpace(string(out)); said != "" {
+			err = fmt.Errorf("%w: %s", err, said)
+		}
+		return string(out), err
 	}
 	return string(out), nil
 }

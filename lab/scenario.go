@@ -104,9 +104,6 @@ func Run(ctx context.Context, env Env, sc Scenario) (res *Result) {
 	defer func() {
 		s.teardown()
 		res.Duration = time.Since(start)
-		if res.Err == nil && ctx.Err() != nil {
-			res.Err = fmt.Errorf("interrupted: %w", context.Cause(ctx))
-		}
 		s.say("%s (%.1f s)", verdictWord(res), res.Duration.Seconds())
 	}()
 	fmt.Fprintf(s.out, "== %s: %s\n", sc.Name, sc.Title)
@@ -115,7 +112,12 @@ func Run(ctx context.Context, env Env, sc Scenario) (res *Result) {
 		s.say("could not set up: %v", err)
 		return res
 	}
-	if err := sc.run(s); err != nil {
+	err := sc.run(s)
+	switch {
+	case ctx.Err() != nil:
+		res.Err = fmt.Errorf("interrupted: %w", context.Cause(ctx))
+		s.say("interrupted")
+	case err != nil:
 		res.Err = err
 		s.say("stopped: %v", err)
 	}
@@ -209,6 +211,9 @@ func (s *session) say(format string, a ...any) {
 
 // check records an expectation and prints it.
 func (s *session) check(id, want string, ok bool, got string) {
+	if s.ctx.Err() != nil {
+		return // interrupted: what was seen since says nothing about keepstate
+	}
 	s.res.Checks = append(s.res.Checks, Check{ID: id, Want: want, Got: got, OK: ok})
 	word := "ok"
 	if !ok {

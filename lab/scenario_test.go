@@ -3,6 +3,7 @@
 package lab
 
 import (
+	"context"
 	"os"
 	"strings"
 	"testing"
@@ -136,4 +137,36 @@ func onlySynAckDrops(debug string) bool {
 		}
 	}
 	return n > 0
+}
+
+// Ctrl-C in the middle of a scenario: Run returns at once, says it was
+// interrupted, and leaves no namespace and no daemon behind.
+func TestRunInterruptedTearsDown(t *testing.T) {
+	needLab(t)
+	const prefix = "kslabint"
+	sc, _ := Find("keepalive") // idles for seconds: certainly running at the interrupt
+	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Second)
+	defer cancel()
+	dir := t.TempDir()
+	res := Run(ctx, Env{Binary: binary, Dir: dir, Prefix: prefix}, sc)
+	if res.Err == nil || !strings.HasPrefix(res.Err.Error(), "interrupted") {
+		t.Errorf("Err = %v, want interrupted", res.Err)
+	}
+	if res.Duration > 10*time.Second {
+		t.Errorf("took %v after the interrupt at 4 s", res.Duration)
+	}
+	entries, err := os.ReadDir("/run/netns")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), prefix+"-") {
+			t.Errorf("namespace %s left behind", e.Name())
+		}
+	}
+	// The daemon wrote its snapshot on the way out: it was stopped, not killed.
+	if !strings.Contains(res.DaemonOutput, "saved 0 connection(s) to "+dir+"/keepalive/conntrack.snap") &&
+		!strings.Contains(res.DaemonOutput, "saved 1 connection(s) to "+dir+"/keepalive/conntrack.snap") {
+		t.Errorf("daemon did not stop cleanly:\n%s", res.DaemonOutput)
+	}
 }

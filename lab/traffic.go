@@ -109,7 +109,8 @@ type KeepAlive struct {
 }
 
 // Dial connects from namespace ns to addr:port with a timeout, and keep-alives
-// when ka is not nil.
+// when ka is not nil. The connection is closed when ctx ends, so that nothing
+// of a scenario stays blocked on it after Ctrl-C.
 func Dial(ctx context.Context, ns string, addr netip.Addr, port int, timeout time.Duration, ka *KeepAlive) (net.Conn, error) {
 	d := net.Dialer{Timeout: timeout, KeepAlive: -1}
 	if ka != nil {
@@ -120,7 +121,11 @@ func Dial(ctx context.Context, ns string, addr netip.Addr, port int, timeout tim
 		c, err = d.DialContext(ctx, "tcp4", netip.AddrPortFrom(addr, uint16(port)).String())
 		return err
 	})
-	return c, err
+	if err != nil {
+		return nil, err
+	}
+	context.AfterFunc(ctx, func() { c.Close() })
+	return c, nil
 }
 
 // Outcome names what a client saw in the words of the lab's reports:
