@@ -92,8 +92,8 @@ func (e *entry) class() class {
 	st := e.state()
 	if st == StateEstablished {
 		switch {
-		case e.sf&(fLiberal|fSeenReply) == fLiberal:
-			return clsPickup
+		case e.has(fLiberal):
+			return clsPickup // until both directions have been seen
 		case (e.dflags[0]|e.dflags[1])&dfUnacked != 0:
 			return clsUnacked
 		}

@@ -228,12 +228,13 @@ func (t *Table) updateTCP(sh *shard, i uint32, e *entry, dir Dir, p *packet.Pars
 	e.setState(ns)
 	if dir == Reply && !e.has(fSeenReply) {
 		e.set(fSeenReply)
-		if e.has(fLiberal) {
-			// Both directions have now been seen and initialised the window state
-			// from real packets: from here on the windows are enforced.
-			e.clear(fLiberal)
-			e.set(fAssured)
-		}
+	}
+	if e.has(fLiberal) && e.tcp[Original].maxwin != 0 && e.tcp[Reply].maxwin != 0 {
+		// Both directions have now been seen and initialised the window state
+		// from real packets (whichever side was picked up first): from here on
+		// the windows are enforced.
+		e.clear(fLiberal)
+		e.set(fAssured)
 	}
 	if ns == StateEstablished && old == StateSynRecv && dir == Original {
 		e.set(fAssured)
@@ -268,6 +269,12 @@ func (t *Table) miss(sh *shard, k *Key, h uint64, p *packet.Parsed, s *settings,
 		}
 		if !s.strict && fc == fcAck {
 			return Result{Verdict: NewConn}
+		}
+		if !s.strict && fc == fcSynAck {
+			// Loose mode: the SYN went another way (an asymmetric path). A SYN-ACK is
+			// a reply by definition, so the connection it belongs to was opened by
+			// its destination: Dir tells the engine to create it that way round.
+			return Result{Verdict: NewConn, Dir: Reply}
 		}
 		return drop(reason.HandshakeNotCompleted)
 	case packet.ProtoICMP, packet.ProtoICMPv6:
@@ -322,6 +329,16 @@ func initialState(p *packet.Parsed, s *settings) (st State, liberal, stateless b
 // open a connection. If the connection exists already (another goroutine created it
 // in between), p is tracked on it instead.
 func (t *Table) Create(p *packet.Parsed, now int64, m Meta) Result {
+	return t.CreateAs(p, now, m, Original)
+}
+
+// CreateAs is Create for a packet whose direction in the new connection is as.
+// Reply is only for picking up a TCP connection mid-stream in loose mode from a
+// packet its responder sent (a SYN-ACK whose SYN went another way, or a reply the
+// rules permit only the other way round): the connection's original direction, the
+// source its per-source limits count against and its window state then all start
+// from the responder's packet. Any other use of Reply is refused as InvalidState.
+func (t *Table) CreateAs(p *packet.Parsed, now int64, m Meta, as Dir) Result {
 	if !p.Src.IsValid() || !p.Dst.IsValid() {
 		return drop(reason.Unsupported)
 	}
@@ -330,14 +347,21 @@ func (t *Table) Create(p *packet.Parsed, now int64, m Meta) Result {
 	}
 	s := t.cfg.Load()
 	st, liberal, stateless, why := initialState(p, s)
+	if as == Reply {
+		st, liberal, stateless, why = replyPickupState(p, s)
+	}
 	if why != reason.None {
 		return drop(why)
 	}
 	if stateless {
 		return Result{Verdict: Accept, Meta: m}
 	}
-	k := keyOf(p)
-	h := k.hash(&t.seed)
+	pk := keyOf(p) // the packet's own tuple: looks up an existing entry either way round
+	k := pk        // the new connection's original tuple
+	if as == Reply {
+		k = pk.reverse()
+	}
+	h := pk.hash(&t.seed)
 	sh := t.shardOf(h)
 
 	counted := false
@@ -359,7 +383,7 @@ func (t *Table) Create(p *packet.Parsed, now int64, m Meta) Result {
 	var ended endBuf
 	sh.mu.Lock()
 	sh.clock = max(sh.clock, now)
-	i, dir, ok := sh.lookup(&k, h)
+	i, dir, ok := sh.lookup(&pk, h)
 	if ok && t.expiredAt(s, sh.at(i), now) {
 		t.end(sh, i, s, now, endCauseOf(sh.at(i)), &ended)
 		ok = false
@@ -380,7 +404,7 @@ func (t *Table) Create(p *packet.Parsed, now int64, m Meta) Result {
 		}
 		t.update(sh, i, sh.at(i), dir, p, s, now, &ended, &r)
 	default:
-		i = sh.insert(&k, h)
+		i = sh.insert(&k, h) // the hash does not depend on direction
 		if i == nilIdx {
 			t.count.Add(-1)
 			if counted {
@@ -390,7 +414,7 @@ func (t *Table) Create(p *packet.Parsed, now int64, m Meta) Result {
 			r = drop(reason.TableFull)
 			break
 		}
-		r = t.initEntry(sh, i, p, now, m, st, liberal, counted)
+		r = t.initEntry(sh, i, p, now, m, st, liberal, counted, as)
 	}
 	sh.mu.Unlock()
 
@@ -401,7 +425,7 @@ func (t *Table) Create(p *packet.Parsed, now int64, m Meta) Result {
 	return r
 }
 
-func (t *Table) initEntry(sh *shard, i uint32, p *packet.Parsed, now int64, m Meta, st State, liberal, counted bool) Result {
+func (t *Table) initEntry(sh *shard, i uint32, p *packet.Parsed, now int64, m Meta, st State, liberal, counted bool, dir Dir) Result {
 	e := sh.at(i)
 	e.setState(st)
 	if counted {
@@ -423,17 +447,36 @@ func (t *Table) initEntry(sh *shard, i uint32, p *packet.Parsed, now int64, m Me
 			// inWindow initialise this side from the packet.
 			e.set(fLiberal)
 			e.dflags = [2]uint8{14 | dfSACK, 14 | dfSACK}
-			e.inWindow(Original, p, StateNone)
+			e.inWindow(dir, p, StateNone)
 		} else {
 			e.initSyn(Original, p, segEnd(p))
 		}
 	}
-	e.account(Original, ipBytes(p))
+	if dir == Reply {
+		e.set(fSeenReply)
+	}
+	e.account(dir, ipBytes(p))
 	sh.pushBack(e.class(), i)
 	sh.st.created++
 	var r Result
-	sh.accept(e, Original, &r)
+	sh.accept(e, dir, &r)
 	return r
+}
+
+// replyPickupState is initialState for a TCP packet that picks a connection up in
+// loose mode from its responder's side.
+func replyPickupState(p *packet.Parsed, s *settings) (st State, liberal, stateless bool, why reason.Reason) {
+	if p.Proto != packet.ProtoTCP || s.strict {
+		return 0, false, false, reason.InvalidState
+	}
+	if !validFlags(p.TCPFlags) {
+		return 0, false, false, reason.InvalidTCPFlags
+	}
+	switch flagClass(p.TCPFlags) {
+	case fcSynAck, fcAck:
+		return StateEstablished, true, false, reason.None
+	}
+	return 0, false, false, reason.HandshakeNotCompleted
 }
 
 // endCauseOf is why an entry that timed out ended: closed if its TCP state says the

@@ -279,12 +279,7 @@ func (e *Engine) process(p *packet.Parsed, in int, now int64) Decision {
 
 	// No connection, and this packet may open one: the rules decide.
 	d.inferIfaces(rs, p)
-	q := policy.Query{
-		Src: p.Src, Dst: p.Dst, Proto: uint8(p.Proto),
-		SrcPort: p.SrcPort, DstPort: p.DstPort, ICMPType: p.ICMPType,
-		InIface: d.InIface, OutIface: d.OutIface,
-	}
-	rule, action := rs.Match(&q)
+	rule, action, as := decideNew(rs, p, &d)
 	d.Rule = rule
 	meta := conntrack.Meta{}
 	if rule >= 0 {
@@ -310,13 +305,49 @@ func (e *Engine) process(p *packet.Parsed, in int, now int64) Decision {
 		return d
 	}
 
-	d.Conn = e.table.Create(p, now, meta)
+	d.Conn = e.table.CreateAs(p, now, meta, as)
 	if d.Conn.Verdict != conntrack.Accept {
 		d.Action, d.Reason = Drop, d.Conn.Reason
 		return d
 	}
 	d.Action, d.Created = Accept, true
 	return d
+}
+
+// decideNew asks the rules about a packet that may open a connection, and says which
+// way round the connection runs. A TCP connection picked up mid-stream (loose mode)
+// may have been opened by either side, and rules are written in the direction
+// connections are opened ("web servers to Tomcat on 8080"): the first packet the
+// firewall sees of a connection whose client's packets take another path is the
+// server's reply, which that rule would refuse as seen. So for a pickup both
+// orientations are asked: a SYN-ACK is a reply by definition; otherwise the
+// orientation the rules permit wins, and when both are permitted the side with the
+// lower port is taken for the server.
+func decideNew(rs *policy.Ruleset, p *packet.Parsed, d *Decision) (rule int, action policy.Action, as conntrack.Dir) {
+	q := policy.Query{
+		Src: p.Src, Dst: p.Dst, Proto: uint8(p.Proto),
+		SrcPort: p.SrcPort, DstPort: p.DstPort, ICMPType: p.ICMPType,
+		InIface: d.InIface, OutIface: d.OutIface,
+	}
+	pickup := p.Proto == packet.ProtoTCP && p.TCPFlags&packet.SYN == 0
+	if d.Conn.Dir != conntrack.Reply && !pickup {
+		rule, action = rs.Match(&q)
+		return rule, action, conntrack.Original
+	}
+	rq := policy.Query{
+		Src: p.Dst, Dst: p.Src, Proto: q.Proto,
+		SrcPort: p.DstPort, DstPort: p.SrcPort,
+		InIface: d.OutIface, OutIface: d.InIface,
+	}
+	rrule, raction := rs.Match(&rq)
+	if d.Conn.Dir == conntrack.Reply {
+		return rrule, raction, conntrack.Reply
+	}
+	rule, action = rs.Match(&q)
+	if raction == policy.Permit && (action != policy.Permit || p.SrcPort < p.DstPort) {
+		return rrule, raction, conntrack.Reply
+	}
+	return rule, action, conntrack.Original
 }
 
 // inferIfaces fills the egress interface, and the ingress one when the feeder did

@@ -210,3 +210,43 @@ func TestTinyFragmentReason(t *testing.T) {
 		t.Errorf("tiny first fragment: %v/%v (%v), want drop/fragment", d.Action, d.Reason, d.DecodeErr)
 	}
 }
+
+// Loose mode picks up a connection from whichever side the firewall hears first,
+// and asks the rules about the direction the connection was opened in: Tomcat's
+// replies to web servers are the permitted "Web to Tomcat" connection, not a
+// connection Tomcat opens (which the Deny rule would refuse).
+func TestLoosePickupOrientation(t *testing.T) {
+	cfg := testConfig()
+	cfg.Settings.Require3WayHandshake = false
+	e := newEngine(t, cfg, nil)
+	var p packet.Parsed
+	lan, dmz := 0, 1
+
+	d := e.Decide(tcp(tomcat, web, packet.SYN|packet.ACK, 500, 101), packet.LinkRaw, dmz, t0, &p)
+	if d.Action != Accept || !d.Created || d.Conn.Dir != conntrack.Reply || d.Rule != 0 {
+		t.Fatalf("SYN-ACK pickup: %v/%v created %v dir %v rule %d; want accepted as reply under rule 0", d.Action, d.Reason, d.Created, d.Conn.Dir, d.Rule)
+	}
+	var ci conntrack.ConnInfo
+	e.Table().Range(func(c conntrack.ConnInfo) bool { ci = c; return false })
+	if ci.Src != web.Addr() || ci.SrcPort != web.Port() {
+		t.Errorf("connection originates at %v:%d, want the web server", ci.Src, ci.SrcPort)
+	}
+
+	// A mid-stream segment from Tomcat's service port: only the reverse is permitted.
+	other := netip.MustParseAddrPort("10.1.0.3:40100")
+	d = e.Decide(tcp(tomcat, other, packet.ACK|packet.PSH, 9000, 7000), packet.LinkRaw, dmz, t0+1, &p)
+	if d.Action != Accept || d.Conn.Dir != conntrack.Reply {
+		t.Errorf("mid-stream reply pickup: %v/%v dir %v", d.Action, d.Reason, d.Conn.Dir)
+	}
+	// A mid-stream segment from the web server: permitted as seen.
+	third := netip.MustParseAddrPort("10.1.0.4:40200")
+	d = e.Decide(tcp(third, tomcat, packet.ACK, 100, 200), packet.LinkRaw, lan, t0+2, &p)
+	if d.Action != Accept || d.Conn.Dir != conntrack.Original {
+		t.Errorf("mid-stream original pickup: %v/%v dir %v", d.Action, d.Reason, d.Conn.Dir)
+	}
+	// Neither way permitted: the rule that matches as seen decides (the Deny).
+	d = e.Decide(tcp(netip.MustParseAddrPort("10.2.0.2:22"), netip.MustParseAddrPort("10.1.0.5:50000"), packet.ACK, 1, 1), packet.LinkRaw, dmz, t0+3, &p)
+	if d.Action != Reject || d.Reason != reason.TrafficRule || d.Rule != 1 {
+		t.Errorf("unpermitted pickup: %v/%v rule %d, want reject by rule 1", d.Action, d.Reason, d.Rule)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"keepstate/config"
+	"keepstate/conntrack"
 	"keepstate/dataplane"
 	"keepstate/dataplane/replay"
 	"keepstate/firewall"
@@ -137,7 +138,11 @@ func demoStory1(w io.Writer, dir string) error {
 	for _, strict := range []bool{true, false} {
 		cfgText, line := synth.Story1Config(strict)
 		failed := make(map[uint16]bool) // client port -> some packet of the login dropped
+		pickedUp := 0                   // connections created from a reply (loose mode)
 		observe := func(_ int64, p *packet.Parsed, d *firewall.Decision) {
+			if d.Created && d.Conn.Dir == conntrack.Reply {
+				pickedUp++
+			}
 			if d.Dropped() && p.Proto == packet.ProtoTCP {
 				port := p.SrcPort
 				if p.SrcPort == story.Tomcat.Port() {
@@ -166,8 +171,8 @@ func demoStory1(w io.Writer, dir string) error {
 			fmt.Fprintln(w, "  The debug log says so, one line per dropped reply, e.g.:")
 			printLines(w, pickLines(run.logs, "27779", 3))
 		} else {
-			fmt.Fprintf(w, "  keepstate picked up the leaked connections from Tomcat's replies, checked them against\n")
-			fmt.Fprintf(w, "  the rule 'Web servers to Tomcat' in the direction they were opened, and let them pass.\n")
+			fmt.Fprintf(w, "  keepstate picked up %d connections from Tomcat's replies, checked them against the rules\n", pickedUp)
+			fmt.Fprintf(w, "  in the direction they were opened ('Web servers to Tomcat'), and let them pass.\n")
 			fmt.Fprintln(w, "  This is a stop-gap, as in the story: fix the switch, then set it back to 1.")
 			if len(run.logs) > 0 {
 				printLines(w, run.logs[:min(3, len(run.logs))])
