@@ -194,11 +194,18 @@ func TestMemoryPerConnection(t *testing.T) {
 		t.Skip("1M connections: not with -short or -race")
 	}
 	const n = 1_000_000
-	for _, v6 := range []bool{false, true} {
+	for _, tc := range []struct{ v6, perSource bool }{{false, false}, {true, false}, {false, true}} {
+		v6 := tc.v6
 		var before, after runtime.MemStats
 		runtime.GC()
 		runtime.ReadMemStats(&before)
-		tab := New(Config{Strict: true, MaxConns: -1})
+		cfg := Config{Strict: true, MaxConns: -1}
+		if tc.perSource {
+			// Every connection from its own source: the per-source map's worst case,
+			// reported but outside the budget (the map holds active sources only).
+			cfg.PerSourceConns, cfg.PerSourceRate = 600, 600
+		}
+		tab := New(cfg)
 		var p packet.Parsed
 		for i := range n {
 			fillSeg(&p, i, Original, S, cliISN, 0)
@@ -214,8 +221,8 @@ func TestMemoryPerConnection(t *testing.T) {
 		runtime.GC()
 		runtime.ReadMemStats(&after)
 		per := float64(after.HeapAlloc-before.HeapAlloc) / n
-		t.Logf("ipv6=%v: %d connections, %.1f bytes per connection (heap)", v6, tab.Len(), per)
-		if per > 128 {
+		t.Logf("ipv6=%v per-source limits=%v: %d connections, %.1f bytes per connection (heap)", v6, tc.perSource, tab.Len(), per)
+		if per > 128 && !tc.perSource {
 			t.Errorf("%.1f bytes per connection, budget 128", per)
 		}
 		runtime.KeepAlive(tab)

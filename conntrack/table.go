@@ -65,6 +65,11 @@ func (t *Table) shardOf(h uint64) *shard {
 
 // timeoutOf is entry e's current idle timeout, adaptive scaling included.
 func (t *Table) timeoutOf(s *settings, e *entry) int64 {
+	if s.adaptiveEnd == 0 {
+		// No adaptive scaling: do not read the table size, a cache line that
+		// every Create on every core writes.
+		return s.timeout[e.class()]
+	}
 	return s.scaled(s.timeout[e.class()], t.count.Load())
 }
 
