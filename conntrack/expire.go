@@ -167,8 +167,10 @@ func (t *Table) evictOne(s *settings, now int64) bool {
 }
 
 // related answers an ICMP or ICMPv6 error: it passes if the packet it quotes belongs
-// to a tracked connection, in whichever direction. Errors never create connections
-// and do not refresh timers.
+// to a tracked connection, in whichever direction, and, for TCP, quotes a sequence
+// number that connection could have sent (RFC 5927: otherwise a blind attacker
+// could reset connections with forged errors). Errors never create connections and
+// do not refresh timers.
 func (t *Table) related(p *packet.Parsed, now int64) Result {
 	if !p.Inner.Valid {
 		return drop(reason.ICMPUnrelated)
@@ -180,9 +182,11 @@ func (t *Table) related(p *packet.Parsed, now int64) Result {
 	r := drop(reason.ICMPUnrelated)
 	sh.mu.Lock()
 	if i, dir, ok := sh.lookup(&k, h); ok && !t.expiredAt(s, sh.at(i), now) {
-		// The error travels against the packet it quotes.
-		r = Result{}
-		sh.accept(sh.at(i), 1-dir, &r)
+		if e := sh.at(i); p.Inner.Proto != packet.ProtoTCP || e.quotedSeqPlausible(dir, p.Inner.Seq) {
+			// The error travels against the packet it quotes.
+			r = Result{}
+			sh.accept(e, 1-dir, &r)
+		}
 	}
 	sh.mu.Unlock()
 	return r

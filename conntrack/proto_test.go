@@ -126,9 +126,13 @@ func TestICMPErrors(t *testing.T) {
 		dir     Dir
 	}{
 		{"frag needed for a client segment", icmpError(router, cliAddr, packet.Inner{
-			Src: cliAddr, Dst: srvAddr, Proto: packet.ProtoTCP, SrcPort: cliPort, DstPort: srvPort}), Accept, 0, Reply},
+			Src: cliAddr, Dst: srvAddr, Proto: packet.ProtoTCP, SrcPort: cliPort, DstPort: srvPort, Seq: c1}), Accept, 0, Reply},
 		{"unreachable for a server segment", icmpError(router, srvAddr, packet.Inner{
-			Src: srvAddr, Dst: cliAddr, Proto: packet.ProtoTCP, SrcPort: srvPort, DstPort: cliPort}), Accept, 0, Original},
+			Src: srvAddr, Dst: cliAddr, Proto: packet.ProtoTCP, SrcPort: srvPort, DstPort: cliPort, Seq: s1 - 1}), Accept, 0, Original},
+		{"quoted sequence never sent (RFC 5927)", icmpError(router, cliAddr, packet.Inner{
+			Src: cliAddr, Dst: srvAddr, Proto: packet.ProtoTCP, SrcPort: cliPort, DstPort: srvPort, Seq: c1 + 1_000_000}), Drop, reason.ICMPUnrelated, 0},
+		{"quoted sequence far in the past", icmpError(router, cliAddr, packet.Inner{
+			Src: cliAddr, Dst: srvAddr, Proto: packet.ProtoTCP, SrcPort: cliPort, DstPort: srvPort, Seq: c1 + 1<<32 - 100_000}), Drop, reason.ICMPUnrelated, 0},
 		{"quote of another port", icmpError(router, cliAddr, packet.Inner{
 			Src: cliAddr, Dst: srvAddr, Proto: packet.ProtoTCP, SrcPort: cliPort + 1, DstPort: srvPort}), Drop, reason.ICMPUnrelated, 0},
 		{"quote of UDP on the same ports", icmpError(router, cliAddr, packet.Inner{
@@ -148,7 +152,7 @@ func TestICMPErrors(t *testing.T) {
 	if r := tab.Track(invalid, t0); r.Reason != reason.ICMPUnrelated {
 		t.Errorf("truncated quote: %+v", r)
 	}
-	if r := tab.Create(tests[2].p, t0, Meta{}); r.Verdict != Drop || r.Reason != reason.ICMPUnrelated || tab.Len() != 1 {
+	if r := tab.Create(tests[4].p, t0, Meta{}); r.Verdict != Drop || r.Reason != reason.ICMPUnrelated || tab.Len() != 1 {
 		t.Errorf("errors never create: %+v", r)
 	}
 }

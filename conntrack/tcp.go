@@ -241,3 +241,15 @@ func (e *entry) inWindow(d Dir, p *packet.Parsed, old State) bool {
 	}
 	return true
 }
+
+// quotedSeqPlausible reports whether seq, quoted in an ICMP error about a segment
+// sent in direction d, lies within what that side may have in flight: not beyond
+// the highest sequence it sent, nor older than one receiver window before it.
+// Picked-up connections, whose windows are guesses, accept any.
+func (e *entry) quotedSeqPlausible(d Dir, seq uint32) bool {
+	s, r := &e.tcp[d], &e.tcp[1-d]
+	if e.has(fLiberal) || s.maxwin == 0 {
+		return true
+	}
+	return !after(seq, s.end) && !before(seq, s.end-max(r.maxwin, maxAckWindow))
+}
