@@ -14,9 +14,12 @@ import (
 // on it.
 func TestDeterministic(t *testing.T) {
 	for name, gen := range map[string]func(io.Writer) error{
-		"story1":  func(w io.Writer) error { _, err := WriteStory1(w); return err },
-		"story2":  func(w io.Writer) error { _, err := WriteStory2(w); return err },
-		"traffic": func(w io.Writer) error { _, err := WriteTraffic(w, NewTraffic(50, 500, 7), time.Unix(0, 0)); return err },
+		"story1": func(w io.Writer) error { _, err := WriteStory1(w); return err },
+		"story2": func(w io.Writer) error { _, err := WriteStory2(w); return err },
+		"traffic": func(w io.Writer) error {
+			_, err := WriteTraffic(w, NewTraffic(50, 500, 7), time.Unix(0, 0))
+			return err
+		},
 	} {
 		var a, b bytes.Buffer
 		if err := gen(&a); err != nil {
