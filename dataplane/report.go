@@ -5,6 +5,7 @@
 package dataplane
 
 import (
+	"fmt"
 	"net/netip"
 	"sync"
 	"time"
@@ -137,9 +138,15 @@ func (r *Reporter) limitWarning(t int64, p *packet.Parsed) {
 }
 
 // ConnEnd is the engine's OnConnEnd hook: it writes the connection line of a
-// connection whose rule logs connections.
+// connection whose rule logs connections, and of every connection a configuration
+// change closed, with a warning line saying why: an administrator must be able to
+// see what a rule change cut.
 func (r *Reporter) ConnEnd(end firewall.ConnEnd) {
-	if !end.Log || r.Log == nil {
+	if r.Log == nil {
+		return
+	}
+	ruleChanged := end.Cause == conntrack.EndRuleChanged
+	if !end.Log && !ruleChanged {
 		return
 	}
 	ci := &end.Info
@@ -161,6 +168,13 @@ func (r *Reporter) ConnEnd(end firewall.ConnEnd) {
 		}
 	}
 	r.Log.Connection(&ev)
+	if ruleChanged {
+		w := logging.WarningEvent{
+			Time: ev.End, Kind: "conn_closed_rule_change", Addr: ci.Src,
+			Message: fmt.Sprintf("Connection %s %s > %s closed: the new traffic rules no longer permit it", ev.Proto, ev.Src, ev.Dst),
+		}
+		r.Log.Warning(&w)
+	}
 }
 
 // endedAt is when a connection left the table: a connection that timed out (idle,

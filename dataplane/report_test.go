@@ -1,0 +1,57 @@
+package dataplane
+
+import (
+	"bytes"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"keepstate/config"
+	"keepstate/firewall"
+	"keepstate/logging"
+	"keepstate/packet"
+	"keepstate/policy"
+)
+
+func tcp(src, dst string, flags packet.TCPFlags, seq, ack uint32) []byte {
+	return packet.AppendTCP(nil, packet.TCPSpec{Src: netip.MustParseAddrPort(src), Dst: netip.MustParseAddrPort(dst), Seq: seq, Ack: ack, Flags: flags, Window: 1000})
+}
+
+// A rule change closes a connection; the connection log and the warning log say so
+// even though the rule did not ask for connection logging.
+func TestRuleChangeIsLogged(t *testing.T) {
+	var connLog, warnLog bytes.Buffer
+	rep := &Reporter{Log: logging.New(logging.Config{
+		Connection: logging.Sink{Text: &connLog}, Warning: logging.Sink{Text: &warnLog}, Location: time.UTC,
+	})}
+	cfg := config.Default()
+	eng, err := firewall.New(cfg, firewall.Options{OnConnEnd: rep.ConnEnd})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep.Engine = eng
+	now := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC).UnixNano()
+	var p packet.Parsed
+	for i, b := range [][]byte{
+		tcp("10.0.0.1:5000", "10.9.0.1:22", packet.SYN, 1, 0),
+		tcp("10.9.0.1:22", "10.0.0.1:5000", packet.SYN|packet.ACK, 100, 2),
+		tcp("10.0.0.1:5000", "10.9.0.1:22", packet.ACK, 2, 101),
+	} {
+		if d := eng.Decide(b, packet.LinkRaw, -1, now+int64(i), &p); d.Action != firewall.Accept {
+			t.Fatalf("packet %d: %v", i, d.Reason)
+		}
+	}
+	deny := config.Default()
+	deny.Policy.Rules[0].Action = policy.Drop
+	if n, err := eng.Apply(deny); err != nil || n != 1 {
+		t.Fatalf("Apply closed %d, %v", n, err)
+	}
+	rep.Log.Close()
+	if !strings.Contains(connLog.String(), "[Connection] TCP 10.0.0.1:5000 > 10.9.0.1:22") {
+		t.Errorf("connection log:\n%s", connLog.String())
+	}
+	if !strings.Contains(warnLog.String(), "Connection TCP 10.0.0.1:5000 > 10.9.0.1:22 closed: the new traffic rules no longer permit it") {
+		t.Errorf("warning log:\n%s", warnLog.String())
+	}
+}
