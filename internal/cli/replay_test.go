@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -88,5 +89,34 @@ func TestReplayCommandBadConfig(t *testing.T) {
 	code, _, errOut := run("replay", "--config", bad, capPath)
 	if code != exitUsage || !strings.Contains(errOut, "bad.cfg:3:") || !strings.Contains(errOut, "Require3WayHandshake") {
 		t.Errorf("exit %d, stderr:\n%s", code, errOut)
+	}
+}
+
+// The drop capture opens in tshark with each packet's reason as its comment.
+func TestReplayDropsReadableByTshark(t *testing.T) {
+	tshark, err := exec.LookPath("tshark")
+	if err != nil {
+		t.Skip("tshark not installed (Debian package tshark); the drop capture is checked against it where present")
+	}
+	capPath, strictCfg, _ := writeStory1(t)
+	drops := filepath.Join(t.TempDir(), "drops.pcapng")
+	if code, _, errOut := run("replay", "--quiet", "--config", strictCfg, "--drops", drops, capPath); code != exitOK {
+		t.Fatalf("replay: %d %s", code, errOut)
+	}
+	var out []byte
+	for _, field := range []string{"frame.comment", "pkt_comment"} {
+		out, err = exec.Command(tshark, "-r", drops, "-T", "fields", "-e", field).Output()
+		if err == nil && len(bytes.TrimSpace(out)) > 0 {
+			break
+		}
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) != 36 {
+		t.Fatalf("tshark shows %d commented packets, want 36:\n%s", len(lines), out)
+	}
+	for _, l := range lines {
+		if !strings.HasPrefix(l, "handshake_not_completed: ") || !strings.Contains(l, "3-way handshake not completed (from DMZ") {
+			t.Fatalf("comment %q", l)
+		}
 	}
 }
