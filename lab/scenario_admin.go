@@ -74,6 +74,7 @@ func runReload(s *session) error {
 	s.check("transfer", "the transfer completes: the server received every byte sent",
 		err == nil && count == w.n, fmt.Sprintf("sent %d bytes, server counted %d: %s", w.n, count, Outcome(err)))
 
+	s.checkLog("kept.log", "warning.log", "(0 connection(s) closed, 1 kept)")
 	st, err := s.d.Status(s.ctx)
 	if err != nil {
 		return err
@@ -210,7 +211,21 @@ func runRestart(s *session) error {
 	p = nil
 	s.check("survives", "the connection survives: every exchange answered, the one across the restart late",
 		perr == nil && ok >= target, fmt.Sprintf("%d exchanges, slowest %.1f s, error: %s", ok, slowest.Seconds(), Outcome(perr)))
+	// Let the log writer flush what the restored connection might have caused.
+	if err := s.sleep(1500 * time.Millisecond); err != nil {
+		return err
+	}
+	drops := s.d.LogLines("debug.log", "{pktdrop}")
+	s.check("no.drops", "keepstate dropped none of the connection's packets after the restart (debug.log)",
+		len(drops) == 0, fmt.Sprintf("%d {pktdrop} line(s)%s", len(drops), firstOf(drops)))
 	return nil
+}
+
+func firstOf(lines []string) string {
+	if len(lines) == 0 {
+		return ""
+	}
+	return ", first: " + lines[0]
 }
 
 func errOr(err error, ok string) string {

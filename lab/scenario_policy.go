@@ -83,7 +83,7 @@ func runLimit(s *session) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c, err := Dial(s.ctx, s.topo.Client, ServerAddr, PortEcho, 2500*time.Millisecond, nil)
+			c, err := Dial(s.ctx, s.topo.Client, ServerAddr, PortEcho, 4*time.Second, nil)
 			if err == nil {
 				err = RoundTrip(c, "hello", connectTimeout)
 			}
