@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -126,6 +127,14 @@ func New(o Options) (*Daemon, error) {
 	if o.SocketPath == "" {
 		o.SocketPath = DefaultSocket
 	}
+	// Absolute paths: status shows where things are, whatever the working folder.
+	for _, p := range []*string{&o.ConfigPath, &o.LogDir, &o.StatePath, &o.SocketPath} {
+		if *p != "" {
+			if abs, err := filepath.Abs(*p); err == nil {
+				*p = abs
+			}
+		}
+	}
 	d := &Daemon{o: o, now: o.Now, out: o.Stderr}
 	if d.now == nil {
 		d.now = time.Now
@@ -140,6 +149,7 @@ func New(o Options) (*Daemon, error) {
 	if d.o.LogDir == "" {
 		d.o.LogDir = b.Logs.Directory
 	}
+	d.o.LogDir = filepath.Clean(d.o.LogDir)
 	if d.logs, err = openLogs(d.o.LogDir, o.JSONLogs || b.Logs.JSON, b.Logs, &b.Config.Settings); err != nil {
 		return nil, fmt.Errorf("logs in %s: %w", d.o.LogDir, err)
 	}
@@ -221,7 +231,10 @@ func (d *Daemon) Start(ctx context.Context) error {
 		fail = "open (traffic passes unfiltered while keepstate is not running or a queue is full)"
 	}
 	d.say("running: backend %s, fail %s", plane.Backend(), fail)
-	d.say("configuration %s (%s): %s", d.o.ConfigPath, d.cur.hash, Summary(d.cur.bundle.Config))
+	d.mu.Lock() // a SIGHUP may already be reloading
+	cur := d.cur
+	d.mu.Unlock()
+	d.say("configuration %s (%s): %s", d.o.ConfigPath, cur.hash, Summary(cur.bundle.Config))
 	d.say("admin socket %s, logs in %s", d.o.SocketPath, d.o.LogDir)
 	if d.metrics != nil {
 		d.say("metrics on %s", d.metrics.url())

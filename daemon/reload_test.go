@@ -202,6 +202,7 @@ func TestReloadKeepsConnections(t *testing.T) {
 	if d := h.plane.inject(web.fromServer(packet.ACK|packet.PSH, "hello"), h.clk.now()); d.Action != firewall.Accept || d.Created {
 		t.Errorf("after import: %v %v created=%v", d.Action, d.Reason, d.Created)
 	}
+	h.plane.inject(web.fromClient(packet.ACK, ""), h.clk.now()) // acknowledged: not on the 300 s unacked timeout
 	var list ConnList
 	h.mustCall(&Request{Cmd: CmdConntrackList}, &list)
 	if len(list.Conns) != 1 || list.Conns[0].Timeout != 9000 {
