@@ -181,7 +181,13 @@ func fuzzSequence(t *testing.T, data []byte) {
 				r := tab.Track(p, now)
 				checkResult(t, r)
 				if r.Verdict == NewConn && op[0]&0x80 == 0 {
-					r = tab.Create(p, now, Meta{Rule: uint32(op[0])})
+					// As the engine does: the table's suggested direction, or
+					// (rules permitting only the other way round) Reply.
+					as := r.Dir
+					if op[0]&0x40 != 0 {
+						as = Reply
+					}
+					r = tab.CreateAs(p, now, Meta{Rule: uint32(op[0])}, as)
 					checkResult(t, r)
 					if r.Verdict == NewConn {
 						t.Fatalf("Create answered new")
