@@ -183,6 +183,10 @@ func (p *Plane) fail(err error) {
 // lock (-w), which a stuck program could hold forever.
 const removeTimeout = 30 * time.Second
 
+// stopTimeout bounds how long Close waits for the workers and the expiry loop
+// (a variable for tests).
+var stopTimeout = 10 * time.Second
+
 // drainTime is how long the workers keep deciding after the hooks are gone:
 // packets already queued get a verdict instead of being dropped with the socket.
 const drainTime = 100 * time.Millisecond
@@ -220,10 +224,21 @@ func (p *Plane) shutdown(removeHooks bool) error {
 	for _, c := range p.conns {
 		_ = c.file.SetReadDeadline(time.Now().Add(drain))
 	}
-	p.wg.Wait()
-	if p.stop != nil {
-		p.stop()
-		<-p.expires
+	stopped := make(chan struct{})
+	go func() {
+		p.wg.Wait()
+		if p.stop != nil {
+			p.stop()
+			<-p.expires
+		}
+		close(stopped)
+	}()
+	select {
+	case <-stopped:
+	case <-time.After(stopTimeout):
+		// A worker stuck in the engine or the Reporter: closing its socket
+		// below ends it at its next receive. Close must return regardless.
+		errs = append(errs, fmt.Errorf("nfqueue: workers did not stop within %v", stopTimeout))
 	}
 	p.release()
 	errs = append(errs, p.Err())

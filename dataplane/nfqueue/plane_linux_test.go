@@ -600,3 +600,37 @@ func TestPlaneRestartKeepsConnections(t *testing.T) {
 		t.Fatalf("hooks left after Close:\n%s", rules)
 	}
 }
+
+// Close returns even when a worker is stuck (here in a Reporter whose log
+// writer blocks), and the hooks are gone all the same.
+func TestPlaneCloseWithStuckWorker(t *testing.T) {
+	needRoot(t)
+	l := newLab(t)
+	old := stopTimeout
+	stopTimeout = 200 * time.Millisecond
+	defer func() { stopTimeout = old }()
+	release := make(chan struct{})
+	eng := labEngine(t)
+	rep := &dataplane.Reporter{Engine: eng, Log: logging.New(logging.Config{
+		Debug: logging.Sink{Text: blockingWriter{release}}, Drops: logging.AnyDrop()})}
+	p := l.startPlane(t, Options{Engine: eng, Reporter: rep, Queues: 1})
+	if c, err := l.dial(t, "tcp4", serverAddr, portDrop, 300*time.Millisecond); err == nil {
+		c.Close()
+		t.Fatal("dropped port connected")
+	}
+	start := time.Now()
+	err := p.Close()
+	if err == nil || !strings.Contains(err.Error(), "did not stop") {
+		t.Errorf("Close with a stuck worker: %v", err)
+	}
+	if el := time.Since(start); el > 2*time.Second {
+		t.Errorf("Close took %v", el)
+	}
+	if rules := rulesIn(t, l.fw); hasKeepstate(rules) {
+		t.Fatalf("hooks left after Close:\n%s", rules)
+	}
+	close(release)
+	if err := p.Wait(); err != nil {
+		t.Errorf("the released worker ended with %v", err)
+	}
+}

@@ -46,8 +46,15 @@ func TestThroughput(t *testing.T) {
 			return nil
 		}},
 		{"keepstate (nfqueue)", func(l *lab) func() Stats {
-			p := l.startPlane(t, Options{})
-			return p.Stats
+			eng := labEngine(t)
+			p := l.startPlane(t, Options{Engine: eng})
+			return func() Stats {
+				c := eng.Counters()
+				if drops := c.Dropped.Map(); len(drops) > 0 {
+					t.Logf("    engine drops: %v", drops)
+				}
+				return p.Stats()
+			}
 		}},
 	}
 	// Rounds interleave the scenarios so that load from elsewhere on the machine
@@ -66,8 +73,8 @@ func TestThroughput(t *testing.T) {
 				round+1, sc.name, r.tcp1/1e9, r.tcp4/1e9, r.udpPPS)
 			if stats != nil {
 				s := stats()
-				t.Logf("    keepstate: %d packets (%d GSO) in %d batches, %d verdict messages; netlink errors %d, overflows %d, kernel queue_dropped %d user_dropped %d; held p50 %v p99 %v",
-					s.Packets, s.GSO, s.Batches, s.VerdictMessages, s.NetlinkErrors, s.SocketOverflows, s.QueueDropped, s.UserDropped,
+				t.Logf("    keepstate: %d packets (%d GSO, %d dropped) in %d batches, %d verdict messages; netlink errors %d, overflows %d, kernel queue_dropped %d user_dropped %d; held p50 %v p99 %v",
+					s.Packets, s.GSO, s.Dropped, s.Batches, s.VerdictMessages, s.NetlinkErrors, s.SocketOverflows, s.QueueDropped, s.UserDropped,
 					s.Latency.Quantile(0.5), s.Latency.Quantile(0.99))
 			}
 		}
