@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"keepstate/config"
@@ -66,8 +67,9 @@ type Daemon struct {
 	pending   *pending
 	stopped   bool
 
-	stopOnce sync.Once
-	stopErr  error
+	stopOnce  sync.Once
+	stopErr   error
+	keepHooks atomic.Bool
 }
 
 // version is one configuration that was in force.
@@ -276,12 +278,20 @@ func (d *Daemon) Run(ctx context.Context) error {
 
 // Stop ends a started daemon: no more admin requests, a pending change dropped
 // (it was never saved, so the next start uses the confirmed configuration), the
-// plane's hooks removed, the table saved to --state, the logs flushed and closed.
-// It is safe to call more than once.
+// plane's hooks removed (or left for the next start, after KeepHooksOnStop), the
+// table saved to --state, the logs flushed and closed. It is safe to call more
+// than once.
 func (d *Daemon) Stop() error {
 	d.stopOnce.Do(func() { d.stopErr = d.stop() })
 	return d.stopErr
 }
+
+// KeepHooksOnStop makes the coming Stop a stop for a restart: the plane detaches
+// and its hooks stay, so no forwarded packet passes unfiltered until the next
+// keepstate takes them over (fail closed: they are dropped and retransmitted;
+// fail open: they pass). `keepstate run` calls it on SIGUSR2, systemd's
+// RestartKillSignal in dist/keepstate.service.
+func (d *Daemon) KeepHooksOnStop() { d.keepHooks.Store(true) }
 
 func (d *Daemon) stop() error {
 	if d.plane == nil { // never started: only the logs are open
@@ -298,7 +308,12 @@ func (d *Daemon) stop() error {
 			d.cur.hash, d.cur.source, d.o.ConfigPath, d.confirmed.hash)
 	}
 	d.mu.Unlock()
-	if err := d.plane.Close(); err != nil {
+	if d.keepHooks.Load() {
+		d.say("stopping for a restart: hooks left in place until the next start (fail %s)", failMode(d.o.FailOpen))
+		if err := d.plane.Detach(); err != nil {
+			errs = append(errs, fmt.Errorf("data plane: %w", err))
+		}
+	} else if err := d.plane.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("data plane: %w", err))
 	}
 	if d.metrics != nil {
@@ -317,6 +332,13 @@ func (d *Daemon) stop() error {
 	}
 	errs = append(errs, d.closeLogs())
 	return errors.Join(errs...)
+}
+
+func failMode(open bool) string {
+	if open {
+		return "open"
+	}
+	return "closed"
 }
 
 func (d *Daemon) closeLogs() error {

@@ -105,6 +105,9 @@ func TestAdminStatusStatsListFlush(t *testing.T) {
 	}
 
 	h.stop()
+	if h.plane.detached {
+		t.Error("a plain stop detached the plane instead of removing its hooks")
+	}
 	if _, err := os.Stat(h.opts.SocketPath); !os.IsNotExist(err) {
 		t.Errorf("socket left after stop: %v", err)
 	}

@@ -22,12 +22,13 @@ type fakePlane struct {
 	eng *firewall.Engine
 	rep *dataplane.Reporter
 
-	mu      sync.Mutex
-	p       packet.Parsed
-	packets uint64
-	once    sync.Once
-	done    chan struct{}
-	closed  bool
+	mu       sync.Mutex
+	p        packet.Parsed
+	packets  uint64
+	once     sync.Once
+	done     chan struct{}
+	closed   bool
+	detached bool // stopped by Detach: hooks left for the next start
 }
 
 func (f *fakePlane) Start(context.Context) error {
@@ -43,6 +44,13 @@ func (f *fakePlane) Close() error {
 		close(f.done)
 	})
 	return nil
+}
+
+func (f *fakePlane) Detach() error {
+	f.mu.Lock()
+	f.detached = true
+	f.mu.Unlock()
+	return f.Close()
 }
 
 func (f *fakePlane) Wait() error { <-f.done; return nil }

@@ -14,11 +14,8 @@ func (d *Daemon) Status() *Status {
 	now := d.now()
 	s := &Status{
 		PID: os.Getpid(), Started: d.started, UptimeSeconds: now.Sub(d.started).Seconds(),
-		FailMode: "closed", Socket: d.o.SocketPath, StatePath: d.o.StatePath, LogDir: d.o.LogDir,
+		FailMode: failMode(d.o.FailOpen), Socket: d.o.SocketPath, StatePath: d.o.StatePath, LogDir: d.o.LogDir,
 		Connections: d.eng.Table().Len(), Restored: d.restored,
-	}
-	if d.o.FailOpen {
-		s.FailMode = "open"
 	}
 	if d.plane != nil {
 		s.Backend = d.plane.Backend()

@@ -17,6 +17,11 @@ type DataPlane interface {
 	Start(ctx context.Context) error
 	// Close removes the hooks and stops; safe to call more than once.
 	Close() error
+	// Detach stops but leaves the hooks in place, for a restart: the next plane
+	// takes them over, and until then the fail mode decides (closed: forwarded
+	// packets are dropped and TCP retransmits them). Close after Detach does
+	// nothing.
+	Detach() error
 	// Wait blocks until the plane stopped (Close, the Start context ended, or a
 	// failure) and returns the failure, if any.
 	Wait() error

@@ -26,7 +26,11 @@ func TestSnapshotAcrossRestart(t *testing.T) {
 	halfOpen := newTCPConn("10.1.0.3:40001", "10.2.0.5:8080")
 	h.plane.inject(halfOpen.fromClient(packet.SYN, ""), h.clk.now()) // SYN_SENT: 120 s
 	h.clk.advance(10 * time.Second)
+	h.d.KeepHooksOnStop() // a restart: the hooks stay for the next daemon
 	h.stop()
+	if !h.plane.detached || !strings.Contains(h.stderr.String(), "stopping for a restart: hooks left in place until the next start (fail closed)") {
+		t.Errorf("restart stop: detached %v", h.plane.detached)
+	}
 	if !strings.Contains(h.stderr.String(), "saved 2 connection(s) to "+h.opts.StatePath) {
 		t.Fatalf("stderr:\n%s", h.stderr.String())
 	}

@@ -29,9 +29,11 @@ const runUsage = `run [--config PATH] [--log-dir DIR] [--json-logs] [--state FIL
            [--metrics 127.0.0.1:9469] [--queue N] [--queues K] [--fail open|closed] [--input]
            [--backend auto|nft|iptables]
 
-Runs until SIGINT or SIGTERM; SIGHUP reloads --config. --fail closed (the default)
-stops forwarded traffic while keepstate is not running; --fail open lets it pass
-unfiltered, and also accepts packets when a queue is full.`
+Runs until SIGINT or SIGTERM, which remove keepstate's hooks; SIGUSR2 stops for a
+restart and leaves them to the next keepstate, so that nothing passes unfiltered
+meanwhile. SIGHUP reloads --config. --fail closed (the default) drops forwarded
+traffic while hooks are in place and no keepstate reads them (a crash, a restart);
+--fail open lets it pass unfiltered, and also accepts packets when a queue is full.`
 
 // planeOptions are the data-plane flags of `keepstate run`.
 type planeOptions struct {
@@ -86,8 +88,23 @@ func runDaemon(e *env, args []string) int {
 		return printStartError(e, err)
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// SIGINT, SIGTERM: stop and remove the hooks. SIGUSR2: stop for a restart,
+	// leaving the hooks to the next keepstate.
+	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
+	stops := make(chan os.Signal, 1)
+	signal.Notify(stops, os.Interrupt, syscall.SIGTERM, syscall.SIGUSR2)
+	defer signal.Stop(stops)
+	go func() {
+		select {
+		case sig := <-stops:
+			if sig == syscall.SIGUSR2 {
+				d.KeepHooksOnStop()
+			}
+			stop()
+		case <-ctx.Done():
+		}
+	}()
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	reloads := make(chan struct{})

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -30,9 +31,13 @@ func (p *stubPlane) Close() error {
 	}
 	return nil
 }
+func (p *stubPlane) Detach() error        { detachedPlanes.Add(1); return p.Close() }
 func (p *stubPlane) Wait() error          { <-p.done; return nil }
 func (p *stubPlane) Backend() string      { return "stub" }
 func (p *stubPlane) Stats() nfqueue.Stats { return nfqueue.Stats{Backend: "stub"} }
+
+// detachedPlanes counts stub planes stopped for a restart.
+var detachedPlanes atomic.Int32
 
 // stubPlanes replaces the NFQUEUE plane and returns what `run` asked of it.
 func stubPlanes(t *testing.T) func() planeOptions {
@@ -145,6 +150,35 @@ func TestRunSignals(t *testing.T) {
 	}
 	if code, _, errs := runCLI("status", "--socket", sock); code != exitFail || !strings.Contains(errs, "keepstate is not running") {
 		t.Errorf("status after stop: exit %d %q", code, errs)
+	}
+}
+
+// TestRunRestartSignal: SIGUSR2 stops for a restart, leaving the hooks.
+func TestRunRestartSignal(t *testing.T) {
+	stubPlanes(t)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "winroute.cfg")
+	base, _ := os.ReadFile(filepath.Join("..", "..", "daemon", "testdata", "base.cfg"))
+	os.WriteFile(cfg, base, 0o644)
+	sock := filepath.Join(dir, "admin.sock")
+	done := make(chan string, 1)
+	before := detachedPlanes.Load()
+	go func() {
+		_, _, errs := runCLI("run", "--config", cfg, "--log-dir", dir, "--socket", sock)
+		done <- errs
+	}()
+	waitFor(t, "the admin socket", func() bool { return daemonRunning(sock) })
+	syscall.Kill(os.Getpid(), syscall.SIGUSR2)
+	select {
+	case errs := <-done:
+		if !strings.Contains(errs, "keepstate: stopping for a restart: hooks left in place until the next start (fail closed)") {
+			t.Errorf("stderr:\n%s", errs)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("run did not stop on SIGUSR2")
+	}
+	if n := detachedPlanes.Load() - before; n != 1 {
+		t.Errorf("%d plane(s) detached, want 1", n)
 	}
 }
 
