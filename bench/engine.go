@@ -104,6 +104,7 @@ func RunEngine(o EngineOptions) (EngineResult, error) {
 	before := heapInUse()
 	res.EngineFixedBytes = int64(before) - int64(empty)
 	var p packet.Parsed
+	var d firewall.Decision
 	now := time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC).UnixNano()
 	// run times one phase in wall time and in the thread's CPU time.
 	runtime.LockOSThread()
@@ -111,7 +112,7 @@ func RunEngine(o EngineOptions) (EngineResult, error) {
 	run := func(s *stream) (wallNs, cpuNs float64) {
 		start, cpu0 := time.Now(), threadCPU()
 		for i := 0; i < s.len(); i++ {
-			d := eng.Decide(s.packet(i), packet.LinkRaw, -1, now, &p)
+			eng.DecideInto(s.packet(i), packet.LinkRaw, -1, now, &p, &d)
 			if d.Action != firewall.Accept {
 				res.Dropped++
 			}

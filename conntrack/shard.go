@@ -103,8 +103,8 @@ func (e *entry) class() class {
 
 const (
 	nilIdx    = ^uint32(0)
-	chunkBits = 9
-	chunkLen  = 1 << chunkBits // entries per slab chunk (57 KiB)
+	chunkBits = 7
+	chunkLen  = 1 << chunkBits // entries per slab chunk (14 KiB: small, so a table of a few thousand connections wastes little)
 	// maxEntries per shard: the index stores entry index+1 in 24 bits.
 	maxEntries = 1<<24 - 1
 	minIndex   = 64

@@ -90,20 +90,33 @@ func drop(r reason.Reason) Result { return Result{Verdict: Drop, Reason: r} }
 // state. It never allocates. Verdict NewConn means the engine should evaluate its
 // rules and call Create (or drop).
 func (t *Table) Track(p *packet.Parsed, now int64) (r Result) {
+	t.TrackInto(p, now, &r)
+	return r
+}
+
+// TrackInto is Track writing its answer into r, which it overwrites: the per-packet
+// path of the engine keeps its Result inside its own decision instead of copying
+// one back through every call.
+func (t *Table) TrackInto(p *packet.Parsed, now int64, r *Result) {
+	*r = Result{}
 	if !p.Src.IsValid() || !p.Dst.IsValid() {
-		return drop(reason.Unsupported)
+		*r = drop(reason.Unsupported)
+		return
 	}
 	if p.Frag == packet.LaterFragment {
-		return t.frags.follow(p, now, &t.stats)
+		*r = t.frags.follow(p, now, &t.stats)
+		return
 	}
 	switch p.Proto {
 	case packet.ProtoTCP:
 		if !validFlags(p.TCPFlags) {
-			return drop(reason.InvalidTCPFlags)
+			*r = drop(reason.InvalidTCPFlags)
+			return
 		}
 	case packet.ProtoICMP, packet.ProtoICMPv6:
 		if p.IsICMPError() {
-			return t.related(p, now)
+			*r = t.related(p, now)
+			return
 		}
 	}
 	s := t.cfg.Load()
@@ -122,12 +135,12 @@ func (t *Table) Track(p *packet.Parsed, now int64) (r Result) {
 			t.end(sh, i, s, now, endCauseOf(e), &ended)
 			ok = false
 		} else {
-			t.update(sh, i, e, dir, p, s, now, &ended, &r)
+			t.update(sh, i, e, dir, p, s, now, &ended, r)
 			ok = r.Verdict != 0
 		}
 	}
 	if !ok {
-		r = t.miss(sh, &k, h, p, s, now)
+		*r = t.miss(sh, &k, h, p, s, now)
 	}
 	sh.mu.Unlock()
 
@@ -135,9 +148,8 @@ func (t *Table) Track(p *packet.Parsed, now int64) (r Result) {
 		ended.flush(s)
 	}
 	if p.Frag == packet.FirstFragment && r.Verdict == Accept {
-		t.frags.remember(p, &r, now)
+		t.frags.remember(p, r, now)
 	}
-	return r
 }
 
 // update advances connection i (entry e) with packet p travelling in direction

@@ -54,6 +54,7 @@ type worker struct {
 	verdicts []byte
 	answer   []byte
 	p        packet.Parsed
+	d        firewall.Decision // reused: decisions are decided in place
 	m        packetMsg
 
 	tokens     float64 // answer rate limiter
@@ -185,9 +186,10 @@ func (w *worker) decide(body []byte, now int64) bool {
 		w.stat.gso.Add(1)
 	}
 	in := w.ifs.ingress(m.InDev, now)
-	d := w.eng.Decide(m.Payload, packet.LinkRaw, in, now, &w.p)
+	d := &w.d
+	w.eng.DecideInto(m.Payload, packet.LinkRaw, in, now, &w.p, d)
 	if w.rep != nil {
-		w.rep.Packet(now, m.Payload, packet.LinkRaw, &w.p, &d)
+		w.rep.Packet(now, m.Payload, packet.LinkRaw, &w.p, d)
 	}
 	switch d.Action {
 	case firewall.Accept:

@@ -119,6 +119,7 @@ type runState struct {
 	first, last int64 // capture times
 	lastExpire  int64
 	p           packet.Parsed
+	d           firewall.Decision
 }
 
 func replayFile(path string, o *Options, s *Summary, st *runState) (fr FileResult) {
@@ -173,7 +174,8 @@ func replayFile(path string, o *Options, s *Summary, st *runState) (fr FileResul
 		}
 
 		in := ifaceMap.ingress(rd, pkt.Iface)
-		d := eng.Decide(pkt.Data, pkt.Link, in, t, p)
+		d := &st.d
+		eng.DecideInto(pkt.Data, pkt.Link, in, t, p, d)
 		s.Packets++
 		if d.Action == firewall.Accept {
 			s.Accepted++
@@ -188,10 +190,10 @@ func replayFile(path string, o *Options, s *Summary, st *runState) (fr FileResul
 			}
 		}
 		if rep != nil {
-			rep.Packet(t, pkt.Data, pkt.Link, p, &d)
+			rep.Packet(t, pkt.Data, pkt.Link, p, d)
 		}
 		if o.Observe != nil {
-			o.Observe(t, p, &d)
+			o.Observe(t, p, d)
 		}
 		if o.Progress != nil && fr.Packets&0xffff == 0 {
 			progress.draw(o.Progress, path, counted.n, size, s.Packets)
