@@ -313,7 +313,11 @@ func importBytes(path string) ([]byte, error) {
 func configConfirm(e *env, args []string) int {
 	fs := newFlagSet(e, "config confirm", "config confirm [--socket SOCK]")
 	socket := socketFlag(fs)
-	if rest, err := parseFlags(fs, args); err != nil || len(rest) != 0 {
+	rest, err := parseFlags(fs, args)
+	if err != nil {
+		return exitUsage // the flag package printed the usage
+	}
+	if len(rest) != 0 {
 		fs.Usage()
 		return exitUsage
 	}

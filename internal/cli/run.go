@@ -64,7 +64,11 @@ func runDaemon(e *env, args []string) int {
 	fail := fs.String("fail", "closed", "open or closed: whether traffic passes while keepstate is not running")
 	input := fs.Bool("input", false, "also filter packets to and from the firewall itself")
 	backend := fs.String("backend", nfqueue.BackendAuto, "how packets reach the queues: auto, nft or iptables")
-	if rest, err := parseFlags(fs, args); err != nil || len(rest) != 0 {
+	rest, err := parseFlags(fs, args)
+	if err != nil {
+		return exitUsage // the flag package printed the usage
+	}
+	if len(rest) != 0 {
 		fs.Usage()
 		return exitUsage
 	}

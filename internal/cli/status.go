@@ -21,7 +21,11 @@ func runStatus(e *env, args []string) int {
 	fs := newFlagSet(e, "status", "status [--socket PATH] [--json]")
 	socket := socketFlag(fs)
 	asJSON := fs.Bool("json", false, "print the status as JSON")
-	if rest, err := parseFlags(fs, args); err != nil || len(rest) != 0 {
+	rest, err := parseFlags(fs, args)
+	if err != nil {
+		return exitUsage // the flag package printed the usage
+	}
+	if len(rest) != 0 {
 		fs.Usage()
 		return exitUsage
 	}
