@@ -316,6 +316,9 @@ func TestPerSourceLimits(t *testing.T) {
 			if r.Reason != want {
 				t.Fatalf("conn %d: %+v, want %v", i, r, want)
 			}
+			if want == reason.ConnectionLimit && r.Limit != LimitConcurrent {
+				t.Fatalf("conn %d refused by limit %v, want the concurrent one", i, r.Limit)
+			}
 		}
 		if r := tab.Create(udp(srvAddr, cliAddr, 100, 53, 0), t0, Meta{}); r.Verdict != Accept {
 			t.Fatalf("another source: %+v", r)
@@ -336,6 +339,9 @@ func TestPerSourceLimits(t *testing.T) {
 			r := tab.Create(udp(cliAddr, srvAddr, uint16(100+i), 53, 0), t0+at[i]*sec, Meta{})
 			if r.Reason != want[i] {
 				t.Fatalf("conn %d at %ds: %v, want %v", i, at[i], r.Reason, want[i])
+			}
+			if want[i] == reason.ConnectionLimit && r.Limit != LimitPerMinute {
+				t.Fatalf("conn %d refused by limit %v, want the per-minute one", i, r.Limit)
 			}
 		}
 		// The window is one minute from the first connection: 59.999999999 s is in it.

@@ -37,21 +37,30 @@ func (l *srcLimiter) part(seed *hashSeed, a [16]byte) int {
 	return int(endpointHash(seed, a, [2]byte{}) >> 60 % srcParts)
 }
 
-// acquire counts a new connection from src, or reports false if a limit refuses it.
+// Limit names the per-source limit that refused a connection.
+type Limit uint8
+
+const (
+	NoLimit         Limit = iota
+	LimitConcurrent       // Config.PerSourceConns: connections open at once
+	LimitPerMinute        // Config.PerSourceRate: new connections in a minute
+)
+
+// acquire counts a new connection from src, or reports the limit that refuses it.
 // A refused attempt does not count against the rate.
-func (l *srcLimiter) acquire(seed *hashSeed, src [16]byte, now int64, s *settings) bool {
+func (l *srcLimiter) acquire(seed *hashSeed, src [16]byte, now int64, s *settings) Limit {
 	p := &l.parts[l.part(seed, src)]
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	st := p.m[src]
 	if s.perSrcConns > 0 && st.conns >= s.perSrcConns {
-		return false
+		return LimitConcurrent
 	}
 	if st.rateCount > 0 && now-st.rateStart >= rateWindow {
 		st.rateCount = 0
 	}
 	if s.perSrcRate > 0 && st.rateCount >= s.perSrcRate {
-		return false
+		return LimitPerMinute
 	}
 	if st.rateCount == 0 {
 		st.rateStart = now
@@ -62,7 +71,7 @@ func (l *srcLimiter) acquire(seed *hashSeed, src [16]byte, now int64, s *setting
 		p.m = make(map[[16]byte]srcState)
 	}
 	p.m[src] = st
-	return true
+	return NoLimit
 }
 
 // count counts a restored connection from src, with no limit applied.

@@ -383,9 +383,11 @@ func (t *Table) CreateAs(p *packet.Parsed, now int64, m Meta, as Dir) Result {
 
 	counted := false
 	if s.perSrcConns > 0 || s.perSrcRate > 0 {
-		if !t.src.acquire(&t.seed, k.Src, now, s) {
+		if lim := t.src.acquire(&t.seed, k.Src, now, s); lim != NoLimit {
 			t.stats.connLimit.Add(1)
-			return drop(reason.ConnectionLimit)
+			r := drop(reason.ConnectionLimit)
+			r.Limit = lim
+			return r
 		}
 		counted = true
 	}

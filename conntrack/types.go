@@ -139,6 +139,7 @@ type Result struct {
 	State   State         // connection state after this packet
 	ID      uint64        // connection id, stable for the connection's life; 0 if none
 	Meta    Meta          // what Create stored
+	Limit   Limit         // for reason.ConnectionLimit: which per-source limit refused
 
 	// For reason.StateExpired (and, as information, for a loose-mode pickup of a
 	// connection that had timed out): how long the ended connection had been idle

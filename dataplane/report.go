@@ -51,7 +51,7 @@ func (r *Reporter) Packet(t int64, frame []byte, link packet.LinkType, p *packet
 		return
 	}
 	if d.Reason == reason.ConnectionLimit {
-		r.limitWarning(t, p)
+		r.limitWarning(t, p, d.Conn.Limit)
 	}
 	wantLog := r.Log.WantDrop(d.Reason)
 	wantFilter := d.LogPackets && r.Log != nil && (d.Reason == reason.TrafficRule || d.Reason == reason.DefaultRule)
@@ -109,7 +109,7 @@ func ifaceName(rs *policy.Ruleset, i int) string {
 	return ifs[i].Name
 }
 
-func (r *Reporter) limitWarning(t int64, p *packet.Parsed) {
+func (r *Reporter) limitWarning(t int64, p *packet.Parsed, which conntrack.Limit) {
 	if r.Log == nil {
 		return
 	}
@@ -129,9 +129,9 @@ func (r *Reporter) limitWarning(t int64, p *packet.Parsed) {
 	r.warnMu.Unlock()
 
 	s := &r.Engine.Config().Settings
-	kind, limit := logging.LimitPerMinute, s.NewConnLimitPerSourcePerMinute
-	if limit == 0 {
-		kind, limit = logging.LimitConcurrent, s.ConnLimitPerSource
+	kind, limit := logging.LimitConcurrent, s.ConnLimitPerSource
+	if which == conntrack.LimitPerMinute {
+		kind, limit = logging.LimitPerMinute, s.NewConnLimitPerSourcePerMinute
 	}
 	ev := logging.ConnLimitWarning(time.Unix(0, t), kind, p.Src, limit)
 	r.Log.Warning(&ev)

@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"bytes"
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -53,5 +54,37 @@ func TestRuleChangeIsLogged(t *testing.T) {
 	}
 	if !strings.Contains(warnLog.String(), "Connection TCP 10.0.0.1:5000 > 10.9.0.1:22 closed: the new traffic rules no longer permit it") {
 		t.Errorf("warning log:\n%s", warnLog.String())
+	}
+}
+
+// The warning names the limit that refused the connection, with its value.
+func TestConnectionLimitWarningNamesTheLimit(t *testing.T) {
+	for _, tc := range []struct {
+		conns, rate int
+		want        string
+	}{
+		{2, 600, "Connection limit for source address '10.0.0.1' reached (limit: 2)"},
+		{600, 2, "Connection limit per minute for source address '10.0.0.1' reached (limit: 2)"},
+	} {
+		var warnLog bytes.Buffer
+		rep := &Reporter{Log: logging.New(logging.Config{Warning: logging.Sink{Text: &warnLog}, Location: time.UTC})}
+		cfg := config.Default()
+		cfg.Settings.ConnLimitPerSource, cfg.Settings.NewConnLimitPerSourcePerMinute = tc.conns, tc.rate
+		eng, err := firewall.New(cfg, firewall.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep.Engine = eng
+		now := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC).UnixNano()
+		var p packet.Parsed
+		for i := range 3 {
+			b := tcp(fmt.Sprintf("10.0.0.1:%d", 5000+i), "10.9.0.1:22", packet.SYN, 1, 0)
+			d := eng.Decide(b, packet.LinkRaw, -1, now, &p)
+			rep.Packet(now, b, packet.LinkRaw, &p, &d)
+		}
+		rep.Log.Close()
+		if !strings.Contains(warnLog.String(), tc.want) {
+			t.Errorf("limits %d/%d: warning log\n%s\nwant %q", tc.conns, tc.rate, warnLog.String(), tc.want)
+		}
 	}
 }
