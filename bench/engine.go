@@ -35,13 +35,15 @@ type EngineResult struct {
 	// when the machine is shared (wall time then also counts other processes).
 	EstablishedCPUNsPerPacket float64 `json:"established_cpu_ns_per_packet"`
 	NewConnectionCPUNs        float64 `json:"new_connection_cpu_ns"`
+	NewConnectionSamples      int     `json:"new_connection_samples"` // connections opened to time it
 	MapLookupCPUNs            float64 `json:"map_lookup_cpu_ns"`
 
 	// Context for reading the figures.
 	TeardownNsPerPacket float64 `json:"teardown_ns_per_packet"`
-	// EngineFixedBytes is what an empty engine holds (preallocated tombstones,
-	// fragment cache, shard indexes); BytesPerConnection is the cost of each
-	// connection on top of it.
+	// BytesPerConnection counts everything a connection costs: its entry, list
+	// links, counters and its share of the index (sized up front for the limit).
+	// EngineFixedBytes is what the engine holds whatever its connections: the
+	// bounded tombstone memory, the fragment cache, shard structures.
 	EngineFixedBytes int64  `json:"engine_fixed_bytes"`
 	Dropped          uint64 `json:"dropped"` // must be 0: every synthetic packet is valid
 	GoVersion        string `json:"go_version"`
@@ -90,19 +92,29 @@ func RunEngine(o EngineOptions) (EngineResult, error) {
 	traffic.Teardowns(teardown.add)
 
 	cfg := config.Default()
-	cfg.Settings.MaxConnections = o.Flows + o.Flows/4 + 1024
+	// A limit sized for the connections, with a little headroom: the index is sized
+	// for the limit, and its share per connection is what a firewall sized for its
+	// load pays.
+	cfg.Settings.MaxConnections = o.Flows + 1024
 	cfg.Settings.ConnLimitPerSource = 0
 	cfg.Settings.NewConnLimitPerSourcePerMinute = 0
 	cfg.Settings.AdaptiveStartPercent = 0 // measure plain timeouts, not the adaptive scaling
 
 	res := EngineResult{Flows: o.Flows, Packets: o.Packets, GoVersion: runtime.Version(), GOMAXPROCS: runtime.GOMAXPROCS(0)}
+	// The connection index is sized up front for the configured limit: measure it as
+	// the difference between an empty engine sized for the limit and one sized for
+	// almost nothing, and count it with the connections; fixed-size caches
+	// (tombstones, fragments) are the engine's, not the connections'.
+	small := *cfg
+	small.Settings.MaxConnections = 1
+	indexBytes := emptyEngineBytes(cfg) - emptyEngineBytes(&small)
 	empty := heapInUse()
 	eng, err := firewall.New(cfg, firewall.Options{})
 	if err != nil {
 		return res, err
 	}
 	before := heapInUse()
-	res.EngineFixedBytes = int64(before) - int64(empty)
+	res.EngineFixedBytes = int64(before) - int64(empty) - indexBytes
 	var p packet.Parsed
 	var d firewall.Decision
 	now := time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC).UnixNano()
@@ -129,7 +141,8 @@ func RunEngine(o EngineOptions) (EngineResult, error) {
 	// them between the two readings and the difference means nothing.
 	runtime.KeepAlive(&syns)
 	runtime.KeepAlive(&handshakes)
-	res.BytesPerConnection = float64(int64(after)-int64(before)) / float64(o.Flows)
+	// All included: the entries, their lists and counters, and the index.
+	res.BytesPerConnection = float64(int64(after)-int64(before)+indexBytes) / float64(o.Flows)
 
 	var m0, m1 runtime.MemStats
 	runtime.ReadMemStats(&m0)
@@ -143,7 +156,39 @@ func RunEngine(o EngineOptions) (EngineResult, error) {
 
 	res.MapLookupNs, res.MapLookupCPUNs = mapLookupNs(traffic, order)
 	runtime.KeepAlive(eng)
+
+	// One pass of SYNs over a small table is too short to time well (10 000 SYNs take
+	// a few milliseconds, below the CPU clock's resolution), so new connections are
+	// timed again on fresh engines of the same size until about a million were opened.
+	extra := min(49, (newConnSamples+o.Flows-1)/o.Flows-1)
+	wall, cpu := res.NewConnectionNs, res.NewConnectionCPUNs
+	for range extra {
+		eng, err = firewall.New(cfg, firewall.Options{})
+		if err != nil {
+			return res, err
+		}
+		w, c := run(&syns)
+		wall, cpu = wall+w, cpu+c
+	}
+	res.NewConnectionNs, res.NewConnectionCPUNs = wall/float64(extra+1), cpu/float64(extra+1)
+	res.NewConnectionSamples = o.Flows * (extra + 1)
+	runtime.KeepAlive(&syns)
 	return res, nil
+}
+
+// newConnSamples is how many new connections the new-connection figure averages.
+const newConnSamples = 1_000_000
+
+// emptyEngineBytes is the heap an engine for cfg holds before any connection.
+func emptyEngineBytes(cfg *config.Config) int64 {
+	before := heapInUse()
+	eng, err := firewall.New(cfg, firewall.Options{})
+	if err != nil {
+		return 0
+	}
+	after := heapInUse()
+	runtime.KeepAlive(eng)
+	return int64(after) - int64(before)
 }
 
 // heapInUse returns the live heap after a full collection.

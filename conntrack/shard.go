@@ -145,10 +145,30 @@ type shardStats struct {
 	created, expired, closed, evicted, flushed, reopened, tombHits, metaOverflow uint64
 }
 
-func newShard(num int, seed *hashSeed) *shard {
+// maxPresizedIndex bounds the index slots allocated up front per shard (1 MiB): a
+// huge configured limit must not cost its memory before connections exist.
+const maxPresizedIndex = 1 << 18
+
+// indexSlotsFor is the index size per shard that holds a full table of maxConns
+// under the 3/4 load limit, so that a table filling up to its limit never stops to
+// rehash on the packet path. 4 bytes per slot: about 5 bytes per connection at the
+// limit, counted in the table's memory from the start.
+func indexSlotsFor(maxConns, shards int) int {
+	if maxConns <= 0 {
+		maxConns = DefaultMaxConns
+	}
+	need := (maxConns/shards + 1) * 4 / 3
+	n := minIndex
+	for n < need && n < maxPresizedIndex {
+		n <<= 1
+	}
+	return n
+}
+
+func newShard(num int, seed *hashSeed, slots int) *shard {
 	sh := &shard{num: uint8(num), seed: seed, free: nilIdx, metas: []Meta{{}}}
-	sh.index = make([]uint32, minIndex)
-	sh.mask = minIndex - 1
+	sh.index = make([]uint32, slots)
+	sh.mask = uint32(slots - 1)
 	for c := range sh.lists {
 		sh.lists[c] = list{nilIdx, nilIdx}
 	}

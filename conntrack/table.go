@@ -43,8 +43,9 @@ func New(cfg Config) *Table {
 		t.seed[i] = rand.Uint64() | 1
 	}
 	t.shards = make([]*shard, 1<<b)
+	slots := indexSlotsFor(cfg.MaxConns, len(t.shards))
 	for i := range t.shards {
-		t.shards[i] = newShard(i, &t.seed)
+		t.shards[i] = newShard(i, &t.seed, slots)
 	}
 	t.frags.init(&t.seed)
 	t.cfg.Store(newSettings(cfg))

@@ -65,8 +65,8 @@ func runBenchEngine(e *env, args []string) int {
 	fmt.Fprintf(w, "  new / map          %8.2f x %6.2f x (target <= 4)\n", r.NewConnectionNs/r.MapLookupNs, ratio(r.NewConnectionCPUNs, r.MapLookupCPUNs))
 	fmt.Fprintf(w, "  teardown           %8.1f ns/packet\n", r.TeardownNsPerPacket)
 	fmt.Fprintf(w, "  allocations        %8.4f per packet\n", r.AllocsPerPacket)
-	fmt.Fprintf(w, "  memory             %8.1f bytes per tracked connection (heap growth per connection, index included; target <= 128)\n", r.BytesPerConnection)
-	fmt.Fprintf(w, "                     %8.1f KiB for the empty engine (tombstones, caches, indexes)\n", float64(r.EngineFixedBytes)/1024)
+	fmt.Fprintf(w, "  memory             %8.1f bytes per tracked connection (heap: entry, lists, counters, index share; target <= 128)\n", r.BytesPerConnection)
+	fmt.Fprintf(w, "                     %8.1f KiB fixed, whatever the connections (bounded tombstone memory, caches)\n", float64(r.EngineFixedBytes)/1024)
 	if r.Dropped > 0 {
 		fmt.Fprintf(w, "  WARNING: %d synthetic packets were dropped; the figures are not of the accept path\n", r.Dropped)
 	}
