@@ -254,6 +254,9 @@ func (d *Daemon) flushLoop(ctx context.Context) {
 			return
 		case <-t.C:
 			d.logs.logger.Flush()
+			if d.logs.drops != nil {
+				d.logs.drops.Flush()
+			}
 		}
 	}
 }

@@ -234,6 +234,17 @@ func (dw *DropWriter) Write(t int64, frame []byte, link packet.LinkType, iface s
 	dw.err = dw.w.WritePacket(idx, t, frame, len(frame), string(dw.line))
 }
 
+// Flush writes buffered packets to the file, so that a capture being read while the
+// daemon runs is at most one flush interval behind.
+func (dw *DropWriter) Flush() error {
+	dw.mu.Lock()
+	defer dw.mu.Unlock()
+	if dw.err != nil {
+		return dw.err
+	}
+	return dw.w.Flush()
+}
+
 // Close flushes the capture and returns the first error met while writing.
 func (dw *DropWriter) Close() error {
 	dw.mu.Lock()

@@ -8,11 +8,13 @@ import (
 	"testing"
 	"time"
 
+	"keepstate/capture"
 	"keepstate/config"
 	"keepstate/firewall"
 	"keepstate/logging"
 	"keepstate/packet"
 	"keepstate/policy"
+	"keepstate/reason"
 )
 
 func tcp(src, dst string, flags packet.TCPFlags, seq, ack uint32) []byte {
@@ -86,5 +88,25 @@ func TestConnectionLimitWarningNamesTheLimit(t *testing.T) {
 		if !strings.Contains(warnLog.String(), tc.want) {
 			t.Errorf("limits %d/%d: warning log\n%s\nwant %q", tc.conns, tc.rate, warnLog.String(), tc.want)
 		}
+	}
+}
+
+// Flush puts the dropped packets on disk before Close.
+func TestDropWriterFlush(t *testing.T) {
+	var buf bytes.Buffer
+	nw, err := capture.NewNgWriter(&buf, []capture.Interface{{Name: "x", Link: packet.LinkRaw}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dw := NewDropWriter(nw)
+	frame := tcp("10.0.0.1:1", "10.0.0.2:2", packet.ACK, 1, 1)
+	ev := logging.PacketEvent{Time: time.Unix(1, 0), Reason: reason.HandshakeNotCompleted}
+	dw.Write(1e9, frame, packet.LinkRaw, "LAN", &ev)
+	before := buf.Len()
+	if err := dw.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if buf.Len() <= before || !bytes.Contains(buf.Bytes(), frame) {
+		t.Errorf("flush wrote %d bytes, the packet is not in them", buf.Len()-before)
 	}
 }
