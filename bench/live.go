@@ -37,7 +37,9 @@ type LiveOptions struct {
 	// the median over the rounds, so that a load that comes and goes on a shared
 	// machine weighs on both sides alike (default 1).
 	Rounds int
-	Out    io.Writer // progress lines; nil: none
+	// DaemonArgs are added to `keepstate run`'s command line, e.g. --fanout cpu.
+	DaemonArgs []string
+	Out        io.Writer // progress lines; nil: none
 }
 
 // LiveFigures are one data path's figures.
@@ -226,7 +228,7 @@ func (m *meter) keepstate(round int, res *LiveResult) (LiveFigures, error) {
 	if err != nil {
 		return LiveFigures{}, err
 	}
-	d, err := lab.StartDaemon(m.ctx, m.topo, lab.DaemonOptions{Binary: m.o.Binary, Dir: m.dir, Config: cfg})
+	d, err := lab.StartDaemon(m.ctx, m.topo, lab.DaemonOptions{Binary: m.o.Binary, Dir: m.dir, Config: cfg, Args: m.o.DaemonArgs})
 	if err != nil {
 		return LiveFigures{}, err
 	}

@@ -32,8 +32,9 @@
 // nfqueue_hash (include/net/netfilter/nf_queue.h, used by xt_NFQUEUE and
 // nft_queue): jhash of the two addresses ordered smaller first, and the protocol.
 // It is symmetric, so both directions of a connection reach the same worker; it
-// ignores ports, so one pair of hosts always uses one queue. (--queue-cpu-fanout,
-// which is not symmetric, is not used.) ICMP errors about a connection may come
+// ignores ports, so one pair of hosts always uses one queue. Options.CPUFanout
+// (--queue-cpu-fanout) chooses the queue by CPU instead: not symmetric, but it
+// spreads many streams between two hosts over every core. ICMP errors about a connection may come
 // from a third address and reach another worker: the engine's table is safe for
 // concurrent use, so nothing depends on the fan-out for correctness.
 //

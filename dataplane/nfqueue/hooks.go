@@ -41,6 +41,8 @@ type hookSpec struct {
 	queues   int  // >= 1
 	bypass   bool // FailOpen: the kernel accepts while no program listens
 	input    bool // also the firewall's own traffic (INPUT and OUTPUT)
+	// cpuFanout chooses the queue by CPU instead of by address hash (queues > 1).
+	cpuFanout bool
 }
 
 // command is one external command line; stdin feeds nft scripts.
@@ -178,6 +180,9 @@ func nfqueueTargetArgs(s hookSpec) []string {
 	var a []string
 	if s.queues > 1 {
 		a = []string{"--queue-balance", fmt.Sprintf("%d:%d", s.queueNum, int(s.queueNum)+s.queues-1)}
+		if s.cpuFanout {
+			a = append(a, "--queue-cpu-fanout")
+		}
 	} else {
 		a = []string{"--queue-num", strconv.Itoa(int(s.queueNum))}
 	}
@@ -193,8 +198,15 @@ func nftQueueStatement(s hookSpec) string {
 	if s.queues > 1 {
 		st += "-" + strconv.Itoa(int(s.queueNum)+s.queues-1)
 	}
+	var flags []string
 	if s.bypass {
-		st += " bypass"
+		flags = append(flags, "bypass")
+	}
+	if s.cpuFanout && s.queues > 1 {
+		flags = append(flags, "fanout")
+	}
+	if len(flags) > 0 {
+		st += " " + strings.Join(flags, ",")
 	}
 	return st
 }

@@ -20,4 +20,11 @@ type Options struct {
 	// Backend is "auto" (nftables' native queue when the kernel has it, else
 	// iptables), "nft" or "iptables". Empty means auto.
 	Backend string
+	// CPUFanout spreads packets over the queues by the CPU that handles them
+	// (--queue-cpu-fanout, nft "fanout") instead of the kernel's hash of the two
+	// addresses. The hash keeps a connection on one worker but puts every
+	// connection between two hosts on one queue, so many streams between two hosts
+	// use one core; with CPU fan-out they use all, and the two directions of a
+	// connection may meet on different workers, which the engine's table allows.
+	CPUFanout bool
 }

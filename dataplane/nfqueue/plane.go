@@ -60,7 +60,7 @@ func New(o Options) (*Plane, error) {
 	}
 	return &Plane{
 		o:    o,
-		spec: hookSpec{queueNum: o.QueueNum, queues: o.Queues, bypass: o.FailOpen, input: o.Input},
+		spec: hookSpec{queueNum: o.QueueNum, queues: o.Queues, bypass: o.FailOpen, input: o.Input, cpuFanout: o.CPUFanout},
 		run:  execRunner,
 		have: haveTool,
 	}, nil

@@ -12,7 +12,7 @@ import (
 	"keepstate/bench"
 )
 
-const benchLiveUsage = `bench live [--seconds N] [--streams K] [--payload B] [--rounds R] [--json]
+const benchLiveUsage = `bench live [--seconds N] [--streams K] [--payload B] [--rounds R] [--fanout hash|cpu] [--json]
 
 Builds the lab topology (client - firewall - server network namespaces, root) and
 measures with iperf3 one TCP stream, K streams and small UDP packets, first through
@@ -26,6 +26,7 @@ func runBenchLive(e *env, args []string) int {
 	payload := fs.Int("payload", 64, "UDP payload bytes of the small-packet figure")
 	rounds := fs.Int("rounds", 1, "alternate keepstate and the kernel this many times; print medians")
 	asJSON := fs.Bool("json", false, "print one JSON object")
+	fanout := fs.String("fanout", "hash", "keepstate run --fanout: hash or cpu")
 	if rest, err := parseFlags(fs, args); err != nil || len(rest) != 0 {
 		return exitUsage
 	}
@@ -41,7 +42,7 @@ func runBenchLive(e *env, args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	o := bench.LiveOptions{Binary: self, Duration: time.Duration(*seconds * float64(time.Second)),
-		Streams: *streams, Payload: *payload, Rounds: *rounds}
+		Streams: *streams, Payload: *payload, Rounds: *rounds, DaemonArgs: []string{"--fanout", *fanout}}
 	if !*asJSON {
 		o.Out = e.stdout
 	}

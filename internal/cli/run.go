@@ -27,7 +27,7 @@ func init() {
 
 const runUsage = `run [--config PATH] [--log-dir DIR] [--json-logs] [--state FILE] [--socket PATH]
            [--metrics 127.0.0.1:9469] [--queue N] [--queues K] [--fail open|closed] [--input]
-           [--backend auto|nft|iptables]
+           [--backend auto|nft|iptables] [--fanout hash|cpu]
 
 Runs until SIGINT or SIGTERM, which remove keepstate's hooks; SIGUSR2 stops for a
 restart and leaves them to the next keepstate, so that nothing passes unfiltered
@@ -41,13 +41,14 @@ type planeOptions struct {
 	failOpen      bool
 	input         bool
 	backend       string
+	fanout        string
 }
 
 // newPlane builds the data plane; tests replace it with a fake.
 var newPlane = func(o planeOptions) daemon.PlaneFactory {
 	return func(eng *firewall.Engine, rep *dataplane.Reporter) (daemon.DataPlane, error) {
 		return nfqueue.New(nfqueue.Options{Engine: eng, Reporter: rep, QueueNum: uint16(o.queue), Queues: o.queues,
-			FailOpen: o.failOpen, Input: o.input, Backend: o.backend})
+			FailOpen: o.failOpen, Input: o.input, Backend: o.backend, CPUFanout: o.fanout == "cpu"})
 	}
 }
 
@@ -64,12 +65,17 @@ func runDaemon(e *env, args []string) int {
 	fail := fs.String("fail", "closed", "open or closed: whether traffic passes while keepstate is not running")
 	input := fs.Bool("input", false, "also filter packets to and from the firewall itself")
 	backend := fs.String("backend", nfqueue.BackendAuto, "how packets reach the queues: auto, nft or iptables")
+	fanout := fs.String("fanout", "hash", "how packets are spread over the queues: hash (of the two addresses: a connection stays on one worker) or cpu (by the CPU handling them: many streams between two hosts use every core)")
 	rest, err := parseFlags(fs, args)
 	if err != nil {
 		return exitUsage // the flag package printed the usage
 	}
 	if len(rest) != 0 {
 		fs.Usage()
+		return exitUsage
+	}
+	if *fanout != "hash" && *fanout != "cpu" {
+		e.errorf("run: --fanout %q: want hash or cpu", *fanout)
 		return exitUsage
 	}
 	if *fail != "open" && *fail != "closed" {
@@ -82,7 +88,7 @@ func runDaemon(e *env, args []string) int {
 	}
 	// The daemon and the SIGHUP handler both write to stderr.
 	e = &env{stdout: e.stdout, stderr: &lockedWriter{w: e.stderr}}
-	po := planeOptions{queue: *queue, queues: *queues, failOpen: *fail == "open", input: *input, backend: *backend}
+	po := planeOptions{queue: *queue, queues: *queues, failOpen: *fail == "open", input: *input, backend: *backend, fanout: *fanout}
 	d, err := daemon.New(daemon.Options{
 		ConfigPath: *cfgPath, LogDir: *logDir, JSONLogs: *jsonLogs, StatePath: *state,
 		SocketPath: *socket, MetricsAddr: *metrics, FailOpen: po.failOpen,
