@@ -96,7 +96,7 @@ func TestRunSignals(t *testing.T) {
 		done <- result{code, out, errs}
 	}()
 	waitFor(t, "the admin socket", func() bool { return daemonRunning(sock) })
-	if want := (planeOptions{queue: 7, queues: 2, failOpen: true, input: true, backend: "iptables"}); po() != want {
+	if want := (planeOptions{queue: 7, queues: 2, failOpen: true, input: true, backend: "iptables", fanout: "hash"}); po() != want {
 		t.Errorf("plane options %+v, want %+v", po(), want)
 	}
 
