@@ -11,6 +11,7 @@ import (
 	"keepstate/config"
 	"keepstate/conntrack"
 	"keepstate/firewall"
+	"keepstate/dataplane/replay"
 	"keepstate/packet"
 	"keepstate/policy"
 	"keepstate/reason"
@@ -80,6 +81,7 @@ func ExplainCapture(cfg *config.Config, path string, n int) (*Explanation, error
 	defer rd.Close()
 	var p packet.Parsed
 	var lastExpire int64
+	ingress := replay.NewIngress(eng, nil)
 	for i := 1; ; i++ {
 		pkt, err := rd.Next()
 		if err != nil {
@@ -92,7 +94,7 @@ func ExplainCapture(cfg *config.Config, path string, n int) (*Explanation, error
 			eng.Expire(pkt.Time)
 			lastExpire = pkt.Time
 		}
-		in := captureIngress(eng.Ruleset(), rd, pkt.Iface)
+		in := ingress.Of(rd, &pkt)
 		if i < n {
 			eng.Decide(pkt.Data, pkt.Link, in, pkt.Time, &p)
 			continue
@@ -102,19 +104,6 @@ func ExplainCapture(cfg *config.Config, path string, n int) (*Explanation, error
 			n, path, utc(pkt.Time).Format("2006-01-02 15:04:05.000000"), n-1)
 		return x, nil
 	}
-}
-
-// captureIngress maps a pcapng capture interface to the firewall interface of the
-// same name or device, as replay does; -1 lets the engine infer it.
-func captureIngress(rs *policy.Ruleset, rd *capture.Reader, iface int) int {
-	ifs := rd.Interfaces()
-	if iface < 0 || iface >= len(ifs) || ifs[iface].Name == "" {
-		return -1
-	}
-	if j := rs.IfaceByName(ifs[iface].Name); j >= 0 {
-		return j
-	}
-	return rs.IfaceByDevice(ifs[iface].Name)
 }
 
 // explainPacket runs one frame through eng and says what every stage did. The

@@ -29,6 +29,9 @@ type Options struct {
 	Progress io.Writer
 	// TopN is how many connections with most drops the summary lists (default 10).
 	TopN int
+	// IfIndex names the interfaces behind the interface indexes of SLL2 captures
+	// (`tcpdump -i any`), e.g. {3: "LAN"}; see Ingress.
+	IfIndex map[int32]string
 	// Observe, when set, sees every packet and its decision, after the Reporter.
 	// p and d are only valid during the call.
 	Observe func(t int64, p *packet.Parsed, d *firewall.Decision)
@@ -147,7 +150,7 @@ func replayFile(path string, o *Options, s *Summary, st *runState) (fr FileResul
 	fr.Format = rd.Format().String()
 
 	eng, rep := o.Engine, o.Reporter
-	ifaceMap := newIfaceMap(eng)
+	ingress := NewIngress(eng, o.IfIndex)
 	var progress progressBar
 	p := &st.p
 	for {
@@ -173,7 +176,7 @@ func replayFile(path string, o *Options, s *Summary, st *runState) (fr FileResul
 			st.lastExpire = t
 		}
 
-		in := ifaceMap.ingress(rd, pkt.Iface)
+		in := ingress.Of(rd, &pkt)
 		d := &st.d
 		eng.DecideInto(pkt.Data, pkt.Link, in, t, p, d)
 		s.Packets++

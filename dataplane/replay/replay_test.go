@@ -4,15 +4,18 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/json"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"keepstate/capture"
 	"keepstate/config"
 	"keepstate/dataplane"
 	"keepstate/firewall"
 	"keepstate/logging"
+	"keepstate/packet"
 	"keepstate/reason"
 	"keepstate/synth"
 )
@@ -144,5 +147,44 @@ func TestGzipCapture(t *testing.T) {
 	b, _ := Run([]string{gzPath}, Options{Engine: engineFor(t, cfgText)})
 	if a.Packets != b.Packets || a.Dropped != b.Dropped || a.Failed() || b.Failed() {
 		t.Errorf("plain %d/%d, gzip %d/%d", a.Packets, a.Dropped, b.Packets, b.Dropped)
+	}
+}
+
+// An SLL2 capture (tcpdump -i any) names no interfaces, only indexes: with the
+// user's index map the ingress is known and anti-spoofing applies; without it the
+// ingress is inferred and anti-spoofing cannot judge.
+func TestSLL2IngressByIndex(t *testing.T) {
+	var buf bytes.Buffer
+	w, err := capture.NewPcapWriter(&buf, packet.LinkLinuxSLL2, 0, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	add := func(ifindex int32, src, dst string) {
+		ip := packet.AppendTCP(nil, packet.TCPSpec{Src: netip.MustParseAddrPort(src), Dst: netip.MustParseAddrPort(dst), Flags: packet.SYN, Seq: 1, Window: 1000})
+		frame := packet.AppendSLL2(nil, ifindex, packet.PacketHost, [6]byte{1}, ip)
+		if err := w.WritePacket(1e18, frame, len(frame)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	add(3, "10.1.0.2:40000", "10.2.0.2:8080") // a web server on LAN: fine
+	add(3, "10.2.0.9:40001", "10.2.0.2:8080") // a DMZ address arriving on LAN: spoofed
+	w.Close()
+	path := filepath.Join(t.TempDir(), "any.pcap")
+	os.WriteFile(path, buf.Bytes(), 0o644)
+	cfgText, _ := synth.Story1Config(true)
+
+	sum, err := Run([]string{path}, Options{Engine: engineFor(t, cfgText), IfIndex: map[int32]string{3: "LAN", 4: "eth2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Accepted != 1 || sum.DropsByReason[reason.AntiSpoofing.String()] != 1 {
+		t.Errorf("with the index map: accepted %d, drops %v; want 1 accepted, 1 anti_spoofing", sum.Accepted, sum.DropsByReason)
+	}
+	sum, err = Run([]string{path}, Options{Engine: engineFor(t, cfgText)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.DropsByReason[reason.AntiSpoofing.String()] != 0 {
+		t.Errorf("without the index map anti-spoofing judged an inferred ingress: %v", sum.DropsByReason)
 	}
 }

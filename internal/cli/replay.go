@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -26,7 +27,7 @@ func init() {
 	})
 }
 
-const replayUsage = "replay [--config PATH] [--json] [--drops FILE.pcapng] [--log any|none|REASON,...] [--json-logs] [--utc] CAPTURE..."
+const replayUsage = "replay [--config PATH] [--json] [--drops FILE.pcapng] [--log any|none|REASON,...] [--json-logs] [--utc] [--ifindex N=IFACE,...] CAPTURE..."
 
 // replayFlags are the options of `keepstate replay`, shared with the demo.
 type replayFlags struct {
@@ -37,6 +38,7 @@ type replayFlags struct {
 	jsonLogs bool
 	utc      bool
 	quiet    bool
+	ifindex  string // SLL2 interface indexes: "3=LAN,4=DMZ"
 }
 
 func runReplay(e *env, args []string) int {
@@ -49,6 +51,7 @@ func runReplay(e *env, args []string) int {
 	fs.BoolVar(&f.jsonLogs, "json-logs", false, "write logs as JSON lines instead of Kerio-style text")
 	fs.BoolVar(&f.utc, "utc", false, "log timestamps in UTC instead of local time")
 	fs.BoolVar(&f.quiet, "quiet", false, "print no logs, only the summary")
+	fs.StringVar(&f.ifindex, "ifindex", "", "name the interfaces behind the indexes of an SLL2 capture (tcpdump -i any), e.g. 3=LAN,4=DMZ (a configured interface name or device)")
 	paths, err := parseFlags(fs, args)
 	if err != nil {
 		return exitUsage
@@ -135,7 +138,11 @@ func replayWith(e *env, cfg *config.Config, paths []string, f *replayFlags, prog
 		rep.Drops = dataplane.NewDropWriter(nw)
 	}
 
-	opts := replay.Options{Engine: eng, Reporter: rep}
+	ifindex, err := parseIfIndex(f.ifindex)
+	if err != nil {
+		return nil, err
+	}
+	opts := replay.Options{Engine: eng, Reporter: rep, IfIndex: ifindex}
 	if progress {
 		opts.Progress = e.stderr
 	}
@@ -157,6 +164,23 @@ func replayWith(e *env, cfg *config.Config, paths []string, f *replayFlags, prog
 		}
 	}
 	return sum, nil
+}
+
+// parseIfIndex reads "3=LAN,4=DMZ".
+func parseIfIndex(s string) (map[int32]string, error) {
+	if s == "" {
+		return nil, nil
+	}
+	m := make(map[int32]string)
+	for _, part := range strings.Split(s, ",") {
+		idx, name, ok := strings.Cut(strings.TrimSpace(part), "=")
+		n, err := strconv.ParseInt(idx, 10, 32)
+		if !ok || err != nil || n <= 0 || name == "" {
+			return nil, fmt.Errorf("--ifindex %q: want INDEX=INTERFACE pairs such as 3=LAN", part)
+		}
+		m[int32(n)] = name
+	}
+	return m, nil
 }
 
 // replayLogConfig routes every log to w: replay is read at the terminal. The debug

@@ -120,3 +120,15 @@ func TestReplayDropsReadableByTshark(t *testing.T) {
 		}
 	}
 }
+
+func TestParseIfIndex(t *testing.T) {
+	m, err := parseIfIndex("3=LAN, 4=eth2")
+	if err != nil || m[3] != "LAN" || m[4] != "eth2" || len(m) != 2 {
+		t.Errorf("parseIfIndex: %v, %v", m, err)
+	}
+	for _, bad := range []string{"3", "x=LAN", "0=LAN", "3=", "-1=LAN"} {
+		if _, err := parseIfIndex(bad); err == nil {
+			t.Errorf("parseIfIndex(%q) accepted", bad)
+		}
+	}
+}
