@@ -180,6 +180,19 @@ func explainPacket(eng *firewall.Engine, frame []byte, link packet.LinkType, in 
 		Src: p.Src, Dst: p.Dst, Proto: uint8(p.Proto), SrcPort: p.SrcPort, DstPort: p.DstPort,
 		ICMPType: p.ICMPType, InIface: d.InIface, OutIface: d.OutIface,
 	}
+	if d.Reversed {
+		// The engine asked about the connection as it was opened: the other way round.
+		q = policy.Query{
+			Src: p.Dst, Dst: p.Src, Proto: uint8(p.Proto), SrcPort: p.DstPort, DstPort: p.SrcPort,
+			InIface: d.OutIface, OutIface: d.InIface,
+		}
+		why := "the rules permit this packet's connection only the other way round"
+		if p.TCPFlags&(packet.SYN|packet.ACK) == packet.SYN|packet.ACK {
+			why = "a SYN-ACK is a reply"
+		}
+		add("orientation", "reply", "%s: the rules are asked about the connection %s > %s it belongs to",
+			why, netip.AddrPortFrom(p.Dst, p.DstPort), netip.AddrPortFrom(p.Src, p.SrcPort))
+	}
 	matched := -1
 	for i := range cfg.Policy.Rules {
 		rc := cfg.Policy.Explain(i, &q)

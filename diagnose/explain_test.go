@@ -15,6 +15,8 @@ import (
 
 func TestExplainSpec(t *testing.T) {
 	story1 := story1Config(t)
+	relaxed := story1Config(t)
+	relaxed.Settings.Require3WayHandshake = false
 	const (
 		r1 = `rule 1 "Internet to web servers"`
 		r2 = `rule 2 "Web servers to Tomcat"`
@@ -43,6 +45,15 @@ func TestExplainSpec(t *testing.T) {
 			{"anti-spoofing", "pass", "10.2.0.2 may arrive on DMZ (10.2.0.0/24)"},
 			{"connection", "drop", "handshake_not_completed: 3-way handshake not completed (no tracked connection, and Require3WayHandshake=1 lets only a SYN open one)"},
 		}, "drop", "handshake_not_completed", ""},
+		{"the seed's SYN-ACK, handshake relaxed", relaxed, "tcp 10.2.0.2:8080 > 10.1.0.2:27779 flags SA [iface DMZ]", []Step{
+			{"ingress", "given", "DMZ"},
+			{"anti-spoofing", "pass", "10.2.0.2 may arrive on DMZ (10.2.0.0/24)"},
+			{"connection", "none", "no tracked connection; Require3WayHandshake=0 picks the connection up mid-stream: the rules decide"},
+			{"orientation", "reply", "a SYN-ACK is a reply: the rules are asked about the connection 10.1.0.2:27779 > 10.2.0.2:8080 it belongs to"},
+			{r1, "no match", notInternet},
+			{r2, "match", `Permit: source group:Web servers matches 10.1.0.2 (ingress interface LAN); destination group:Tomcat servers matches 10.2.0.2 (egress interface DMZ); service "Tomcat" matches tcp port 8080`},
+			{"new connection", "created", ""},
+		}, "accept", "", `2 "Web servers to Tomcat"`},
 		{"spoofed source", story1, "tcp 10.9.9.9:1 > 10.2.0.2:8080 flags S iface eth1", []Step{
 			{"ingress", "given", "LAN"},
 			{"anti-spoofing", "drop", "10.9.9.9 does not belong to LAN (10.1.0.0/24)"},

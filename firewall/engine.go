@@ -73,6 +73,10 @@ type Decision struct {
 
 	Conn    conntrack.Result // the table's answer (state, direction, connection id, idle, ...)
 	Created bool             // this packet opened a new connection
+	// Reversed: the rules were asked about the connection the other way round,
+	// because this packet picks it up from its responder's side (loose mode: a
+	// SYN-ACK, or a reply the rules permit only in the opening direction).
+	Reversed bool
 
 	DecodeErr error // set for reason.Malformed and reason.Unsupported
 }
@@ -265,7 +269,7 @@ func (e *Engine) process(p *packet.Parsed, in int, now int64, d *Decision) {
 	c := e.cur.Load()
 	rs := c.rules
 	d.Action, d.Reason, d.Rule, d.LogPackets = 0, reason.None, NoRule, false
-	d.InIface, d.OutIface, d.Created, d.DecodeErr = in, -1, false, nil
+	d.InIface, d.OutIface, d.Created, d.DecodeErr, d.Reversed = in, -1, false, nil, false
 
 	if in >= 0 && c.cfg.Settings.AntiSpoofing && !rs.SpoofOK(in, p.Src) {
 		d.Conn = conntrack.Result{}
@@ -297,7 +301,7 @@ func (e *Engine) process(p *packet.Parsed, in int, now int64, d *Decision) {
 	// No connection, and this packet may open one: the rules decide.
 	d.inferIfaces(rs, p)
 	rule, action, as := decideNew(rs, p, d)
-	d.Rule = rule
+	d.Rule, d.Reversed = rule, as == conntrack.Reply
 	meta := conntrack.Meta{}
 	if rule >= 0 {
 		r := rs.Rule(rule)
