@@ -78,6 +78,20 @@ func newFlagSet(e *env, name, usageLine string) *flag.FlagSet {
 	return fs
 }
 
+// parseNoArgs parses args for a command that takes flags only. On a bad flag or a
+// stray argument it has printed the usage and returns false.
+func parseNoArgs(fs *flag.FlagSet, args []string) bool {
+	rest, err := parseFlags(fs, args)
+	if err != nil {
+		return false // the flag package printed the usage
+	}
+	if len(rest) != 0 {
+		fs.Usage()
+		return false
+	}
+	return true
+}
+
 // parseFlags parses args, allowing flags after positional arguments
 // ("replay cap.pcap --json"), where the standard flag package would stop.
 // A "--" ends flag parsing.

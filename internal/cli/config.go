@@ -313,12 +313,7 @@ func importBytes(path string) ([]byte, error) {
 func configConfirm(e *env, args []string) int {
 	fs := newFlagSet(e, "config confirm", "config confirm [--socket SOCK]")
 	socket := socketFlag(fs)
-	rest, err := parseFlags(fs, args)
-	if err != nil {
-		return exitUsage // the flag package printed the usage
-	}
-	if len(rest) != 0 {
-		fs.Usage()
+	if !parseNoArgs(fs, args) {
 		return exitUsage
 	}
 	var res daemon.ConfirmResult

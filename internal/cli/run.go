@@ -66,12 +66,7 @@ func runDaemon(e *env, args []string) int {
 	input := fs.Bool("input", false, "also filter packets to and from the firewall itself")
 	backend := fs.String("backend", nfqueue.BackendAuto, "how packets reach the queues: auto, nft or iptables")
 	fanout := fs.String("fanout", "hash", "how packets are spread over the queues: hash (of the two addresses: a connection stays on one worker) or cpu (by the CPU handling them: many streams between two hosts use every core)")
-	rest, err := parseFlags(fs, args)
-	if err != nil {
-		return exitUsage // the flag package printed the usage
-	}
-	if len(rest) != 0 {
-		fs.Usage()
+	if !parseNoArgs(fs, args) {
 		return exitUsage
 	}
 	if *fanout != "hash" && *fanout != "cpu" {

@@ -21,12 +21,7 @@ func runStats(e *env, args []string) int {
 	fs := newFlagSet(e, "stats", "stats [--socket PATH] [--json]")
 	socket := socketFlag(fs)
 	asJSON := fs.Bool("json", false, "print the counters as JSON")
-	rest, err := parseFlags(fs, args)
-	if err != nil {
-		return exitUsage // the flag package printed the usage
-	}
-	if len(rest) != 0 {
-		fs.Usage()
+	if !parseNoArgs(fs, args) {
 		return exitUsage
 	}
 	var s daemon.Stats

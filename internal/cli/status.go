@@ -21,12 +21,7 @@ func runStatus(e *env, args []string) int {
 	fs := newFlagSet(e, "status", "status [--socket PATH] [--json]")
 	socket := socketFlag(fs)
 	asJSON := fs.Bool("json", false, "print the status as JSON")
-	rest, err := parseFlags(fs, args)
-	if err != nil {
-		return exitUsage // the flag package printed the usage
-	}
-	if len(rest) != 0 {
-		fs.Usage()
+	if !parseNoArgs(fs, args) {
 		return exitUsage
 	}
 	var st daemon.Status
