@@ -58,19 +58,8 @@ func runAdvise(e *env, args []string) int {
 		e.errorf("advise: %v", err)
 		return exitFail
 	}
-	if *htmlPath != "" {
-		if err := writeFileWith(*htmlPath, r.WriteHTML); err != nil {
-			e.errorf("advise: %v", err)
-			return exitFail
-		}
-	}
-	if *asJSON {
-		err = writeJSON(e.stdout, r)
-	} else {
-		err = r.WriteText(e.stdout)
-	}
-	if err != nil {
-		return exitFail
+	if code := writeReport(e, "advise", r, *htmlPath, *asJSON); code != exitOK {
+		return code
 	}
 	if r.Capture.Error != "" {
 		e.errorf("%s", r.Capture.Error)

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"io"
 	"keepstate/config"
 	"keepstate/diagnose"
 )
@@ -42,25 +43,42 @@ func runDiff(e *env, args []string) int {
 		e.errorf("diff: %v", err)
 		return exitFail
 	}
-	if *htmlPath != "" {
-		if err := writeFileWith(*htmlPath, r.WriteHTML); err != nil {
-			e.errorf("diff: %v", err)
-			return exitFail
-		}
-	}
-	if *asJSON {
-		err = writeJSON(e.stdout, r)
-	} else {
-		err = r.WriteText(e.stdout)
-	}
-	if err != nil {
-		return exitFail
+	if code := writeReport(e, "diff", r, *htmlPath, *asJSON); code != exitOK {
+		return code
 	}
 	for _, c := range []diagnose.CaptureInfo{r.A, r.B} {
 		if c.Error != "" {
 			e.errorf("%s", c.Error)
 			return exitFail
 		}
+	}
+	return exitOK
+}
+
+// report is what diff and advise produce: words for the terminal, a page, and
+// (through encoding/json) the same findings as JSON.
+type report interface {
+	WriteText(w io.Writer) error
+	WriteHTML(w io.Writer) error
+}
+
+// writeReport writes r's page to htmlPath when asked, then r as JSON or text on
+// stdout.
+func writeReport(e *env, cmd string, r report, htmlPath string, asJSON bool) int {
+	if htmlPath != "" {
+		if err := writeFileWith(htmlPath, r.WriteHTML); err != nil {
+			e.errorf("%s: %v", cmd, err)
+			return exitFail
+		}
+	}
+	var err error
+	if asJSON {
+		err = writeJSON(e.stdout, r)
+	} else {
+		err = r.WriteText(e.stdout)
+	}
+	if err != nil {
+		return exitFail
 	}
 	return exitOK
 }
