@@ -21,13 +21,11 @@ var zeros [4]byte // padding to the next multiple of 4
 // NewNgWriter, then one Enhanced Packet Block per packet with a nanosecond timestamp
 // and an optional comment. It is not safe for concurrent use.
 type NgWriter struct {
-	w      *bufio.Writer
-	snap   []int // effective snap length per interface
-	hdr    [packetHeaderLen]byte
-	opt    [4]byte
-	trail  [4]byte
-	err    error // sticky: the first write error, or errWriterClosed
-	closed bool
+	sink
+	snap  []int // effective snap length per interface
+	hdr   [packetHeaderLen]byte
+	opt   [4]byte
+	trail [4]byte
 }
 
 // NewNgWriter writes the section header and one Interface Description Block per
@@ -38,7 +36,7 @@ func NewNgWriter(w io.Writer, ifaces []Interface) (*NgWriter, error) {
 	if len(ifaces) == 0 {
 		return nil, errors.New("capture: a pcapng writer needs at least one interface")
 	}
-	nw := &NgWriter{w: bufio.NewWriterSize(w, writeBufSize)}
+	nw := &NgWriter{sink: sink{w: bufio.NewWriterSize(w, writeBufSize)}}
 	var blk block
 	blk.begin(blockSectionHeader)
 	blk.u32(byteOrderMagic)
@@ -154,27 +152,6 @@ func (w *NgWriter) WritePacket(iface int, time int64, data []byte, origLen int, 
 		return err
 	}
 	return nil
-}
-
-// Flush writes any buffered blocks to the underlying writer.
-func (w *NgWriter) Flush() error {
-	if w.err != nil && w.err != errWriterClosed {
-		return w.err
-	}
-	return w.w.Flush()
-}
-
-// Close flushes and makes further writes fail. It does not close the underlying writer.
-func (w *NgWriter) Close() error {
-	if w.closed {
-		return nil
-	}
-	err := w.Flush()
-	w.closed = true
-	if w.err == nil {
-		w.err = errWriterClosed
-	}
-	return err
 }
 
 func pad4(n int) int { return (n + 3) &^ 3 }

@@ -13,12 +13,10 @@ import (
 // PcapWriter writes a classic little-endian pcap file (version 2.4) with microsecond
 // or nanosecond timestamps. It is not safe for concurrent use.
 type PcapWriter struct {
-	w      *bufio.Writer
-	snap   int
-	nanos  bool
-	hdr    [16]byte
-	err    error
-	closed bool
+	sink
+	snap  int
+	nanos bool
+	hdr   [16]byte
 }
 
 // NewPcapWriter writes the file header. A snaplen of 0 or above MaxCaptureLen means
@@ -27,7 +25,7 @@ func NewPcapWriter(w io.Writer, link packet.LinkType, snaplen int, nanos bool) (
 	if snaplen <= 0 || snaplen > MaxCaptureLen {
 		snaplen = MaxCaptureLen
 	}
-	pw := &PcapWriter{w: bufio.NewWriterSize(w, writeBufSize), snap: snaplen, nanos: nanos}
+	pw := &PcapWriter{sink: sink{w: bufio.NewWriterSize(w, writeBufSize)}, snap: snaplen, nanos: nanos}
 	var h [pcapFileHeaderLen]byte
 	le := binary.LittleEndian
 	magic := uint32(magicMicros)
@@ -72,25 +70,4 @@ func (w *PcapWriter) WritePacket(time int64, data []byte, origLen int) error {
 		return err
 	}
 	return nil
-}
-
-// Flush writes any buffered records to the underlying writer.
-func (w *PcapWriter) Flush() error {
-	if w.err != nil && w.err != errWriterClosed {
-		return w.err
-	}
-	return w.w.Flush()
-}
-
-// Close flushes and makes further writes fail. It does not close the underlying writer.
-func (w *PcapWriter) Close() error {
-	if w.closed {
-		return nil
-	}
-	err := w.Flush()
-	w.closed = true
-	if w.err == nil {
-		w.err = errWriterClosed
-	}
-	return err
 }
