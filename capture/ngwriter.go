@@ -134,7 +134,7 @@ func (w *NgWriter) WritePacket(iface int, time int64, data []byte, origLen int, 
 	le.PutUint32(h[12:], uint32(uint64(time)>>32))
 	le.PutUint32(h[16:], uint32(time))
 	le.PutUint32(h[20:], uint32(n))
-	le.PutUint32(h[24:], uint32(min(origLen, math.MaxUint32)))
+	le.PutUint32(h[24:], uint32(min(uint64(origLen), math.MaxUint32)))
 	w.w.Write(h)
 	w.w.Write(data)
 	w.w.Write(zeros[:pad4(n)-n])

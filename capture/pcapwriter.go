@@ -63,7 +63,7 @@ func (w *PcapWriter) WritePacket(time int64, data []byte, origLen int) error {
 	le.PutUint32(w.hdr[0:], uint32(sec))
 	le.PutUint32(w.hdr[4:], uint32(frac))
 	le.PutUint32(w.hdr[8:], uint32(len(data)))
-	le.PutUint32(w.hdr[12:], uint32(min(origLen, math.MaxUint32)))
+	le.PutUint32(w.hdr[12:], uint32(min(uint64(origLen), math.MaxUint32)))
 	w.w.Write(w.hdr[:])
 	if _, err := w.w.Write(data); err != nil {
 		w.err = err
