@@ -100,12 +100,12 @@ func (d *Daemon) Start(ctx context.Context) error {
 			d.cmd = nil
 			return fmt.Errorf("keepstate run exited at start: %s", d.stderr.String())
 		case <-ctx.Done():
-			d.stopLocked()
+			d.stopLocked(syscall.SIGTERM)
 			return ctx.Err()
 		case <-time.After(50 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			d.stopLocked()
+			d.stopLocked(syscall.SIGTERM)
 			return fmt.Errorf("keepstate run did not answer on %s within %v: %v\n%s", d.Socket(), readyTimeout, err, d.stderr.String())
 		}
 	}
@@ -116,24 +116,33 @@ func (d *Daemon) Start(ctx context.Context) error {
 func (d *Daemon) Stop() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.stopLocked()
+	return d.stopLocked(syscall.SIGTERM)
+}
+
+// StopForRestart sends SIGUSR2, what `systemctl restart` sends: the daemon writes
+// its snapshot but leaves its hooks, so that until the next one starts the fail
+// mode decides (closed: forwarded packets wait in vain and are retransmitted).
+func (d *Daemon) StopForRestart() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.stopLocked(syscall.SIGUSR2)
 }
 
 const stopTimeout = 15 * time.Second
 
-func (d *Daemon) stopLocked() error {
+func (d *Daemon) stopLocked(sig syscall.Signal) error {
 	if d.cmd == nil {
 		return nil
 	}
 	cmd, done := d.cmd, d.done
 	d.cmd = nil
-	_ = cmd.Process.Signal(syscall.SIGTERM)
+	_ = cmd.Process.Signal(sig)
 	select {
 	case <-done:
 	case <-time.After(stopTimeout):
 		_ = cmd.Process.Kill()
 		<-done
-		return fmt.Errorf("keepstate run did not stop within %v after SIGTERM; killed", stopTimeout)
+		return fmt.Errorf("keepstate run did not stop within %v after %v; killed", stopTimeout, sig)
 	}
 	if code := cmd.ProcessState.ExitCode(); code != 0 {
 		return fmt.Errorf("keepstate run exited with status %d: %s", code, d.stderr.String())

@@ -168,14 +168,10 @@ func runRestart(s *session) error {
 	if err := s.sleep(time.Second); err != nil {
 		return err
 	}
-	// A clean stop removes keepstate's hooks; the firewall namespace's own
-	// FORWARD policy keeps it closed until they are back, as a router whose
-	// default is deny would be.
-	if _, err := s.topo.Exec(s.ctx, s.topo.Firewall, "iptables", "-w", "-P", "FORWARD", "DROP"); err != nil {
-		return err
-	}
+	// A restart (SIGUSR2, as systemctl restart sends) leaves keepstate's hooks in
+	// place: with --fail closed, nothing passes until the next daemon listens.
 	t0 := time.Now()
-	if err := s.d.Stop(); err != nil {
+	if err := s.d.StopForRestart(); err != nil {
 		return err
 	}
 	_, statErr := os.Stat(s.d.StatePath())
@@ -188,9 +184,6 @@ func runRestart(s *session) error {
 	s.check("down.closed", "while keepstate is down nothing passes (fail closed)",
 		Outcome(err) == "timeout", "a new connection: "+Outcome(err))
 	if err := s.d.Start(s.ctx); err != nil {
-		return err
-	}
-	if _, err := s.topo.Exec(s.ctx, s.topo.Firewall, "iptables", "-w", "-P", "FORWARD", "ACCEPT"); err != nil {
 		return err
 	}
 	gap := time.Since(t0)
