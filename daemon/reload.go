@@ -162,6 +162,10 @@ func (d *Daemon) applyLocked(v *version) (*ImportResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The Logging table takes effect at once: switching on "packets dropped for
+	// any reason" is how an administrator starts looking into a problem.
+	s := &v.bundle.Config.Settings
+	d.logs.logger.SetDrops(dropFilter(s), float64(s.DropLogRatePerSecond), s.DropLogBurst)
 	d.gen++
 	v.gen, v.applied = d.gen, d.now()
 	d.cur = v
@@ -339,11 +343,6 @@ func importWarnings(b, old *config.Bundle) []string {
 		if ifc.Device != "" && !slices.Contains(devs, ifc.Device) {
 			out = append(out, fmt.Sprintf("warning: interface %q uses device %q, which this machine does not have", ifc.Name, ifc.Device))
 		}
-	}
-	s, o := &b.Config.Settings, &old.Config.Settings
-	if s.LogDroppedPackets != o.LogDroppedPackets || !slices.Equal(s.LogDropReasons, o.LogDropReasons) ||
-		s.DropLogRatePerSecond != o.DropLogRatePerSecond || s.DropLogBurst != o.DropLogBurst {
-		out = append(out, "note: the Logging table changed; the debug log follows it from the next start")
 	}
 	if b.Logs != old.Logs {
 		out = append(out, "note: logs.cfg changed; it takes effect at the next start")

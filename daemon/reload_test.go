@@ -263,3 +263,36 @@ func TestImportIntoBundleFolder(t *testing.T) {
 		t.Error("export does not say the configuration is unconfirmed")
 	}
 }
+
+// Switching the debug log to "packets dropped for any reason" takes effect at once,
+// without a restart: the first thing an administrator does when logins fail.
+func TestImportChangesDebugLogLive(t *testing.T) {
+	h := newHarness(t, "base.cfg")
+	base := readFile(t, filepath.Join("testdata", "base.cfg"))
+	quiet := strings.Replace(string(base), `<variable name="LogDroppedPackets">1</variable>`, `<variable name="LogDroppedPackets">0</variable>`, 1)
+	if quiet == string(base) {
+		t.Fatal("base.cfg no longer sets LogDroppedPackets")
+	}
+	if err := os.WriteFile(h.opts.ConfigPath, []byte(quiet), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h.start()
+	midStream := func(sport int) {
+		c := newTCPConn(fmt.Sprintf("10.1.0.2:%d", sport), "10.2.0.5:8080")
+		if d := h.plane.inject(c.fromClient(packet.ACK|packet.PSH, "x"), h.clk.now()); d.Reason != reason.HandshakeNotCompleted {
+			t.Fatalf("mid-stream packet: %v", d.Reason)
+		}
+	}
+	midStream(41000)
+	if got := h.readLog("debug.log"); strings.Contains(got, "{pktdrop}") {
+		t.Fatalf("LogDroppedPackets=0 logged a drop:\n%s", got)
+	}
+	if err := h.call(&Request{Cmd: CmdConfigImport, Name: "winroute.cfg", Data: base}, nil); err != nil {
+		t.Fatal(err)
+	}
+	midStream(41001)
+	got := h.readLog("debug.log")
+	if !strings.Contains(got, "{pktdrop} packet dropped: 3-way handshake not completed") || !strings.Contains(got, ":41001 ->") || strings.Contains(got, ":41000 ->") {
+		t.Errorf("after importing LogDroppedPackets=1 the debug log shows:\n%s", got)
+	}
+}

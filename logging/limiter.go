@@ -37,6 +37,23 @@ func NewDropLimiter(perSecond float64, burst int) *DropLimiter {
 	return d
 }
 
+// SetRate changes the rate and burst from now on, as NewDropLimiter reads them;
+// drops already refused stay counted for the next report.
+func (d *DropLimiter) SetRate(perSecond float64, burst int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	switch {
+	case perSecond <= 0:
+		d.lim = nil
+	case d.lim == nil:
+		d.lim = rate.NewLimiter(rate.Limit(perSecond), max(burst, 1))
+	default:
+		now := time.Now()
+		d.lim.SetLimitAt(now, rate.Limit(perSecond))
+		d.lim.SetBurstAt(now, max(burst, 1))
+	}
+}
+
 // Allow reports whether the line of a drop at time t for reason r may be written.
 // When it may, and drops were refused before, their summary is moved into
 // *report (report.Total > 0) to be written before the line. When it may not, the

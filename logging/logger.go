@@ -42,6 +42,7 @@ type Config struct {
 // lines never interleave even when several logs share a writer.
 type Logger struct {
 	cfg     Config
+	drops   atomic.Pointer[DropFilter] // cfg.Drops, replaceable while packets flow
 	loc     *time.Location
 	limiter *DropLimiter
 	now     func() time.Time // for events that carry no time
@@ -67,20 +68,34 @@ func New(cfg Config) *Logger {
 	if loc == nil {
 		loc = time.Local
 	}
-	return &Logger{
+	l := &Logger{
 		cfg:     cfg,
 		loc:     loc,
 		limiter: NewDropLimiter(cfg.DropRate, cfg.DropBurst),
 		now:     time.Now,
 	}
+	drops := cfg.Drops
+	l.drops.Store(&drops)
+	return l
 }
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
+// SetDrops changes which drops the debug log shows and at what rate, while packets
+// flow: an administrator who switches on "packets dropped for any reason" to chase
+// a problem (the first story's first step) must not have to restart the firewall.
+func (l *Logger) SetDrops(f DropFilter, perSecond float64, burst int) {
+	if l == nil {
+		return
+	}
+	l.drops.Store(&f)
+	l.limiter.SetRate(perSecond, burst)
+}
+
 // WantDrop reports whether a drop for reason r would be considered for the debug
 // log at all. The engine may call it to skip building a PacketEvent.
 func (l *Logger) WantDrop(r reason.Reason) bool {
-	return l != nil && l.cfg.Debug.enabled() && l.cfg.Drops.Has(r)
+	return l != nil && l.cfg.Debug.enabled() && l.drops.Load().Has(r)
 }
 
 // Drop writes the debug line of a dropped packet if the DropFilter selects its

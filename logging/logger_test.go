@@ -327,3 +327,24 @@ func BenchmarkDrop(b *testing.B) {
 		})
 	}
 }
+
+// The debug log's selection and rate change while the logger is in use.
+func TestSetDrops(t *testing.T) {
+	var buf bytes.Buffer
+	l := New(Config{Debug: Sink{Text: &buf}, Location: time.UTC})
+	ev := PacketEvent{Time: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), Reason: reason.OutOfWindow}
+	l.Drop(&ev)
+	if buf.Len() != 0 || l.WantDrop(reason.OutOfWindow) {
+		t.Fatalf("a logger showing no drops wrote %q", buf.String())
+	}
+	l.SetDrops(AnyDrop(), 1, 1)
+	l.Drop(&ev)
+	l.Drop(&ev) // over the rate of one a second: suppressed
+	if n := strings.Count(buf.String(), "{pktdrop}"); n != 1 || l.Stats().Suppressed != 1 {
+		t.Errorf("after SetDrops(any, 1/s): %d lines, %d suppressed\n%s", n, l.Stats().Suppressed, buf.String())
+	}
+	l.SetDrops(DropsFor(reason.StateExpired), 0, 0)
+	if l.WantDrop(reason.OutOfWindow) || !l.WantDrop(reason.StateExpired) {
+		t.Error("SetDrops(state_expired) did not narrow the selection")
+	}
+}
