@@ -10,24 +10,17 @@ import (
 func init() {
 	register(&command{
 		name:    "bench",
-		summary: "measure the engine in memory (bench engine)",
+		summary: "measure keepstate: the engine in memory (engine), the live data plane against the kernel (live)",
 		run:     runBench,
 	})
 }
 
+const benchUsage = "bench engine [--flows N] [--packets M] [--json]\n       keepstate bench live [--seconds N] [--streams K] [--rounds R] [--fanout hash|cpu] [--json]"
+
 func runBench(e *env, args []string) int {
-	if len(args) == 0 {
-		e.errorf("usage: keepstate bench engine [--flows N] [--packets M] [--json]\n       keepstate bench live [--seconds N] [--streams K] [--json]")
-		return exitUsage
-	}
-	switch args[0] {
-	case "engine":
-		return runBenchEngine(e, args[1:])
-	case "live":
-		return runBenchLive(e, args[1:])
-	}
-	e.errorf("unknown benchmark %q (known: engine, live)", args[0])
-	return exitUsage
+	return runSubcommands(e, "bench", benchUsage, []subcommand{
+		{"engine", runBenchEngine}, {"live", runBenchLive},
+	}, args)
 }
 
 func runBenchEngine(e *env, args []string) int {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strings"
 )
 
 // exit codes shared by every subcommand.
@@ -94,21 +95,52 @@ func parseNoArgs(fs *flag.FlagSet, args []string) bool {
 
 // parseFlags parses args, allowing flags after positional arguments
 // ("replay cap.pcap --json"), where the standard flag package would stop.
-// A "--" ends flag parsing.
+// A "--" ends flag parsing: everything after it is positional.
 func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
 	var positional []string
 	for {
 		if err := fs.Parse(args); err != nil {
 			return nil, err
 		}
-		args = fs.Args()
-		if len(args) == 0 {
+		rest := fs.Args()
+		// The flag package consumes a "--" itself: it stood just before rest.
+		if used := len(args) - len(rest); used > 0 && args[used-1] == "--" {
+			return append(positional, rest...), nil
+		}
+		if len(rest) == 0 {
 			return positional, nil
 		}
-		if args[0] == "--" {
-			return append(positional, args[1:]...), nil
-		}
-		positional = append(positional, args[0])
-		args = args[1:]
+		positional = append(positional, rest[0])
+		args = rest[1:]
 	}
+}
+
+// subcommand is one verb of a command group such as `keepstate config`.
+type subcommand struct {
+	name string
+	run  func(e *env, args []string) int
+}
+
+// runSubcommands dispatches args to the subcommand it names, in the way every
+// command group of keepstate does: usage on no argument, help, and a clear
+// refusal naming the known verbs.
+func runSubcommands(e *env, group, usage string, subs []subcommand, args []string) int {
+	if len(args) == 0 {
+		fmt.Fprintf(e.stderr, "usage: keepstate %s\n", usage)
+		return exitUsage
+	}
+	names := make([]string, len(subs))
+	for i, s := range subs {
+		if s.name == args[0] {
+			return s.run(e, args[1:])
+		}
+		names[i] = s.name
+	}
+	switch args[0] {
+	case "-h", "--help", "help":
+		fmt.Fprintf(e.stdout, "usage: keepstate %s\n", usage)
+		return exitOK
+	}
+	e.errorf("%s: unknown subcommand %q (want %s)", group, args[0], strings.Join(names, ", "))
+	return exitUsage
 }

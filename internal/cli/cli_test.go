@@ -2,8 +2,8 @@ package cli
 
 import (
 	"bytes"
-	"flag"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -33,5 +33,32 @@ func TestUnknownCommand(t *testing.T) {
 	if !bytes.Contains(errb.Bytes(), []byte("unknown command")) {
 		t.Errorf("stderr = %q", errb.String())
 	}
-	_ = flag.ErrHelp
+}
+
+// Everything after "--" is positional, even what looks like a flag.
+func TestParseFlagsTerminator(t *testing.T) {
+	var out bytes.Buffer
+	e := &env{stdout: &out, stderr: &out}
+	fs := newFlagSet(e, "x", "x")
+	j := fs.Bool("json", false, "")
+	pos, err := parseFlags(fs, []string{"a", "--json", "--", "-weird-name.pcap", "--json"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !*j || !reflect.DeepEqual(pos, []string{"a", "-weird-name.pcap", "--json"}) {
+		t.Errorf("json=%v positionals %q", *j, pos)
+	}
+}
+
+func TestSubcommandDispatch(t *testing.T) {
+	code, _, errOut := run("conntrack", "lsit")
+	if code != exitUsage || !strings.Contains(errOut, `conntrack: unknown subcommand "lsit" (want list, flush)`) {
+		t.Errorf("exit %d, stderr %q", code, errOut)
+	}
+	if code, out, _ := run("config", "--help"); code != exitOK || !strings.Contains(out, "usage: keepstate config") {
+		t.Errorf("config --help: exit %d, %q", code, out)
+	}
+	if code, _, errOut := run("bench"); code != exitUsage || !strings.Contains(errOut, "usage: keepstate bench engine") {
+		t.Errorf("bench: exit %d, %q", code, errOut)
+	}
 }

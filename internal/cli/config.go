@@ -41,25 +41,9 @@ configuration file is rewritten only once confirmed. Without a running keepstate
 or with --config/--default (export) or --dir (import), they work on files.`
 
 func runConfig(e *env, args []string) int {
-	if len(args) == 0 {
-		fmt.Fprintf(e.stderr, "usage: keepstate %s\n", configUsage)
-		return exitUsage
-	}
-	switch args[0] {
-	case "check":
-		return configCheck(e, args[1:])
-	case "export":
-		return configExport(e, args[1:])
-	case "import":
-		return configImport(e, args[1:])
-	case "confirm":
-		return configConfirm(e, args[1:])
-	case "-h", "--help", "help":
-		fmt.Fprintf(e.stdout, "usage: keepstate %s\n", configUsage)
-		return exitOK
-	}
-	e.errorf("config: unknown subcommand %q (want check, export, import or confirm)", args[0])
-	return exitUsage
+	return runSubcommands(e, "config", configUsage, []subcommand{
+		{"check", configCheck}, {"export", configExport}, {"import", configImport}, {"confirm", configConfirm},
+	}, args)
 }
 
 // machineInfo describes the machine that exports: hostname, GOOS/GOARCH and its

@@ -26,21 +26,9 @@ tcp|udp|icmp|icmpv6|N, state ESTABLISHED|SYN_SENT|TIME_WAIT|UDP_REPLIED|..., id 
 Example: keepstate conntrack list src 10.1.0.2 dport 8080. No filter: every connection.`
 
 func runConntrack(e *env, args []string) int {
-	if len(args) == 0 {
-		fmt.Fprintf(e.stderr, "usage: keepstate %s\n", conntrackUsage)
-		return exitUsage
-	}
-	switch args[0] {
-	case "list":
-		return conntrackList(e, args[1:])
-	case "flush":
-		return conntrackFlush(e, args[1:])
-	case "-h", "--help", "help":
-		fmt.Fprintf(e.stdout, "usage: keepstate %s\n", conntrackUsage)
-		return exitOK
-	}
-	e.errorf("conntrack: unknown subcommand %q (want list or flush)", args[0])
-	return exitUsage
+	return runSubcommands(e, "conntrack", conntrackUsage, []subcommand{
+		{"list", conntrackList}, {"flush", conntrackFlush},
+	}, args)
 }
 
 func conntrackList(e *env, args []string) int {
