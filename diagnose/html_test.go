@@ -3,6 +3,7 @@ package diagnose
 import (
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -127,15 +128,7 @@ func TestAdviseHTMLInChromium(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	page := filepath.Join(t.TempDir(), "advise.html")
-	var buf bytes.Buffer
-	if err := r.WriteHTML(&buf); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(page, buf.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	checkSelfContained(t, buf.String())
+	page := savePage(t, "advise.html", r.WriteHTML)
 	// Three flagged connections (46, 43 and 43 packets) and the memory curve.
 	wantMarks := 46 + 43 + 43 + len(r.Memory.Curve)
 	checkBrowser(t, loadInChromium(t, chromium, page), 4, wantMarks)
@@ -149,15 +142,7 @@ func TestDiffHTMLInChromium(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	page := filepath.Join(t.TempDir(), "diff.html")
-	var buf bytes.Buffer
-	if err := r.WriteHTML(&buf); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(page, buf.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	checkSelfContained(t, buf.String())
+	page := savePage(t, "diff.html", r.WriteHTML)
 	// One plot per connection, one mark per packet seen (on either side or both).
 	want := 0
 	for _, c := range r.Conns {
@@ -195,4 +180,20 @@ func TestHTMLBrokenScriptIsCaught(t *testing.T) {
 	if !strings.Contains(res.jsErrors, "script error") || len(res.console) == 0 || res.plots != 0 {
 		t.Errorf("a failing script went unnoticed: js errors %q, console %q, plots %d", res.jsErrors, res.console, res.plots)
 	}
+}
+
+// savePage renders a report's page into a temporary file, checks that it needs
+// nothing from the network, and returns its path.
+func savePage(t *testing.T, name string, write func(io.Writer) error) string {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := write(&buf); err != nil {
+		t.Fatal(err)
+	}
+	page := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(page, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	checkSelfContained(t, buf.String())
+	return page
 }

@@ -91,40 +91,31 @@ func TestPlaneForwardsDeniesDrops(t *testing.T) {
 		}
 	})
 
-	t.Run("Deny answers UDP with ICMP unreachable", func(t *testing.T) {
-		c, err := l.dial(t, "udp4", serverAddr, portUDPDen, time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		_ = c.SetDeadline(time.Now().Add(3 * time.Second))
-		if _, err := c.Write([]byte("knock")); err != nil {
-			t.Fatal(err)
-		}
-		_, err = c.Read(make([]byte, 16))
-		// Administratively prohibited is a hard error for a connected UDP socket:
-		// Linux reports it as EHOSTUNREACH.
-		if !errors.Is(err, syscall.EHOSTUNREACH) {
-			t.Fatalf("read after a denied datagram: %v, want host unreachable", err)
-		}
-	})
-
-	t.Run("Deny answers UDP over IPv6 with ICMPv6 unreachable", func(t *testing.T) {
-		c, err := l.dial(t, "udp6", serverV6, portUDPDen, time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		_ = c.SetDeadline(time.Now().Add(3 * time.Second))
-		if _, err := c.Write([]byte("knock")); err != nil {
-			t.Fatal(err)
-		}
-		_, err = c.Read(make([]byte, 16))
-		// ICMPv6 administratively prohibited: EACCES for a connected socket.
-		if !errors.Is(err, syscall.EACCES) {
-			t.Fatalf("read after a denied datagram: %v, want permission denied", err)
-		}
-	})
+	// Administratively prohibited is a hard error for a connected UDP socket:
+	// Linux reports ICMP's as EHOSTUNREACH and ICMPv6's as EACCES.
+	for _, tc := range []struct {
+		name, network string
+		addr          netip.Addr
+		want          error
+	}{
+		{"Deny answers UDP with ICMP unreachable", "udp4", serverAddr, syscall.EHOSTUNREACH},
+		{"Deny answers UDP over IPv6 with ICMPv6 unreachable", "udp6", serverV6, syscall.EACCES},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := l.dial(t, tc.network, tc.addr, portUDPDen, time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			_ = c.SetDeadline(time.Now().Add(3 * time.Second))
+			if _, err := c.Write([]byte("knock")); err != nil {
+				t.Fatal(err)
+			}
+			if _, err = c.Read(make([]byte, 16)); !errors.Is(err, tc.want) {
+				t.Fatalf("read after a denied datagram: %v, want %v", err, tc.want)
+			}
+		})
+	}
 
 	t.Run("kernel conntrack bypassed", func(t *testing.T) {
 		// The NOTRACK rules saw the forwarded packets of both families.
