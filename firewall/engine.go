@@ -100,6 +100,7 @@ type Engine struct {
 	applyMu sync.Mutex // serialises Apply; packets never take it
 
 	accepted atomic.Uint64
+	rejected atomic.Uint64 // part of dropped: refused with an answer (Deny)
 	dropped  [reason.Count]atomic.Uint64
 }
 
@@ -258,9 +259,13 @@ func (e *Engine) Process(p *packet.Parsed, in int, now int64) Decision {
 // ProcessInto is Process writing into d, which it overwrites.
 func (e *Engine) ProcessInto(p *packet.Parsed, in int, now int64, d *Decision) {
 	e.process(p, in, now, d)
-	if d.Action == Accept {
+	switch d.Action {
+	case Accept:
 		e.accepted.Add(1)
-	} else {
+	case Reject:
+		e.rejected.Add(1)
+		e.dropped[d.Reason].Add(1)
+	default:
 		e.dropped[d.Reason].Add(1)
 	}
 }
@@ -403,13 +408,15 @@ func ruleReason(rule int) reason.Reason {
 // Counters is a snapshot of the engine's packet counters.
 type Counters struct {
 	Accepted uint64
-	Dropped  reason.Counters // by reason; Dropped[reason.None] is unused
+	Rejected uint64          // packets refused with a TCP RST or ICMP answer: also in Dropped
+	Dropped  reason.Counters // by reason; Dropped[reason.None] stays 0: no drop without a reason
 }
 
 // Counters returns the packet counters so far.
 func (e *Engine) Counters() Counters {
 	var c Counters
 	c.Accepted = e.accepted.Load()
+	c.Rejected = e.rejected.Load()
 	for i := range e.dropped {
 		c.Dropped[i] = e.dropped[i].Load()
 	}

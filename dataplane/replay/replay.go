@@ -50,7 +50,7 @@ type FileResult struct {
 
 // Summary is the outcome of a replay, printed as text or as `--json`.
 type Summary struct {
-	Packets       uint64            `json:"packets"`
+	Packets       uint64            `json:"packets"` // read from the captures
 	Accepted      uint64            `json:"accepted"`
 	Dropped       uint64            `json:"dropped"`
 	Rejected      uint64            `json:"rejected"` // part of Dropped: refused with RST/ICMP by a Deny rule
@@ -92,10 +92,21 @@ func Run(paths []string, o Options) (*Summary, error) {
 	}
 	s := &Summary{top: newTopTalkers(topCapacity(o.TopN))}
 	start := time.Now()
+	// The engine counts every verdict; the summary is the difference over the run,
+	// so the per-packet loop counts nothing twice.
+	before := o.Engine.Counters()
 	var st runState
 	for _, path := range paths {
 		fr := replayFile(path, &o, s, &st)
 		s.Files = append(s.Files, fr)
+		s.Packets += fr.Packets
+	}
+	after := o.Engine.Counters()
+	s.Accepted = after.Accepted - before.Accepted
+	s.Rejected = after.Rejected - before.Rejected
+	for r := range after.Dropped {
+		s.dropsByReason[r] = after.Dropped[r] - before.Dropped[r]
+		s.Dropped += s.dropsByReason[r]
 	}
 	if o.Progress != nil {
 		fmt.Fprint(o.Progress, "\r\033[K")
@@ -179,18 +190,8 @@ func replayFile(path string, o *Options, s *Summary, st *runState) (fr FileResul
 		in := ingress.Of(rd, &pkt)
 		d := &st.d
 		eng.DecideInto(pkt.Data, pkt.Link, in, t, p, d)
-		s.Packets++
-		if d.Action == firewall.Accept {
-			s.Accepted++
-		} else {
-			s.Dropped++
-			s.dropsByReason[d.Reason]++
-			if d.Action == firewall.Reject {
-				s.Rejected++
-			}
-			if p.IPVersion != 0 {
-				s.top.add(p, d.Reason)
-			}
+		if d.Action != firewall.Accept && p.IPVersion != 0 {
+			s.top.add(p, d.Reason)
 		}
 		if rep != nil {
 			rep.Packet(t, pkt.Data, pkt.Link, p, d)
@@ -199,7 +200,7 @@ func replayFile(path string, o *Options, s *Summary, st *runState) (fr FileResul
 			o.Observe(t, p, d)
 		}
 		if o.Progress != nil && fr.Packets&0xffff == 0 {
-			progress.draw(o.Progress, path, counted.n, size, s.Packets)
+			progress.draw(o.Progress, path, counted.n, size, s.Packets+fr.Packets)
 		}
 	}
 	return fr
