@@ -8,11 +8,9 @@ import (
 	"path/filepath"
 	"sync"
 
-	"keepstate/capture"
 	"keepstate/config"
 	"keepstate/dataplane"
 	"keepstate/logging"
-	"keepstate/packet"
 )
 
 // Log file names inside the log folder. The JSON twin of NAME.log is NAME.json.
@@ -105,12 +103,12 @@ func openDropCapture(path string, maxBytes int64) (*dataplane.DropWriter, *os.Fi
 	if maxBytes > 0 {
 		w = &cappedWriter{w: f, left: maxBytes}
 	}
-	nw, err := capture.NewNgWriter(w, []capture.Interface{{Name: "keepstate", Description: "dropped packets", Link: packet.LinkRaw}})
+	dw, err := dataplane.NewDropWriter(w)
 	if err != nil {
 		f.Close()
 		return nil, nil, err
 	}
-	return dataplane.NewDropWriter(nw), f, nil
+	return dw, f, nil
 }
 
 // errCaptureFull stops the drop capture once it reached its size.

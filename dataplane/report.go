@@ -6,6 +6,7 @@ package dataplane
 
 import (
 	"fmt"
+	"io"
 	"net/netip"
 	"sync"
 	"time"
@@ -204,9 +205,16 @@ type dropIface struct {
 	name string
 }
 
-// NewDropWriter wraps w, which must be new: the caller closes its file after Close.
-func NewDropWriter(w *capture.NgWriter) *DropWriter {
-	return &DropWriter{w: w, ifaces: make(map[dropIface]int)}
+// NewDropWriter starts a pcapng capture of dropped packets on w; the caller closes
+// w after Close. The capture's interfaces are added as drops arrive, one per (link
+// type, firewall interface); the pcapng writer wants one to begin with, so the file
+// opens with a "keepstate" interface that names it and holds no packet.
+func NewDropWriter(w io.Writer) (*DropWriter, error) {
+	nw, err := capture.NewNgWriter(w, []capture.Interface{{Name: "keepstate", Description: "dropped packets", Link: packet.LinkRaw}})
+	if err != nil {
+		return nil, err
+	}
+	return &DropWriter{w: nw, ifaces: make(map[dropIface]int)}, nil
 }
 
 // Write appends one dropped packet.

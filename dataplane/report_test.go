@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"keepstate/capture"
 	"keepstate/config"
 	"keepstate/firewall"
 	"keepstate/logging"
@@ -94,11 +93,10 @@ func TestConnectionLimitWarningNamesTheLimit(t *testing.T) {
 // Flush puts the dropped packets on disk before Close.
 func TestDropWriterFlush(t *testing.T) {
 	var buf bytes.Buffer
-	nw, err := capture.NewNgWriter(&buf, []capture.Interface{{Name: "x", Link: packet.LinkRaw}})
+	dw, err := NewDropWriter(&buf)
 	if err != nil {
 		t.Fatal(err)
 	}
-	dw := NewDropWriter(nw)
 	frame := tcp("10.0.0.1:1", "10.0.0.2:2", packet.ACK, 1, 1)
 	ev := logging.PacketEvent{Time: time.Unix(1, 0), Reason: reason.HandshakeNotCompleted}
 	dw.Write(1e9, frame, packet.LinkRaw, "LAN", &ev)

@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"keepstate/capture"
 	"keepstate/config"
 	"keepstate/dataplane"
 	"keepstate/dataplane/replay"
@@ -131,11 +130,10 @@ func replayWith(e *env, cfg *config.Config, paths []string, f *replayFlags, prog
 			return nil, err
 		}
 		defer dropFile.Close()
-		nw, err := capture.NewNgWriter(dropFile, []capture.Interface{{Name: "keepstate", Description: "dropped packets", Link: 101}})
+		rep.Drops, err = dataplane.NewDropWriter(dropFile)
 		if err != nil {
 			return nil, err
 		}
-		rep.Drops = dataplane.NewDropWriter(nw)
 	}
 
 	ifindex, err := parseIfIndex(f.ifindex)
