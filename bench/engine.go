@@ -19,6 +19,10 @@ type EngineOptions struct {
 	Flows   int    // concurrent connections
 	Packets int    // established-path packets, spread over the flows
 	Seed    uint64 // for the interleaving; the same seed gives the same traffic
+	// NewConnSamples is how many new connections the new-connection figure
+	// averages over, opened on fresh engines of Flows connections each (default
+	// 1 000 000).
+	NewConnSamples int
 }
 
 // EngineResult is what `keepstate bench engine --json` prints.
@@ -159,8 +163,13 @@ func RunEngine(o EngineOptions) (EngineResult, error) {
 
 	// One pass of SYNs over a small table is too short to time well (10 000 SYNs take
 	// a few milliseconds, below the CPU clock's resolution), so new connections are
-	// timed again on fresh engines of the same size until about a million were opened.
-	extra := min(49, (newConnSamples+o.Flows-1)/o.Flows-1)
+	// timed again on fresh engines of the same size until NewConnSamples were opened
+	// (the rounds are capped for tables of a few dozen connections).
+	samples := o.NewConnSamples
+	if samples <= 0 {
+		samples = newConnSamples
+	}
+	extra := min(maxNewConnRounds-1, (samples+o.Flows-1)/o.Flows-1)
 	wall, cpu := res.NewConnectionNs, res.NewConnectionCPUNs
 	for range extra {
 		eng, err = firewall.New(cfg, firewall.Options{})
@@ -176,8 +185,12 @@ func RunEngine(o EngineOptions) (EngineResult, error) {
 	return res, nil
 }
 
-// newConnSamples is how many new connections the new-connection figure averages.
-const newConnSamples = 1_000_000
+// newConnSamples is how many new connections the new-connection figure averages by
+// default; maxNewConnRounds bounds the fresh engines built to get there.
+const (
+	newConnSamples   = 1_000_000
+	maxNewConnRounds = 10_000
+)
 
 // emptyEngineBytes is the heap an engine for cfg holds before any connection.
 func emptyEngineBytes(cfg *config.Config) int64 {
