@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"cmp"
 	"os"
 	"slices"
 	"time"
@@ -71,9 +72,9 @@ func (d *Daemon) ListConns(f Filter, limit int) *ConnList {
 	out.Matched = len(infos)
 	slices.SortFunc(infos, func(a, b conntrack.ConnInfo) int {
 		if a.Created != b.Created {
-			return cmpInt64(a.Created, b.Created)
+			return cmp.Compare(a.Created, b.Created)
 		}
-		return cmpInt64(int64(a.ID), int64(b.ID))
+		return cmp.Compare(int64(a.ID), int64(b.ID))
 	})
 	if limit > 0 && len(infos) > limit {
 		infos = infos[:limit]
@@ -82,16 +83,6 @@ func (d *Daemon) ListConns(f Filter, limit int) *ConnList {
 		out.Conns = append(out.Conns, connOf(&infos[i], now, names))
 	}
 	return out
-}
-
-func cmpInt64(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 func seconds(ns int64) float64 { return float64(ns) / float64(time.Second) }

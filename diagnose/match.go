@@ -1,6 +1,7 @@
 package diagnose
 
 import (
+	"cmp"
 	"slices"
 	"time"
 )
@@ -107,7 +108,7 @@ func indexByKey(ps []Packet) map[matchKey][]int {
 	}
 	for _, l := range m {
 		if len(l) > 1 {
-			slices.SortStableFunc(l, func(x, y int) int { return cmpInt64(ps[x].Time, ps[y].Time) })
+			slices.SortStableFunc(l, func(x, y int) int { return cmp.Compare(ps[x].Time, ps[y].Time) })
 		}
 	}
 	return m
@@ -138,16 +139,6 @@ func abs(x int64) int64 {
 		return -x
 	}
 	return x
-}
-
-func cmpInt64(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // refineOffset re-estimates the clock offset from connections that crossed both
