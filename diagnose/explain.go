@@ -90,7 +90,7 @@ func ExplainCapture(cfg *config.Config, path string, n int) (*Explanation, error
 			}
 			return nil, fmt.Errorf("%s: reading packet %d: %w", path, i, err)
 		}
-		if pkt.Time-lastExpire >= expireEvery {
+		if pkt.Time-lastExpire >= replay.ExpireEvery {
 			eng.Expire(pkt.Time)
 			lastExpire = pkt.Time
 		}

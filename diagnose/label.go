@@ -2,11 +2,10 @@ package diagnose
 
 import (
 	"fmt"
-	"time"
 
-	"keepstate/capture"
 	"keepstate/config"
 	"keepstate/conntrack"
+	"keepstate/dataplane/replay"
 	"keepstate/firewall"
 	"keepstate/packet"
 	"keepstate/reason"
@@ -23,51 +22,34 @@ type verdict struct {
 	tracked bool
 }
 
-// expireEvery is how much capture time may pass between full expiry sweeps of the
-// engine's table, as the replay feeder does.
-const expireEvery = int64(time.Second)
-
 // replayVerdicts runs one capture through a fresh engine built from cfg, on the
 // capture's clock, and returns the decision on each packet indexed by its 1-based
 // position in the file (index 0 is unused). Replaying one side's capture is the
 // firewall's view had it stood there: it holds both directions of every packet
 // that crossed, and the packets only that side saw.
 //
-// The ingress interface is always inferred from the source address. package
-// replay maps a pcapng interface name to the firewall interface of that name,
-// right for a capture of what arrived at each port, wrong for a tap that sees
-// both directions: the replies would look spoofed.
+// The ingress interface is inferred from the source address (replay's
+// InferIngress): a capture interface named like a firewall interface would be right
+// for a capture of what arrived at each port, wrong for a tap that sees both
+// directions, whose replies would look spoofed. A capture damaged partway keeps the
+// verdicts up to the damage; ReadCapture reports where it stopped.
 func replayVerdicts(path string, cfg *config.Config) ([]verdict, error) {
 	eng, err := firewall.New(cfg, firewall.Options{})
 	if err != nil {
 		return nil, err
 	}
-	rd, err := capture.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer rd.Close()
 	out := []verdict{{}}
-	var p packet.Parsed
-	var lastExpire int64
-	for {
-		pkt, err := rd.Next()
-		if err != nil {
-			// A capture damaged partway keeps the verdicts up to the damage;
-			// ReadCapture reports where it stopped.
-			return out, nil
-		}
-		if pkt.Time-lastExpire >= expireEvery {
-			eng.Expire(pkt.Time)
-			lastExpire = pkt.Time
-		}
-		d := eng.Decide(pkt.Data, pkt.Link, -1, pkt.Time, &p)
+	observe := func(_ int64, _ *packet.Parsed, d *firewall.Decision) {
 		v := verdict{action: d.Action, reason: d.Reason, seen: true, state: d.Conn.State, tracked: d.Conn.ID != 0}
 		if d.Reason == reason.StateExpired && d.Conn.Timeout > 0 {
 			v.timeout = fmt.Sprintf("%s %d s", firewall.TimeoutName(d.Conn.EndedState, true), firewall.Seconds(d.Conn.Timeout))
 		}
 		out = append(out, v)
 	}
+	if _, err := replay.Run([]string{path}, replay.Options{Engine: eng, InferIngress: true, Observe: observe}); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // labelFor words the engine's verdict on a packet seen on one side only: the

@@ -32,6 +32,10 @@ type Options struct {
 	// IfIndex names the interfaces behind the interface indexes of SLL2 captures
 	// (`tcpdump -i any`), e.g. {3: "LAN"}; see Ingress.
 	IfIndex map[int32]string
+	// InferIngress ignores what the capture says about interfaces and infers every
+	// packet's ingress from its source address: for a tap that sees both
+	// directions on one interface, where the replies would otherwise look spoofed.
+	InferIngress bool
 	// Observe, when set, sees every packet and its decision, after the Reporter.
 	// p and d are only valid during the call.
 	Observe func(t int64, p *packet.Parsed, d *firewall.Decision)
@@ -77,10 +81,10 @@ func (s *Summary) Failed() bool {
 	return false
 }
 
-// expireEvery is how much capture time may pass between full expiry sweeps. Track
+// ExpireEvery is how much capture time may pass between full expiry sweeps. Track
 // and Create expire a little on their own; the sweep makes connection-end logs come
 // out close to when they happen in capture time.
-const expireEvery = int64(time.Second)
+const ExpireEvery = int64(time.Second)
 
 // Run replays the captures in order through one engine: connections carry over from
 // one file to the next, as if the captures were one. A capture that cannot be read
@@ -182,12 +186,15 @@ func replayFile(path string, o *Options, s *Summary, st *runState) (fr FileResul
 			st.first = t
 		}
 		st.last = t
-		if t-st.lastExpire >= expireEvery {
+		if t-st.lastExpire >= ExpireEvery {
 			eng.Expire(t)
 			st.lastExpire = t
 		}
 
-		in := ingress.Of(rd, &pkt)
+		in := -1
+		if !o.InferIngress {
+			in = ingress.Of(rd, &pkt)
+		}
 		d := &st.d
 		eng.DecideInto(pkt.Data, pkt.Link, in, t, p, d)
 		if d.Action != firewall.Accept && p.IPVersion != 0 {
