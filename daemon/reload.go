@@ -289,36 +289,7 @@ func (d *Daemon) persist(v *version) (string, error) {
 	default:
 		data = config.Marshal(v.bundle.Config)
 	}
-	return path, writeFileAtomic(path, data, fi.Mode().Perm())
-}
-
-// writeFileAtomic replaces path through a synced temporary file and a rename.
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, ".keepstate-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	return syncDir(dir)
+	return path, config.WriteFileAtomic(path, data, fi.Mode().Perm())
 }
 
 // localDevices lists this machine's network devices; a variable for tests.

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"path/filepath"
 	"runtime"
 	"slices"
 	"time"
@@ -170,33 +169,13 @@ func configExport(e *env, args []string) int {
 		fmt.Fprintf(e.stderr, "wrote %d bytes%s: %s\n", buf.Len(), note, summary(b.Config))
 		return exitOK
 	}
-	if err := writeFileAtomic(*out, buf.Bytes()); err != nil {
+	// Mode 0600: UserDB.cfg is inside.
+	if err := config.WriteFileAtomic(*out, buf.Bytes(), 0o600); err != nil {
 		e.errorf("config export: %v", err)
 		return exitFail
 	}
 	fmt.Fprintf(e.stdout, "wrote %s (%d bytes)%s: %s\n", *out, buf.Len(), note, summary(b.Config))
 	return exitOK
-}
-
-// writeFileAtomic writes through a temporary file in the same folder and a rename,
-// so an interrupted export never leaves half a bundle under the final name.
-func writeFileAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".export-*.tgz")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Chmod(tmp.Name(), 0o600); err != nil { // UserDB.cfg is inside
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }
 
 // installBundle writes a validated bundle into dir (atomically per file,
