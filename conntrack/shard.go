@@ -2,6 +2,10 @@ package conntrack
 
 import (
 	"sync"
+	"sync/atomic"
+	"unsafe"
+
+	"keepstate/internal/prefetch"
 )
 
 // tcpDir is the window-tracking state of one direction (the sender's view):
@@ -55,12 +59,18 @@ func (e *entry) packets(d Dir) uint64 { return uint64(e.pktsHi[d])<<32 | uint64(
 func (e *entry) bytes(d Dir) uint64   { return uint64(e.bytesHi[d])<<32 | uint64(e.bytesLo[d]) }
 
 // account adds one packet of n bytes in direction d. Counters wrap at 2^40 packets
-// and 2^48 bytes (256 TiB) per direction.
+// and 2^48 bytes (256 TiB) per direction. The low words are added with a carry
+// into the high ones rather than reassembled: this runs for every packet.
 func (e *entry) account(d Dir, n int) {
-	p := e.packets(d) + 1
-	e.pktsLo[d], e.pktsHi[d] = uint32(p), uint8(p>>32)
-	b := e.bytes(d) + uint64(n)
-	e.bytesLo[d], e.bytesHi[d] = uint32(b), uint16(b>>32)
+	e.pktsLo[d]++
+	if e.pktsLo[d] == 0 {
+		e.pktsHi[d]++
+	}
+	lo := e.bytesLo[d]
+	e.bytesLo[d] = lo + uint32(n) // a packet is far below 4 GiB
+	if e.bytesLo[d] < lo {
+		e.bytesHi[d]++
+	}
 }
 
 func (e *entry) setCounters(d Dir, packets, bytes uint64) {
@@ -123,8 +133,16 @@ type shard struct {
 	used  int      // live entries
 
 	chunks []*[chunkLen]entry
-	top    uint32 // entries ever handed out (slab high-water mark)
-	free   uint32 // free list head, linked through entry.next
+
+	// What Warm reads without the lock to prefetch a packet's entry: the index
+	// (whose slots are therefore written atomically), the chunk pointers up to
+	// their capacity, and how many chunks exist. Slots and chunk pointers below
+	// nchunks are only ever written before they are published, or atomically.
+	pubIndex  atomic.Pointer[[]uint32]
+	pubChunks atomic.Pointer[[]*[chunkLen]entry]
+	nchunks   atomic.Uint32
+	top       uint32 // entries ever handed out (slab high-water mark)
+	free      uint32 // free list head, linked through entry.next
 
 	lists  [numClasses]list
 	seq    uint32 // last id sequence handed out
@@ -169,6 +187,12 @@ func newShard(num int, seed *hashSeed, slots int) *shard {
 	sh := &shard{num: uint8(num), seed: seed, free: nilIdx, metas: []Meta{{}}}
 	sh.index = make([]uint32, slots)
 	sh.mask = uint32(slots - 1)
+	sh.pubIndex.Store(&sh.index)
+	// Room for the chunks of a full shard, so that growing rarely reallocates
+	// (and republishes) the chunk pointers.
+	sh.chunks = make([]*[chunkLen]entry, 0, slots*3/4/chunkLen+1)
+	full := sh.chunks[:cap(sh.chunks)]
+	sh.pubChunks.Store(&full)
 	for c := range sh.lists {
 		sh.lists[c] = list{nilIdx, nilIdx}
 	}
@@ -216,7 +240,7 @@ func (sh *shard) insert(k *Key, h uint64) uint32 {
 		}
 		i = sh.top
 		if int(i>>chunkBits) == len(sh.chunks) {
-			sh.chunks = append(sh.chunks, new([chunkLen]entry))
+			sh.addChunk()
 		}
 		sh.top++
 	}
@@ -230,12 +254,25 @@ func (sh *shard) insert(k *Key, h uint64) uint32 {
 	return i
 }
 
+// addChunk appends a slab chunk and publishes it for Warm.
+func (sh *shard) addChunk() {
+	c := new([chunkLen]entry)
+	if len(sh.chunks) == cap(sh.chunks) {
+		sh.chunks = append(sh.chunks, c)
+		full := sh.chunks[:cap(sh.chunks)]
+		sh.pubChunks.Store(&full)
+	} else {
+		sh.chunks = append(sh.chunks, c)
+	}
+	sh.nchunks.Store(uint32(len(sh.chunks)))
+}
+
 func (sh *shard) place(h uint64, i uint32) {
 	pos := uint32(h) & sh.mask
 	for sh.index[pos] != 0 {
 		pos = (pos + 1) & sh.mask
 	}
-	sh.index[pos] = tagOf(h) | (i + 1)
+	atomic.StoreUint32(&sh.index[pos], tagOf(h)|(i+1))
 }
 
 // grow doubles the index and re-places every entry.
@@ -248,6 +285,49 @@ func (sh *shard) grow() {
 			i := v&0x00ffffff - 1
 			sh.place(sh.at(i).key.hash(sh.seed), i)
 		}
+	}
+	sh.pubIndex.Store(&sh.index)
+}
+
+// warm prefetches the index slot of hash h, so that a lookup of it a little later
+// finds the slot in cache. It takes no lock.
+func (sh *shard) warmSlot(h uint64) {
+	ix := *sh.pubIndex.Load()
+	prefetch.Line(unsafe.Pointer(&ix[uint32(h)&uint32(len(ix)-1)]))
+}
+
+// warmEntry prefetches the entry the index slot of h points to when its tag
+// matches (the first such slot of the probe sequence, which is nearly always the
+// one), without taking the lock: a slot that changes meanwhile only makes the
+// hint useless, never wrong.
+func (sh *shard) warmEntry(h uint64) {
+	ix := *sh.pubIndex.Load()
+	mask := uint32(len(ix) - 1)
+	tag := tagOf(h)
+	pos := uint32(h) & mask
+	for range 4 {
+		v := atomic.LoadUint32(&ix[pos])
+		if v == 0 {
+			return
+		}
+		if v&0xff000000 == tag {
+			i := v&0x00ffffff - 1
+			c := i >> chunkBits
+			if c >= sh.nchunks.Load() {
+				return
+			}
+			chunks := *sh.pubChunks.Load()
+			if int(c) >= len(chunks) {
+				return
+			}
+			e := &chunks[c][i&(chunkLen-1)]
+			// An entry straddles two cache lines; the lookup reads its key (at
+			// the end) and the update its times and windows (at the start).
+			prefetch.Line(unsafe.Pointer(e))
+			prefetch.Line(unsafe.Add(unsafe.Pointer(e), unsafe.Sizeof(*e)-1))
+			return
+		}
+		pos = (pos + 1) & mask
 	}
 }
 
@@ -268,11 +348,11 @@ func (sh *shard) unindex(i uint32, h uint64) {
 		home := uint32(sh.at(v&0x00ffffff-1).key.hash(sh.seed)) & sh.mask
 		// Move v into the hole unless its home lies cyclically in (hole, pos].
 		if (pos-home)&sh.mask >= (pos-hole)&sh.mask {
-			sh.index[hole] = v
+			atomic.StoreUint32(&sh.index[hole], v)
 			hole = pos
 		}
 	}
-	sh.index[hole] = 0
+	atomic.StoreUint32(&sh.index[hole], 0)
 }
 
 // release unindexes entry i (already off its list; h is its key's hash) and puts it
@@ -325,10 +405,9 @@ const sliceShift = 30
 
 func sliceStart(t int64) int64 { return t >> sliceShift << sliceShift }
 
-// touch re-files entry i, which was on list from and last seen at oldSeen, after
-// its state and lastSeen were updated.
-func (sh *shard) touch(from class, i uint32, oldSeen int64) {
-	e := sh.at(i)
+// touch re-files entry i (e), which was on list from and last seen at oldSeen,
+// after its state and lastSeen were updated.
+func (sh *shard) touch(from class, i uint32, e *entry, oldSeen int64) {
 	to := e.class()
 	if to == from && (e.lastSeen>>sliceShift == oldSeen>>sliceShift || sh.lists[to].tail == i) {
 		return

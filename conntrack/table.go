@@ -65,13 +65,16 @@ func (t *Table) shardOf(h uint64) *shard {
 }
 
 // timeoutOf is entry e's current idle timeout, adaptive scaling included.
-func (t *Table) timeoutOf(s *settings, e *entry) int64 {
+func (t *Table) timeoutOf(s *settings, e *entry) int64 { return t.timeoutFor(s, e.class()) }
+
+// timeoutFor is the current idle timeout of class c, adaptive scaling included.
+func (t *Table) timeoutFor(s *settings, c class) int64 {
 	if s.adaptiveEnd == 0 {
 		// No adaptive scaling: do not read the table size, a cache line that
 		// every Create on every core writes.
-		return s.timeout[e.class()]
+		return s.timeout[c]
 	}
-	return s.scaled(s.timeout[e.class()], t.count.Load())
+	return s.scaled(s.timeout[c], t.count.Load())
 }
 
 func (t *Table) expiredAt(s *settings, e *entry, now int64) bool {
@@ -120,28 +123,91 @@ func (t *Table) TrackInto(p *packet.Parsed, now int64, r *Result) {
 			return
 		}
 	}
-	s := t.cfg.Load()
 	var k Key
 	k.fill(p)
-	h := k.hash(&t.seed)
+	t.track(p, &k, k.hash(&t.seed), now, r)
+}
+
+// Probe is a packet's place in the table, worked out ahead by Prepare so that a
+// batch of packets can start loading their index slots and entries before any of
+// them is tracked. The zero Probe is "not prepared".
+type Probe struct {
+	key   Key
+	hash  uint64
+	keyed bool
+}
+
+// Prepare computes p's key and hash into pr and starts loading its index slot
+// into the cache. It takes no lock and changes nothing: a batch calls it for
+// every packet first, then Warm, then TrackPrepared, so that the memory latency
+// of each step is spent while the other packets are worked on.
+func (t *Table) Prepare(p *packet.Parsed, pr *Probe) {
+	pr.keyed = false
+	if !fastPathable(p) {
+		return // TrackPrepared falls back to TrackInto
+	}
+	pr.key.fill(p)
+	pr.hash = pr.key.hash(&t.seed)
+	pr.keyed = true
+	t.shardOf(pr.hash).warmSlot(pr.hash)
+}
+
+// Warm starts loading the entry pr's index slot points to, if any. Call it some
+// time after Prepare, when the slot has arrived.
+func (t *Table) Warm(pr *Probe) {
+	if pr.keyed {
+		t.shardOf(pr.hash).warmEntry(pr.hash)
+	}
+}
+
+// TrackPrepared is TrackInto for a packet Prepare has seen: the same answer,
+// without building and hashing its key again.
+func (t *Table) TrackPrepared(p *packet.Parsed, pr *Probe, now int64, r *Result) {
+	if !pr.keyed {
+		t.TrackInto(p, now, r)
+		return
+	}
+	*r = Result{}
+	t.track(p, &pr.key, pr.hash, now, r)
+}
+
+// fastPathable reports whether TrackInto looks p up by its own tuple (rather than
+// refusing it outright, following a fragment, or matching an ICMP error's quote).
+func fastPathable(p *packet.Parsed) bool {
+	if !p.Src.IsValid() || !p.Dst.IsValid() || p.Frag == packet.LaterFragment {
+		return false
+	}
+	switch p.Proto {
+	case packet.ProtoTCP:
+		return validFlags(p.TCPFlags)
+	case packet.ProtoICMP, packet.ProtoICMPv6:
+		return !p.IsICMPError()
+	}
+	return true
+}
+
+// track is TrackInto from the key k of p (hashed h) on.
+func (t *Table) track(p *packet.Parsed, k *Key, h uint64, now int64, r *Result) {
+	s := t.cfg.Load()
 	sh := t.shardOf(h)
 	var ended endBuf
 
 	sh.mu.Lock()
 	sh.clock = max(sh.clock, now)
 	t.reapSome(sh, s, now, &ended)
-	i, dir, ok := sh.lookup(&k, h)
+	i, dir, ok := sh.lookup(k, h)
 	if ok {
-		if e := sh.at(i); t.expiredAt(s, e, now) {
+		e := sh.at(i)
+		if cls := e.class(); now-e.lastSeen >= t.timeoutFor(s, cls) {
 			t.end(sh, i, s, now, endCauseOf(e), &ended)
 			ok = false
 		} else {
-			t.update(sh, i, e, dir, p, s, now, &ended, r)
+			t.update(sh, i, e, cls, dir, p, s, now, &ended, r)
 			ok = r.Verdict != 0
 		}
 	}
 	if !ok {
-		*r = t.miss(sh, &k, h, p, s, now)
+		*r = t.miss(sh, k, h, p, s, now)
 	}
 	sh.mu.Unlock()
 
@@ -153,14 +219,13 @@ func (t *Table) TrackInto(p *packet.Parsed, now int64, r *Result) {
 	}
 }
 
-// update advances connection i (entry e) with packet p travelling in direction
-// dir, writing the answer to r.
-func (t *Table) update(sh *shard, i uint32, e *entry, dir Dir, p *packet.Parsed, s *settings, now int64, ended *endBuf, r *Result) {
+// update advances connection i (entry e, on the list of class from) with packet p
+// travelling in direction dir, writing the answer to r.
+func (t *Table) update(sh *shard, i uint32, e *entry, from class, dir Dir, p *packet.Parsed, s *settings, now int64, ended *endBuf, r *Result) {
 	if p.Proto == packet.ProtoTCP {
-		t.updateTCP(sh, i, e, dir, p, s, now, ended, r)
+		t.updateTCP(sh, i, e, from, dir, p, s, now, ended, r)
 		return
 	}
-	from := e.class()
 	if dir == Reply && !e.has(fSeenReply) {
 		e.set(fSeenReply | fAssured)
 		switch e.state() {
@@ -175,7 +240,7 @@ func (t *Table) update(sh *shard, i uint32, e *entry, dir Dir, p *packet.Parsed,
 	old := e.lastSeen
 	e.lastSeen = max(old, now)
 	e.account(dir, ipBytes(p))
-	sh.touch(from, i, old)
+	sh.touch(from, i, e, old)
 	sh.accept(e, dir, r)
 }
 
@@ -192,7 +257,7 @@ func (sh *shard) refuse(e *entry, dir Dir, why reason.Reason, r *Result) {
 
 // updateTCP runs the TCP state machine and window checks. On a reopening SYN it
 // ends the old connection and leaves r zero, which Track turns into a miss.
-func (t *Table) updateTCP(sh *shard, i uint32, e *entry, dir Dir, p *packet.Parsed, s *settings, now int64, ended *endBuf, r *Result) {
+func (t *Table) updateTCP(sh *shard, i uint32, e *entry, from class, dir Dir, p *packet.Parsed, s *settings, now int64, ended *endBuf, r *Result) {
 	old := e.state()
 	fc := flagClass(p.TCPFlags)
 	next := tcpNext[dir][fc][old]
@@ -232,7 +297,7 @@ func (t *Table) updateTCP(sh *shard, i uint32, e *entry, dir Dir, p *packet.Pars
 		sh.accept(e, dir, r)
 		return
 	}
-	from := e.class() // before inWindow, which may change the class (dfUnacked)
+	// from was taken before inWindow, which may change the class (dfUnacked).
 	if !e.inWindow(dir, p, old) {
 		if to := e.class(); to != from {
 			sh.unlink(from, i)
@@ -260,7 +325,7 @@ func (t *Table) updateTCP(sh *shard, i uint32, e *entry, dir Dir, p *packet.Pars
 	oldSeen := e.lastSeen
 	e.lastSeen = max(oldSeen, now)
 	e.account(dir, ipBytes(p))
-	sh.touch(from, i, oldSeen)
+	sh.touch(from, i, e, oldSeen)
 	sh.accept(e, dir, r)
 }
 
@@ -422,7 +487,7 @@ func (t *Table) CreateAs(p *packet.Parsed, now int64, m Meta, as Dir) Result {
 		if counted {
 			t.src.release(&t.seed, k.Src, now)
 		}
-		t.update(sh, i, sh.at(i), dir, p, s, now, &ended, &r)
+		t.update(sh, i, sh.at(i), sh.at(i).class(), dir, p, s, now, &ended, &r)
 	default:
 		i = sh.insert(&k, h) // the hash does not depend on direction
 		if i == nilIdx {

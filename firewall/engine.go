@@ -233,20 +233,28 @@ func (e *Engine) Decide(b []byte, link packet.LinkType, in int, now int64, p *pa
 // packet use it with one Decision they reuse: the decision is large enough that
 // copying it back through the call chain costs about as much as a table lookup.
 func (e *Engine) DecideInto(b []byte, link packet.LinkType, in int, now int64, p *packet.Parsed, d *Decision) {
+	if e.decode(b, link, in, p, d) {
+		e.ProcessInto(p, in, now, d)
+	}
+}
+
+// decode decodes frame b into p and, if checksums are verified, checks them. On
+// failure it writes the drop into d, counts it and returns false.
+func (e *Engine) decode(b []byte, link packet.LinkType, in int, p *packet.Parsed, d *Decision) bool {
 	if err := p.Decode(b, link); err != nil {
 		r := decodeReason(err)
 		*d = Decision{Action: Drop, Reason: r, Rule: NoRule, InIface: in, OutIface: -1, DecodeErr: err}
 		e.dropped[r].Add(1)
-		return
+		return false
 	}
 	if e.opts.VerifyChecksums {
 		if err := p.VerifyChecksums(b); err != nil {
 			*d = Decision{Action: Drop, Reason: reason.BadChecksum, Rule: NoRule, InIface: in, OutIface: -1, DecodeErr: err}
 			e.dropped[reason.BadChecksum].Add(1)
-			return
+			return false
 		}
 	}
-	e.ProcessInto(p, in, now, d)
+	return true
 }
 
 // Process runs an already decoded packet through the pipeline.
@@ -258,19 +266,24 @@ func (e *Engine) Process(p *packet.Parsed, in int, now int64) Decision {
 
 // ProcessInto is Process writing into d, which it overwrites.
 func (e *Engine) ProcessInto(p *packet.Parsed, in int, now int64, d *Decision) {
-	e.process(p, in, now, d)
-	switch d.Action {
-	case Accept:
+	e.process(p, in, now, d, nil)
+	if d.Action == Accept {
 		e.accepted.Add(1)
-	case Reject:
-		e.rejected.Add(1)
-		e.dropped[d.Reason].Add(1)
-	default:
-		e.dropped[d.Reason].Add(1)
+	} else {
+		e.countDrop(d)
 	}
 }
 
-func (e *Engine) process(p *packet.Parsed, in int, now int64, d *Decision) {
+// countDrop counts a packet that does not pass.
+func (e *Engine) countDrop(d *Decision) {
+	if d.Action == Reject {
+		e.rejected.Add(1)
+	}
+	e.dropped[d.Reason].Add(1)
+}
+
+// process decides p. pr is p's probe when a batch prepared it, or nil.
+func (e *Engine) process(p *packet.Parsed, in int, now int64, d *Decision, pr *conntrack.Probe) {
 	c := e.cur.Load()
 	rs := c.rules
 	d.Action, d.Reason, d.Rule, d.LogPackets = 0, reason.None, NoRule, false
@@ -283,7 +296,11 @@ func (e *Engine) process(p *packet.Parsed, in int, now int64, d *Decision) {
 		return
 	}
 
-	e.table.TrackInto(p, now, &d.Conn)
+	if pr != nil {
+		e.table.TrackPrepared(p, pr, now, &d.Conn)
+	} else {
+		e.table.TrackInto(p, now, &d.Conn)
+	}
 	switch d.Conn.Verdict {
 	case conntrack.Accept:
 		// The established path: interfaces are only worked out when a log line

@@ -181,6 +181,24 @@ func TestEstablishedPathDoesNotAllocate(t *testing.T) {
 	if allocs != 0 {
 		t.Errorf("established path: %v allocations per packet, want 0", allocs)
 	}
+
+	b := new(Batch)
+	allocs = testing.AllocsPerRun(100, func() {
+		for !b.Full() {
+			now++
+			b.Add(ack, packet.LinkRaw, 0, now)
+		}
+		e.DecideBatch(b)
+		for j := range b.Len() {
+			if d := &b.Decisions[j]; d.Action != Accept {
+				t.Fatalf("established ACK in a batch: %v", d.Reason)
+			}
+		}
+		b.Reset()
+	})
+	if allocs != 0 {
+		t.Errorf("established path in batches: %v allocations per batch of %d, want 0", allocs, BatchSize)
+	}
 }
 
 func TestTimeoutNames(t *testing.T) {

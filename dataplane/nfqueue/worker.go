@@ -53,9 +53,18 @@ type worker struct {
 	batch    *recvBatch
 	verdicts []byte
 	answer   []byte
-	p        packet.Parsed
-	d        firewall.Decision // reused: decisions are decided in place
 	m        packetMsg
+
+	// Packets received are decided in engine batches (see firewall.Batch); ids
+	// holds their packet ids. Their payloads stay in the receive buffers until
+	// the next receive.
+	pending *firewall.Batch
+	ids     [firewall.BatchSize]uint32
+
+	// The verdicts of the receive batch being served: how many packets were
+	// accepted, and the id of the last one.
+	accepted   int
+	lastAccept uint32
 
 	tokens     float64 // answer rate limiter
 	tokensTime int64
@@ -66,6 +75,7 @@ func newWorker(c *conn, eng *firewall.Engine, rep *dataplane.Reporter, ans *answ
 		c: c, eng: eng, rep: rep, ans: ans, ifs: ifs,
 		stat:     new(queueCounters),
 		batch:    newRecvBatch(batchSize, slotSize),
+		pending:  new(firewall.Batch),
 		verdicts: make([]byte, 0, (batchSize+len(c.early)+1)*verdictMsgLen),
 		answer:   make([]byte, 0, 2048),
 		tokens:   answerBurst,
@@ -124,8 +134,8 @@ func (w *worker) serve(n int) {
 	w.verdicts = w.verdicts[:0]
 	// Ids grow in the order packets are queued, and the kernel compares them
 	// wrap-safe: the last accepted id covers every accepted packet of the batch.
-	var lastAccept uint32
-	accepted, decided := 0, 0
+	w.accepted, w.lastAccept = 0, 0
+	decided := 0
 	for i := 0; i < n; i++ {
 		d, cut := w.batch.datagram(i)
 		if cut {
@@ -143,10 +153,7 @@ func (w *worker) serve(n int) {
 			switch m.Type {
 			case msgPacket:
 				decided++
-				if w.decide(m.Body, now) {
-					accepted++
-					lastAccept = w.m.ID
-				}
+				w.add(m.Body, now)
 			case nlmsgError:
 				// Verdicts ask for no acknowledgement: an error answer is a
 				// verdict the kernel refused (an unknown packet id).
@@ -156,8 +163,9 @@ func (w *worker) serve(n int) {
 			}
 		}
 	}
-	if accepted > 0 {
-		w.verdicts = appendVerdict(w.verdicts, w.c.queue, lastAccept, nfAccept, true)
+	w.decidePending(now)
+	if w.accepted > 0 {
+		w.verdicts = appendVerdict(w.verdicts, w.c.queue, w.lastAccept, nfAccept, true)
 	}
 	if decided > 0 {
 		// Held time ends when the verdicts go to the kernel; the write then
@@ -168,9 +176,9 @@ func (w *worker) serve(n int) {
 	w.flush()
 }
 
-// decide runs one packet message through the engine, appends a verdict for drops
-// and reports whether the packet is accepted (by the batch verdict).
-func (w *worker) decide(body []byte, now int64) bool {
+// add queues one packet message for the engine, deciding the queue when it is
+// full. A message that does not parse is dropped at once.
+func (w *worker) add(body []byte, now int64) {
 	m := &w.m
 	err := parsePacket(body, m)
 	w.stat.packets.Add(1)
@@ -180,35 +188,52 @@ func (w *worker) decide(body []byte, now int64) bool {
 			w.stat.dropped.Add(1)
 			w.verdicts = appendVerdict(w.verdicts, w.c.queue, m.ID, nfDrop, false)
 		}
-		return false
+		return
 	}
 	if m.GSO {
 		w.stat.gso.Add(1)
 	}
-	in := w.ifs.ingress(m.InDev, now)
-	d := &w.d
-	w.eng.DecideInto(m.Payload, packet.LinkRaw, in, now, &w.p, d)
-	if w.rep != nil {
-		w.rep.Packet(now, m.Payload, packet.LinkRaw, &w.p, d)
+	w.ids[w.pending.Len()] = m.ID
+	w.pending.Add(m.Payload, packet.LinkRaw, w.ifs.ingress(m.InDev, now), now)
+	if w.pending.Full() {
+		w.decidePending(now)
 	}
-	switch d.Action {
-	case firewall.Accept:
-		w.stat.accepted.Add(1)
-		return true
-	case firewall.Reject:
-		w.stat.rejected.Add(1)
-		w.refuse(m.Payload, now)
-	default:
-		w.stat.dropped.Add(1)
-	}
-	w.verdicts = appendVerdict(w.verdicts, w.c.queue, m.ID, nfDrop, false)
-	return false
 }
 
-// refuse answers the packet just decided (w.p, decoded from frame) if allowed.
-func (w *worker) refuse(frame []byte, now int64) {
+// decidePending runs the queued packets through the engine, in order, and
+// appends a verdict for each drop; accepted packets wait for the batch verdict.
+func (w *worker) decidePending(now int64) {
+	b := w.pending
+	if b.Len() == 0 {
+		return
+	}
+	w.eng.DecideBatch(b)
+	for j := range b.Len() {
+		p, d, frame := &b.Packets[j], &b.Decisions[j], b.Frame(j)
+		if w.rep != nil {
+			w.rep.Packet(now, frame, packet.LinkRaw, p, d)
+		}
+		switch d.Action {
+		case firewall.Accept:
+			w.stat.accepted.Add(1)
+			w.accepted++
+			w.lastAccept = w.ids[j]
+			continue
+		case firewall.Reject:
+			w.stat.rejected.Add(1)
+			w.refuse(p, frame, now)
+		default:
+			w.stat.dropped.Add(1)
+		}
+		w.verdicts = appendVerdict(w.verdicts, w.c.queue, w.ids[j], nfDrop, false)
+	}
+	b.Reset()
+}
+
+// refuse answers packet p, decoded from frame, if allowed.
+func (w *worker) refuse(p *packet.Parsed, frame []byte, now int64) {
 	var ok bool
-	w.answer, ok = appendAnswer(w.answer[:0], &w.p, frame)
+	w.answer, ok = appendAnswer(w.answer[:0], p, frame)
 	if !ok {
 		return
 	}
@@ -216,7 +241,7 @@ func (w *worker) refuse(frame []byte, now int64) {
 		w.stat.answersLimited.Add(1)
 		return
 	}
-	if err := w.ans.send(w.answer, w.p.Src); err != nil {
+	if err := w.ans.send(w.answer, p.Src); err != nil {
 		w.stat.answerErrors.Add(1)
 		return
 	}

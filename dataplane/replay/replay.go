@@ -136,8 +136,43 @@ func Run(paths []string, o Options) (*Summary, error) {
 type runState struct {
 	first, last int64 // capture times
 	lastExpire  int64
-	p           packet.Parsed
-	d           firewall.Decision
+
+	// Packets are decided in engine batches. The reader's packets are only
+	// valid until its next read, so each waits in its own copy.
+	batch  firewall.Batch
+	frames [firewall.BatchSize][]byte
+}
+
+// queue adds a packet to the batch, deciding the batch when it is full.
+func (st *runState) queue(o *Options, s *Summary, data []byte, link packet.LinkType, in int, t int64) {
+	k := st.batch.Len()
+	st.frames[k] = append(st.frames[k][:0], data...)
+	st.batch.Add(st.frames[k], link, in, t)
+	if st.batch.Full() {
+		st.decide(o, s)
+	}
+}
+
+// decide runs the batch through the engine and reports each packet in order.
+func (st *runState) decide(o *Options, s *Summary) {
+	b := &st.batch
+	if b.Len() == 0 {
+		return
+	}
+	o.Engine.DecideBatch(b)
+	for j := range b.Len() {
+		p, d, t := &b.Packets[j], &b.Decisions[j], b.Time(j)
+		if d.Action != firewall.Accept && p.IPVersion != 0 {
+			s.top.add(p, d.Reason)
+		}
+		if o.Reporter != nil {
+			o.Reporter.Packet(t, b.Frame(j), b.Link(j), p, d)
+		}
+		if o.Observe != nil {
+			o.Observe(t, p, d)
+		}
+	}
+	b.Reset()
 }
 
 func replayFile(path string, o *Options, s *Summary, st *runState) (fr FileResult) {
@@ -164,10 +199,11 @@ func replayFile(path string, o *Options, s *Summary, st *runState) (fr FileResul
 	}
 	fr.Format = rd.Format().String()
 
-	eng, rep := o.Engine, o.Reporter
+	eng := o.Engine
 	ingress := NewIngress(eng, o.IfIndex)
 	var progress progressBar
-	p := &st.p
+	// Whatever was read is decided, also when reading stops at an error.
+	defer st.decide(o, s)
 	for {
 		pkt, err := rd.Next()
 		if err != nil {
@@ -187,6 +223,7 @@ func replayFile(path string, o *Options, s *Summary, st *runState) (fr FileResul
 		}
 		st.last = t
 		if t-st.lastExpire >= ExpireEvery {
+			st.decide(o, s) // the packets before the sweep are decided before it
 			eng.Expire(t)
 			st.lastExpire = t
 		}
@@ -195,17 +232,7 @@ func replayFile(path string, o *Options, s *Summary, st *runState) (fr FileResul
 		if !o.InferIngress {
 			in = ingress.Of(rd, &pkt)
 		}
-		d := &st.d
-		eng.DecideInto(pkt.Data, pkt.Link, in, t, p, d)
-		if d.Action != firewall.Accept && p.IPVersion != 0 {
-			s.top.add(p, d.Reason)
-		}
-		if rep != nil {
-			rep.Packet(t, pkt.Data, pkt.Link, p, d)
-		}
-		if o.Observe != nil {
-			o.Observe(t, p, d)
-		}
+		st.queue(o, s, pkt.Data, pkt.Link, in, t)
 		if o.Progress != nil && fr.Packets&0xffff == 0 {
 			progress.draw(o.Progress, path, counted.n, size, s.Packets+fr.Packets)
 		}
