@@ -47,7 +47,10 @@ type EngineResult struct {
 	// time (DecideInto) instead of in batches: what a cache miss costs when
 	// nothing overlaps it.
 	EstablishedSingleNsPerPacket float64 `json:"established_single_ns_per_packet"`
-	TeardownNsPerPacket          float64 `json:"teardown_ns_per_packet"`
+	// Rounds: the established path and the map floor are medians over this many
+	// alternating rounds.
+	Rounds              int     `json:"rounds"`
+	TeardownNsPerPacket float64 `json:"teardown_ns_per_packet"`
 	// BytesPerConnection counts everything a connection costs: its entry, list
 	// links, counters and its share of the index (sized up front for the limit).
 	// EngineFixedBytes is what the engine holds whatever its connections: the
@@ -116,6 +119,9 @@ func RunEngine(o EngineOptions) (EngineResult, error) {
 	small := *cfg
 	small.Settings.MaxConnections = 1
 	indexBytes := emptyEngineBytes(cfg) - emptyEngineBytes(&small)
+	// The feeder's batch is not the table's memory: it exists before the table's
+	// first reading.
+	batch := new(firewall.Batch)
 	empty := heapInUse()
 	eng, err := firewall.New(cfg, firewall.Options{})
 	if err != nil {
@@ -130,13 +136,13 @@ func RunEngine(o EngineOptions) (EngineResult, error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	// run times one phase in batches, as the feeders decide packets.
-	batch := new(firewall.Batch)
-	run := func(s *stream) (wallNs, cpuNs float64) {
+	// runRange times packets [from, to) of s.
+	runRange := func(s *stream, from, to int) (wallNs, cpuNs float64) {
 		start, cpu0 := time.Now(), threadCPU()
-		for i := 0; i < s.len(); i++ {
+		for i := from; i < to; i++ {
 			batch.Add(s.packet(i), packet.LinkRaw, -1, now)
 			now += 1000 // 1 µs of capture time per packet
-			if batch.Full() || i == s.len()-1 {
+			if batch.Full() || i == to-1 {
 				eng.DecideBatch(batch)
 				for j := range batch.Len() {
 					if batch.Decisions[j].Action != firewall.Accept {
@@ -146,9 +152,10 @@ func RunEngine(o EngineOptions) (EngineResult, error) {
 				batch.Reset()
 			}
 		}
-		n := float64(s.len())
+		n := float64(to - from)
 		return float64(time.Since(start).Nanoseconds()) / n, float64(threadCPU()-cpu0) / n
 	}
+	run := func(s *stream) (wallNs, cpuNs float64) { return runRange(s, 0, s.len()) }
 	// runSingle times a phase one packet at a time (DecideInto), for comparison.
 	runSingle := func(s *stream) (wallNs float64) {
 		start := time.Now()
@@ -172,19 +179,38 @@ func RunEngine(o EngineOptions) (EngineResult, error) {
 	// All included: the entries, their lists and counters, and the index.
 	res.BytesPerConnection = float64(int64(after)-int64(before)+indexBytes) / float64(o.Flows)
 
-	var m0, m1 runtime.MemStats
-	runtime.ReadMemStats(&m0)
-	res.EstablishedNsPerPacket, res.EstablishedCPUNsPerPacket = run(&data)
-	runtime.ReadMemStats(&m1)
-	res.AllocsPerPacket = float64(m1.Mallocs-m0.Mallocs) / float64(o.Packets)
+	// The established path and the map floor are timed in alternating rounds over
+	// the same stretches of traffic, and each figure is the median of its rounds:
+	// on a shared machine a neighbour's burst then spoils a round of each, not
+	// one figure, and the ratio compares like with like.
+	fl := newMapFloor(traffic, order)
+	rounds := max(1, min(engineRounds, o.Packets/minRoundPackets))
+	var estWall, estCPU, mapWall, mapCPU []float64
+	var allocs uint64
+	for r := range rounds {
+		from, to := r*o.Packets/rounds, (r+1)*o.Packets/rounds
+		var m0, m1 runtime.MemStats
+		runtime.ReadMemStats(&m0)
+		w, c := runRange(&data, from, to)
+		runtime.ReadMemStats(&m1)
+		allocs += m1.Mallocs - m0.Mallocs
+		estWall, estCPU = append(estWall, w), append(estCPU, c)
+		w, c = fl.time(from, to)
+		mapWall, mapCPU = append(mapWall, w), append(mapCPU, c)
+	}
+	res.EstablishedNsPerPacket, res.EstablishedCPUNsPerPacket = median(estWall), median(estCPU)
+	res.MapLookupNs, res.MapLookupCPUNs = median(mapWall), median(mapCPU)
+	res.Rounds = rounds
+	// ReadMemStats allocates nothing itself; any allocation here is the engine's.
+	res.AllocsPerPacket = float64(allocs) / float64(o.Packets)
 	res.EstablishedSingleNsPerPacket = runSingle(&data)
 	res.TeardownNsPerPacket, _ = run(&teardown)
 	if n := eng.Table().Len(); n != o.Flows {
 		return res, fmt.Errorf("table holds %d connections after teardown, want %d in TIME_WAIT", n, o.Flows)
 	}
 
-	res.MapLookupNs, res.MapLookupCPUNs = mapLookupNs(traffic, order)
 	runtime.KeepAlive(eng)
+	runtime.KeepAlive(fl)
 
 	// One pass of SYNs over a small table is too short to time well (10 000 SYNs take
 	// a few milliseconds, below the CPU clock's resolution), so new connections are
@@ -209,6 +235,13 @@ func RunEngine(o EngineOptions) (EngineResult, error) {
 	runtime.KeepAlive(&syns)
 	return res, nil
 }
+
+// The established path is timed in engineRounds rounds (fewer when there are not
+// minRoundPackets packets for each), alternating with the map floor.
+const (
+	engineRounds    = 9
+	minRoundPackets = 200_000
+)
 
 // newConnSamples is how many new connections the new-connection figure averages by
 // default; maxNewConnRounds bounds the fresh engines built to get there.
@@ -246,29 +279,40 @@ type connKey struct {
 	proto      uint8
 }
 
-// mapLookupNs times lookups in a plain Go map holding one connection-sized key per
-// flow, in the same random order as the established-path packets: the floor any
-// connection table is measured against.
-func mapLookupNs(t *synth.Traffic, order []int32) (wallNs, cpuNs float64) {
-	m := make(map[connKey]uint32, t.Flows)
+// mapFloor is the floor any connection table is measured against: a plain Go map
+// holding one connection-sized key per flow, looked up in the same random order
+// as the established-path packets.
+type mapFloor struct {
+	m       map[connKey]uint32
+	lookups []connKey
+	sum     uint32
+}
+
+func newMapFloor(t *synth.Traffic, order []int32) *mapFloor {
+	f := &mapFloor{m: make(map[connKey]uint32, t.Flows)}
 	for i := range t.Flows {
-		m[keyOf(t, i)] = uint32(i)
+		f.m[keyOf(t, i)] = uint32(i)
 	}
 	// The keys to look up are laid out in lookup order, as the engine's packets are:
 	// both sides then pay for one random access into their table, not for gathering
 	// their input.
-	lookups := make([]connKey, len(order))
+	f.lookups = make([]connKey, len(order))
 	for i, fi := range order {
-		lookups[i] = keyOf(t, int(fi))
+		f.lookups[i] = keyOf(t, int(fi))
 	}
+	return f
+}
+
+// time times lookups [from, to).
+func (f *mapFloor) time(from, to int) (wallNs, cpuNs float64) {
 	var sum uint32
 	start, cpu0 := time.Now(), threadCPU()
-	for i := range lookups {
-		sum += m[lookups[i]]
+	for i := from; i < to; i++ {
+		sum += f.m[f.lookups[i]]
 	}
-	n := float64(len(lookups))
+	n := float64(to - from)
 	wall, cpu := float64(time.Since(start).Nanoseconds())/n, float64(threadCPU()-cpu0)/n
-	runtime.KeepAlive(sum) // the lookups must not be optimised away
+	f.sum += sum // the lookups must not be optimised away
 	return wall, cpu
 }
 

@@ -154,6 +154,7 @@ const (
 // atomic pointer load; Reconfigure swaps it.
 type settings struct {
 	timeout       [numClasses]int64 // ns
+	shift         [numClasses]uint8 // time slice of each class list: see sliceShiftFor
 	strict        bool
 	maxConns      int64 // 0: unlimited
 	adaptiveStart int64
@@ -193,6 +194,9 @@ func newSettings(c Config) *settings {
 	s.timeout[clsICMPReplied] = s.timeout[clsICMPUnreplied]
 	s.timeout[clsOtherUnreplied] = orDefault(t.OtherUnreplied, def.OtherUnreplied)
 	s.timeout[clsOtherReplied] = orDefault(t.OtherReplied, def.OtherReplied)
+	for c, to := range s.timeout {
+		s.shift[c] = sliceShiftFor(to)
+	}
 
 	switch {
 	case c.MaxConns == 0:

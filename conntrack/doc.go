@@ -31,9 +31,10 @@
 //     expiry order: expiry walks from the head and stops at the first entry that
 //     cannot have expired, costing O(expired), never a scan. To keep the packet
 //     path cheap an entry is moved to its list's tail only when a packet brings it
-//     into a new time slice of about a second (or a new class), not on every packet;
+//     into a new time slice (a 128th of its class's timeout, at least about a
+//     second) or a new class, not on every packet;
 //     the slice start of an entry bounds the last-seen time of everything behind it,
-//     which is all the early stop needs (see sliceShift). Track and Create reap a
+//     which is all the early stop needs (see sliceShiftFor). Track and Create reap a
 //     few heads per call; Expire(now) reaps everything due, to the nanosecond.
 //   - An entry is 112 bytes; with the index, about 120 bytes per connection all
 //     included (Linux's struct nf_conn alone is 248). To get there, times are Unix

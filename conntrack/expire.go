@@ -52,7 +52,7 @@ func (t *Table) reapSome(sh *shard, s *settings, now int64, ended *endBuf) {
 //
 // Its cost is O(expired + shards x classes), not a scan: a class list is ordered by
 // the time entries were last moved, and an entry's lastSeen lies in the time slice
-// of its last move (see sliceShift). Walking from the head, once an entry's slice
+// of its last move (see sliceShiftFor). Walking from the head, once an entry's slice
 // starts less than one timeout before now, nothing behind it can have expired. Before
 // that point every entry is checked exactly; the ones that are still alive there
 // all expire within one slice, so they are few.
@@ -85,7 +85,7 @@ func (t *Table) expireShard(sh *shard, s *settings, now int64, ended *endBuf, li
 		for i := sh.lists[c].head; i != nilIdx; {
 			e := sh.at(i)
 			timeout := t.timeoutOf(s, e)
-			if now-sliceStart(e.lastSeen) < timeout {
+			if now-sliceStart(e.lastSeen, s.shift[c]) < timeout {
 				break
 			}
 			next := e.next

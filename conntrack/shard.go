@@ -1,6 +1,7 @@
 package conntrack
 
 import (
+	"math/bits"
 	"sync"
 	"sync/atomic"
 	"unsafe"
@@ -393,23 +394,47 @@ func (sh *shard) unlink(c class, i uint32) {
 	e.prev, e.next = nilIdx, nilIdx
 }
 
-// sliceShift defines the time slices (2^30 ns, about 1.07 s) that keep the class
-// lists ordered cheaply. An entry is moved to its list's tail only when a packet
-// brings it into a new slice (or a new class), not on every packet: moving costs
-// three cache misses (its neighbours and the old tail) and a busy flow sends many
-// packets per slice. Each list is therefore ordered by move time, and every entry's
-// lastSeen lies in the slice of its last move. The head's slice start is a lower
-// bound on the lastSeen of everything behind it, which is all expiry needs to stop
-// early (see Table.Expire).
-const sliceShift = 30
+// Time slices keep the class lists ordered cheaply. An entry is moved to its
+// list's tail only when a packet brings it into a new slice (or a new class), not
+// on every packet: moving costs three cache misses (its neighbours and the old
+// tail), and a busy flow sends many packets per slice. Each list is therefore
+// ordered by move time, and every entry's lastSeen lies in the slice of its last
+// move. The head's slice start is a lower bound on the lastSeen of everything
+// behind it, which is all expiry needs to stop early (see Table.Expire).
+//
+// A class's slices are 2^shift ns: about a 128th of its timeout, and at least
+// minSliceShift (about 1.07 s). Longer slices mean fewer moves: a connection with
+// the 2 h established timeout moves about every 17 s of activity instead of every
+// second. What they cost is bounded: Expire re-checks, on each call, the
+// connections that went idle during the oldest slice still in play, which expire
+// within that slice.
+const (
+	minSliceShift    = 30
+	slicesPerTimeout = 128
+)
 
-func sliceStart(t int64) int64 { return t >> sliceShift << sliceShift }
+// sliceShiftFor is the slice shift of a class whose timeout is timeout ns.
+func sliceShiftFor(timeout int64) uint8 {
+	return uint8(max(minSliceShift, bits.Len64(uint64(timeout/slicesPerTimeout))-1))
+}
+
+func sliceStart(t int64, shift uint8) int64 { return t >> shift << shift }
+
+// warmNeighbours prefetches the links of entry e's list neighbours.
+func (sh *shard) warmNeighbours(e *entry) {
+	if e.prev != nilIdx {
+		prefetch.Line(unsafe.Pointer(&sh.at(e.prev).next))
+	}
+	if e.next != nilIdx {
+		prefetch.Line(unsafe.Pointer(&sh.at(e.next).prev))
+	}
+}
 
 // touch re-files entry i (e), which was on list from and last seen at oldSeen,
 // after its state and lastSeen were updated.
-func (sh *shard) touch(from class, i uint32, e *entry, oldSeen int64) {
+func (sh *shard) touch(s *settings, from class, i uint32, e *entry, oldSeen int64) {
 	to := e.class()
-	if to == from && (e.lastSeen>>sliceShift == oldSeen>>sliceShift || sh.lists[to].tail == i) {
+	if to == from && (e.lastSeen>>s.shift[to] == oldSeen>>s.shift[to] || sh.lists[to].tail == i) {
 		return
 	}
 	sh.unlink(from, i)

@@ -167,7 +167,7 @@ func (t *Table) ReadSnapshot(r io.Reader, now int64) error {
 		return err
 	}
 	s := t.cfg.Load()
-	// The class lists must be in last-seen order (see sliceShift): oldest first.
+	// The class lists must be in last-seen order (see sliceShiftFor): oldest first.
 	slices.SortStableFunc(entries, func(a, b snapEntry) int { return cmp.Compare(b.idle, a.idle) })
 	for n := range entries {
 		t.restoreEntry(s, &entries[n], now)

@@ -197,7 +197,7 @@ func checkInvariants(t testing.TB, tab *Table) {
 				if e.lastSeen < floor {
 					t.Fatalf("shard %d class %d: entry %d last seen %d before an earlier entry's slice %d", sn, c, i, e.lastSeen, floor)
 				}
-				floor = max(floor, sliceStart(e.lastSeen))
+				floor = max(floor, sliceStart(e.lastSeen, tab.cfg.Load().shift[c]))
 				if e.prev != prev {
 					t.Fatalf("shard %d class %d: entry %d prev %d, want %d", sn, c, i, e.prev, prev)
 				}

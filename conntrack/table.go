@@ -55,7 +55,16 @@ func New(cfg Config) *Table {
 // Reconfigure applies new timeouts, limits and strictness; every entry is kept.
 // Timeouts apply from the next check on (an entry idle longer than its new timeout
 // expires at once). Shards cannot change and are ignored.
-func (t *Table) Reconfigure(cfg Config) { t.cfg.Store(newSettings(cfg)) }
+func (t *Table) Reconfigure(cfg Config) {
+	s := newSettings(cfg)
+	// The lists were ordered with the old slices: a slice may grow, never shrink,
+	// or expiry could stop before an entry that is due (see sliceShiftFor).
+	old := t.cfg.Load()
+	for c := range s.shift {
+		s.shift[c] = max(s.shift[c], old.shift[c])
+	}
+	t.cfg.Store(s)
+}
 
 // Len returns the number of connections in the table.
 func (t *Table) Len() int { return int(max(t.count.Load(), 0)) }
@@ -171,6 +180,18 @@ func (t *Table) TrackPrepared(p *packet.Parsed, pr *Probe, now int64, r *Result)
 	t.track(p, &pr.key, pr.hash, now, r)
 }
 
+// mayMove guesses whether packet p will move entry e (on list cls) to another
+// list position: when it brings e into a new time slice, or may change its class
+// (data or an ack of data flip the unacknowledged-data class; FIN and RST change
+// the state).
+func mayMove(s *settings, e *entry, cls class, p *packet.Parsed, now int64) bool {
+	if now>>s.shift[cls] != e.lastSeen>>s.shift[cls] {
+		return true
+	}
+	return p.Proto == packet.ProtoTCP &&
+		(p.PayloadLen > 0 || p.TCPFlags&(packet.FIN|packet.RST) != 0 || (e.dflags[0]|e.dflags[1])&dfUnacked != 0)
+}
+
 // fastPathable reports whether TrackInto looks p up by its own tuple (rather than
 // refusing it outright, following a fragment, or matching an ICMP error's quote).
 func fastPathable(p *packet.Parsed) bool {
@@ -202,6 +223,12 @@ func (t *Table) track(p *packet.Parsed, k *Key, h uint64, now int64, r *Result) 
 			t.end(sh, i, s, now, endCauseOf(e), &ended)
 			ok = false
 		} else {
+			if mayMove(s, e, cls, p, now) {
+				// The move writes both list neighbours, which in a large table
+				// are in main memory: ask for them now, and do the state and
+				// window work while they arrive.
+				sh.warmNeighbours(e)
+			}
 			t.update(sh, i, e, cls, dir, p, s, now, &ended, r)
 			ok = r.Verdict != 0
 		}
@@ -240,7 +267,7 @@ func (t *Table) update(sh *shard, i uint32, e *entry, from class, dir Dir, p *pa
 	old := e.lastSeen
 	e.lastSeen = max(old, now)
 	e.account(dir, ipBytes(p))
-	sh.touch(from, i, e, old)
+	sh.touch(s, from, i, e, old)
 	sh.accept(e, dir, r)
 }
 
@@ -325,7 +352,7 @@ func (t *Table) updateTCP(sh *shard, i uint32, e *entry, from class, dir Dir, p 
 	oldSeen := e.lastSeen
 	e.lastSeen = max(oldSeen, now)
 	e.account(dir, ipBytes(p))
-	sh.touch(from, i, e, oldSeen)
+	sh.touch(s, from, i, e, oldSeen)
 	sh.accept(e, dir, r)
 }
 

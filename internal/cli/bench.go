@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"keepstate/bench"
+	"keepstate/firewall"
 )
 
 func init() {
@@ -53,6 +54,8 @@ func runBenchEngine(e *env, args []string) int {
 	fmt.Fprintf(w, "                      wall ns    CPU ns\n")
 	fmt.Fprintf(w, "  established path   %8.1f  %8.1f  per packet: decode, lookup, state and window update, verdict\n", r.EstablishedNsPerPacket, r.EstablishedCPUNsPerPacket)
 	fmt.Fprintf(w, "  plain map lookup   %8.1f  %8.1f  the floor: a Go map of %d connection-sized keys\n", r.MapLookupNs, r.MapLookupCPUNs, r.Flows)
+	fmt.Fprintf(w, "                     (both: medians of %d alternating rounds; packets decided in batches of %d)\n", r.Rounds, firewall.BatchSize)
+	fmt.Fprintf(w, "  one by one         %8.1f            the established path without batches (DecideInto)\n", r.EstablishedSingleNsPerPacket)
 	fmt.Fprintf(w, "  new connection     %8.1f  %8.1f  decode, miss, rules, insert\n", r.NewConnectionNs, r.NewConnectionCPUNs)
 	fmt.Fprintf(w, "  established / map  %8.2f x %6.2f x (target <= 1.5)\n", r.EstablishedNsPerPacket/r.MapLookupNs, ratio(r.EstablishedCPUNsPerPacket, r.MapLookupCPUNs))
 	fmt.Fprintf(w, "  new / map          %8.2f x %6.2f x (target <= 4)\n", r.NewConnectionNs/r.MapLookupNs, ratio(r.NewConnectionCPUNs, r.MapLookupCPUNs))
