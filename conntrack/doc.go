@@ -16,11 +16,12 @@
 // with its own mutex, so the established path never takes a global lock. Within a
 // shard:
 //
-//   - Entries live in slabs: chunks of fixed-size arrays of a pointer-free struct,
-//     addressed by uint32 index. The garbage collector never scans them (a noscan
-//     span costs nothing at mark time however many connections there are), a freed
-//     entry is reused from a free list, and growing the table appends a chunk instead
-//     of copying everything, so there is no latency spike at 1M connections.
+//   - Entries live in slabs: pages of 16 entries of a pointer-free struct,
+//     addressed by uint32 index and carved for all shards from 14 KiB chunks. The
+//     garbage collector never scans them (a noscan span costs nothing at mark time
+//     however many connections there are), a freed entry is reused from a free
+//     list, and growing the table appends a page instead of copying everything, so
+//     there is no latency spike at 1M connections.
 //   - The hash index is an open-addressing array of uint32 (8 bits of hash tag and a
 //     24-bit entry index) with linear probing and backward-shift deletion: about 8
 //     bytes per connection, and most mismatches are rejected by the tag without

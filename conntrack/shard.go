@@ -114,8 +114,14 @@ func (e *entry) class() class {
 
 const (
 	nilIdx    = ^uint32(0)
-	chunkBits = 7
-	chunkLen  = 1 << chunkBits // entries per slab chunk (14 KiB: small, so a table of a few thousand connections wastes little)
+	pageBits = 4
+	pageLen  = 1 << pageBits // entries per slab page (1.75 KiB)
+	// pagesPerChunk pages are allocated at a time and shared out between the
+	// shards: 14 KiB, one of the Go allocator's size classes, so nothing is lost
+	// to rounding, and small pages, so that a shard's last, partly used page
+	// wastes little (16 shards each wasting half a 14 KiB chunk would be 11 bytes
+	// per connection at 10 000 connections).
+	pagesPerChunk = 8
 	// maxEntries per shard: the index stores entry index+1 in 24 bits.
 	maxEntries = 1<<24 - 1
 	minIndex   = 64
@@ -133,15 +139,16 @@ type shard struct {
 	mask  uint32   // len(index)-1
 	used  int      // live entries
 
-	chunks []*[chunkLen]entry
+	pages   []*page
+	pageSrc *pageSource // the table's
 
 	// What Warm reads without the lock to prefetch a packet's entry: the index
-	// (whose slots are therefore written atomically), the chunk pointers up to
-	// their capacity, and how many chunks exist. Slots and chunk pointers below
-	// nchunks are only ever written before they are published, or atomically.
-	pubIndex  atomic.Pointer[[]uint32]
-	pubChunks atomic.Pointer[[]*[chunkLen]entry]
-	nchunks   atomic.Uint32
+	// (whose slots are therefore written atomically), the page pointers up to
+	// their capacity, and how many pages exist. Slots and page pointers below
+	// npages are only ever written before they are published, or atomically.
+	pubIndex atomic.Pointer[[]uint32]
+	pubPages atomic.Pointer[[]*page]
+	npages   atomic.Uint32
 	top       uint32 // entries ever handed out (slab high-water mark)
 	free      uint32 // free list head, linked through entry.next
 
@@ -184,23 +191,43 @@ func indexSlotsFor(maxConns, shards int) int {
 	return n
 }
 
-func newShard(num int, seed *hashSeed, slots int) *shard {
-	sh := &shard{num: uint8(num), seed: seed, free: nilIdx, metas: []Meta{{}}}
+// page is a slab page of entries.
+type page [pageLen]entry
+
+// pageSource hands out pages carved from larger chunks to a table's shards.
+type pageSource struct {
+	mu   sync.Mutex
+	left []page // the rest of the chunk being shared out
+}
+
+func (ps *pageSource) get() *page {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if len(ps.left) == 0 {
+		ps.left = new([pagesPerChunk]page)[:]
+	}
+	p := &ps.left[0]
+	ps.left = ps.left[1:]
+	return p
+}
+
+func newShard(num int, seed *hashSeed, src *pageSource, slots int) *shard {
+	sh := &shard{num: uint8(num), seed: seed, pageSrc: src, free: nilIdx, metas: []Meta{{}}}
 	sh.index = make([]uint32, slots)
 	sh.mask = uint32(slots - 1)
 	sh.pubIndex.Store(&sh.index)
-	// Room for the chunks of a full shard, so that growing rarely reallocates
-	// (and republishes) the chunk pointers.
-	sh.chunks = make([]*[chunkLen]entry, 0, slots*3/4/chunkLen+1)
-	full := sh.chunks[:cap(sh.chunks)]
-	sh.pubChunks.Store(&full)
+	// Room for the pages of a full shard, so that growing rarely reallocates
+	// (and republishes) the page pointers.
+	sh.pages = make([]*page, 0, slots*3/4/pageLen+1)
+	full := sh.pages[:cap(sh.pages)]
+	sh.pubPages.Store(&full)
 	for c := range sh.lists {
 		sh.lists[c] = list{nilIdx, nilIdx}
 	}
 	return sh
 }
 
-func (sh *shard) at(i uint32) *entry { return &sh.chunks[i>>chunkBits][i&(chunkLen-1)] }
+func (sh *shard) at(i uint32) *entry { return &sh.pages[i>>pageBits][i&(pageLen-1)] }
 
 func (sh *shard) id(e *entry) uint64 { return uint64(e.idSeq)<<8 | uint64(sh.num) }
 
@@ -240,8 +267,8 @@ func (sh *shard) insert(k *Key, h uint64) uint32 {
 			return nilIdx
 		}
 		i = sh.top
-		if int(i>>chunkBits) == len(sh.chunks) {
-			sh.addChunk()
+		if int(i>>pageBits) == len(sh.pages) {
+			sh.addPage()
 		}
 		sh.top++
 	}
@@ -255,17 +282,17 @@ func (sh *shard) insert(k *Key, h uint64) uint32 {
 	return i
 }
 
-// addChunk appends a slab chunk and publishes it for Warm.
-func (sh *shard) addChunk() {
-	c := new([chunkLen]entry)
-	if len(sh.chunks) == cap(sh.chunks) {
-		sh.chunks = append(sh.chunks, c)
-		full := sh.chunks[:cap(sh.chunks)]
-		sh.pubChunks.Store(&full)
+// addPage appends a slab page and publishes it for Warm.
+func (sh *shard) addPage() {
+	p := sh.pageSrc.get()
+	if len(sh.pages) == cap(sh.pages) {
+		sh.pages = append(sh.pages, p)
+		full := sh.pages[:cap(sh.pages)]
+		sh.pubPages.Store(&full)
 	} else {
-		sh.chunks = append(sh.chunks, c)
+		sh.pages = append(sh.pages, p)
 	}
-	sh.nchunks.Store(uint32(len(sh.chunks)))
+	sh.npages.Store(uint32(len(sh.pages)))
 }
 
 func (sh *shard) place(h uint64, i uint32) {
@@ -313,15 +340,15 @@ func (sh *shard) warmEntry(h uint64) {
 		}
 		if v&0xff000000 == tag {
 			i := v&0x00ffffff - 1
-			c := i >> chunkBits
-			if c >= sh.nchunks.Load() {
+			n := i >> pageBits
+			if n >= sh.npages.Load() {
 				return
 			}
-			chunks := *sh.pubChunks.Load()
-			if int(c) >= len(chunks) {
+			pages := *sh.pubPages.Load()
+			if int(n) >= len(pages) {
 				return
 			}
-			e := &chunks[c][i&(chunkLen-1)]
+			e := &pages[n][i&(pageLen-1)]
 			// An entry straddles two cache lines; the lookup reads its key (at
 			// the end) and the update its times and windows (at the start).
 			prefetch.Line(unsafe.Pointer(e))

@@ -18,6 +18,7 @@ type Table struct {
 	cfg   atomic.Pointer[settings]
 	count atomic.Int64 // live entries plus in-flight Create reservations
 
+	pages pageSource // the shards' slab pages
 	src   srcLimiter
 	frags fragCache
 	stats counters
@@ -45,7 +46,7 @@ func New(cfg Config) *Table {
 	t.shards = make([]*shard, 1<<b)
 	slots := indexSlotsFor(cfg.MaxConns, len(t.shards))
 	for i := range t.shards {
-		t.shards[i] = newShard(i, &t.seed, slots)
+		t.shards[i] = newShard(i, &t.seed, &t.pages, slots)
 	}
 	t.frags.init(&t.seed)
 	t.cfg.Store(newSettings(cfg))
