@@ -113,7 +113,7 @@ func (e *entry) class() class {
 }
 
 const (
-	nilIdx    = ^uint32(0)
+	nilIdx   = ^uint32(0)
 	pageBits = 4
 	pageLen  = 1 << pageBits // entries per slab page (1.75 KiB)
 	// pagesPerChunk pages are allocated at a time and shared out between the
@@ -149,8 +149,8 @@ type shard struct {
 	pubIndex atomic.Pointer[[]uint32]
 	pubPages atomic.Pointer[[]*page]
 	npages   atomic.Uint32
-	top       uint32 // entries ever handed out (slab high-water mark)
-	free      uint32 // free list head, linked through entry.next
+	top      uint32 // entries ever handed out (slab high-water mark)
+	free     uint32 // free list head, linked through entry.next
 
 	lists  [numClasses]list
 	seq    uint32 // last id sequence handed out
