@@ -450,12 +450,26 @@ func (t *Table) Create(p *packet.Parsed, now int64, m Meta) Result {
 // source its per-source limits count against and its window state then all start
 // from the responder's packet. Any other use of Reply is refused as InvalidState.
 func (t *Table) CreateAs(p *packet.Parsed, now int64, m Meta, as Dir) Result {
+	var r Result
+	t.CreatePrepared(p, nil, now, m, as, &r)
+	return r
+}
+
+// CreatePrepared is CreateAs writing its answer into r, for a packet Prepare has
+// seen (pr; nil if none): the key and hash are not worked out again.
+func (t *Table) CreatePrepared(p *packet.Parsed, pr *Probe, now int64, m Meta, as Dir, r *Result) {
 	if !p.Src.IsValid() || !p.Dst.IsValid() {
-		return drop(reason.Unsupported)
+		*r = drop(reason.Unsupported)
+		return
 	}
 	if p.Frag == packet.LaterFragment {
-		return drop(reason.Fragment)
+		*r = drop(reason.Fragment)
+		return
 	}
+	*r = t.create(p, pr, now, m, as)
+}
+
+func (t *Table) create(p *packet.Parsed, pr *Probe, now int64, m Meta, as Dir) Result {
 	s := t.cfg.Load()
 	st, liberal, stateless, why := initialState(p, s)
 	if as == Reply {
@@ -467,12 +481,20 @@ func (t *Table) CreateAs(p *packet.Parsed, now int64, m Meta, as Dir) Result {
 	if stateless {
 		return Result{Verdict: Accept, Meta: m}
 	}
-	pk := keyOf(p) // the packet's own tuple: looks up an existing entry either way round
-	k := pk        // the new connection's original tuple
+	// pk is the packet's own tuple, which finds an existing entry either way
+	// round; k is the new connection's original tuple.
+	var pk, k Key
+	var h uint64
+	if pr != nil && pr.keyed {
+		pk, h = pr.key, pr.hash
+	} else {
+		pk.fill(p)
+		h = pk.hash(&t.seed)
+	}
+	k = pk
 	if as == Reply {
 		k = pk.reverse()
 	}
-	h := pk.hash(&t.seed)
 	sh := t.shardOf(h)
 
 	counted := false

@@ -348,7 +348,7 @@ func (e *Engine) process(p *packet.Parsed, in int, now int64, d *Decision, pr *c
 		return
 	}
 
-	d.Conn = e.table.CreateAs(p, now, meta, as)
+	e.table.CreatePrepared(p, pr, now, meta, as, &d.Conn)
 	if d.Conn.Verdict != conntrack.Accept {
 		d.Action, d.Reason = Drop, d.Conn.Reason
 		return
