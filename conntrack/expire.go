@@ -248,8 +248,9 @@ func (t *Table) CloseIf(close func(*ConnInfo) bool, cause EndCause) int {
 		var ended endBuf
 		sh.mu.Lock()
 		for _, v := range kill {
-			// The entry may have ended, or been reused, while close ran.
-			if v.i < sh.top && sh.at(v.i).idSeq == v.seq && v.seq != 0 {
+			// The entry may have ended, or been reused by this shard (entries
+			// never change shards), while close ran.
+			if sh.at(v.i).idSeq == v.seq && v.seq != 0 {
 				t.end(sh, v.i, s, sh.clock, cause, &ended)
 				total++
 			}

@@ -113,17 +113,20 @@ func (e *entry) class() class {
 }
 
 const (
-	nilIdx   = ^uint32(0)
-	pageBits = 4
-	pageLen  = 1 << pageBits // entries per slab page (1.75 KiB)
-	// pagesPerChunk pages are allocated at a time and shared out between the
-	// shards: 14 KiB, one of the Go allocator's size classes, so nothing is lost
-	// to rounding, and small pages, so that a shard's last, partly used page
-	// wastes little (16 shards each wasting half a 14 KiB chunk would be 11 bytes
-	// per connection at 10 000 connections).
-	pagesPerChunk = 8
-	// maxEntries per shard: the index stores entry index+1 in 24 bits.
-	maxEntries = 1<<24 - 1
+	nilIdx    = ^uint32(0)
+	chunkBits = 7
+	chunkLen  = 1 << chunkBits // entries per slab chunk: 14 KiB, one of the Go allocator's size classes
+	// blockLen entries are what a shard takes from the table's slab at a time:
+	// few, so that a shard's partly used block wastes little (a 128-entry chunk per
+	// shard, half empty on average, was 11 bytes per connection at 10 000
+	// connections over 16 shards).
+	blockLen = 16
+	// The index stores entry index+1 in its low idxBits bits and a hash tag in the
+	// rest: the slab addresses maxEntries entries, table-wide.
+	idxBits    = 26
+	idxMask    = 1<<idxBits - 1
+	tagMask    = ^uint32(idxMask)
+	maxEntries = idxMask
 	minIndex   = 64
 )
 
@@ -139,18 +142,14 @@ type shard struct {
 	mask  uint32   // len(index)-1
 	used  int      // live entries
 
-	pages   []*page
-	pageSrc *pageSource // the table's
+	slab       *slab  // the table's: entries live there
+	next, last uint32 // the shard's current block of never-used entries: [next, last)
+	handed     uint32 // entries taken from the slab: used + on the free list
+	free       uint32 // free list head, linked through entry.next
 
-	// What Warm reads without the lock to prefetch a packet's entry: the index
-	// (whose slots are therefore written atomically), the page pointers up to
-	// their capacity, and how many pages exist. Slots and page pointers below
-	// npages are only ever written before they are published, or atomically.
+	// What Warm reads without the lock to prefetch a packet's entry: the index,
+	// whose slots are therefore written atomically.
 	pubIndex atomic.Pointer[[]uint32]
-	pubPages atomic.Pointer[[]*page]
-	npages   atomic.Uint32
-	top      uint32 // entries ever handed out (slab high-water mark)
-	free     uint32 // free list head, linked through entry.next
 
 	lists  [numClasses]list
 	seq    uint32 // last id sequence handed out
@@ -191,47 +190,89 @@ func indexSlotsFor(maxConns, shards int) int {
 	return n
 }
 
-// page is a slab page of entries.
-type page [pageLen]entry
+// slab holds the entries of every shard of a table, in chunks addressed by a
+// table-wide entry index. Shards take blocks of blockLen entries from it; an
+// entry stays with the shard that took it, and freed entries go on the shard's
+// free list.
+type slab struct {
+	mu     sync.Mutex
+	chunks []*[chunkLen]entry // under mu
+	top    uint32             // entries handed out in blocks, under mu
 
-// pageSource hands out pages carved from larger chunks to a table's shards.
-type pageSource struct {
-	mu   sync.Mutex
-	left []page // the rest of the chunk being shared out
+	// The chunk pointers up to their capacity, and how many there are, for
+	// readers that hold no lock: chunk pointers below n are written before they
+	// are published and never again.
+	pub atomic.Pointer[[]*[chunkLen]entry]
+	n   atomic.Uint32
 }
 
-func (ps *pageSource) get() *page {
-	ps.mu.Lock()
-	defer ps.mu.Unlock()
-	if len(ps.left) == 0 {
-		ps.left = new([pagesPerChunk]page)[:]
+// init makes room for the chunk pointers of entries entries.
+func (s *slab) init(entries int) {
+	s.chunks = make([]*[chunkLen]entry, 0, entries/chunkLen+1)
+	full := s.chunks[:cap(s.chunks)]
+	s.pub.Store(&full)
+}
+
+// take reserves a block of blockLen entries and returns the first, or false when
+// the slab is full. A block never straddles two chunks.
+func (s *slab) take() (uint32, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.top > maxEntries-blockLen {
+		return 0, false
 	}
-	p := &ps.left[0]
-	ps.left = ps.left[1:]
-	return p
+	first := s.top
+	if int(first>>chunkBits) == len(s.chunks) {
+		c := new([chunkLen]entry)
+		if len(s.chunks) == cap(s.chunks) {
+			s.chunks = append(s.chunks, c)
+			full := s.chunks[:cap(s.chunks)]
+			s.pub.Store(&full)
+		} else {
+			s.chunks = append(s.chunks, c)
+		}
+		s.n.Store(uint32(len(s.chunks)))
+	}
+	s.top += blockLen
+	return first, true
 }
 
-func newShard(num int, seed *hashSeed, src *pageSource, slots int) *shard {
-	sh := &shard{num: uint8(num), seed: seed, pageSrc: src, free: nilIdx, metas: []Meta{{}}}
+// at returns entry i, which the caller's shard took from the slab (so the
+// chunk holding it was published before the shard's take returned).
+func (s *slab) at(i uint32) *entry {
+	return &(*s.pub.Load())[i>>chunkBits][i&(chunkLen-1)]
+}
+
+// peek returns entry i's address for a prefetch, or nil when i is not (yet) in a
+// published chunk. It takes no lock and reads nothing of the entry.
+func (s *slab) peek(i uint32) *entry {
+	c := i >> chunkBits
+	if c >= s.n.Load() {
+		return nil
+	}
+	chunks := *s.pub.Load()
+	if int(c) >= len(chunks) {
+		return nil
+	}
+	return &chunks[c][i&(chunkLen-1)]
+}
+
+func newShard(num int, seed *hashSeed, sl *slab, slots int) *shard {
+	sh := &shard{num: uint8(num), seed: seed, slab: sl, free: nilIdx, metas: []Meta{{}}}
 	sh.index = make([]uint32, slots)
 	sh.mask = uint32(slots - 1)
 	sh.pubIndex.Store(&sh.index)
-	// Room for the pages of a full shard, so that growing rarely reallocates
-	// (and republishes) the page pointers.
-	sh.pages = make([]*page, 0, slots*3/4/pageLen+1)
-	full := sh.pages[:cap(sh.pages)]
-	sh.pubPages.Store(&full)
 	for c := range sh.lists {
 		sh.lists[c] = list{nilIdx, nilIdx}
 	}
 	return sh
 }
 
-func (sh *shard) at(i uint32) *entry { return &sh.pages[i>>pageBits][i&(pageLen-1)] }
+func (sh *shard) at(i uint32) *entry { return sh.slab.at(i) }
 
 func (sh *shard) id(e *entry) uint64 { return uint64(e.idSeq)<<8 | uint64(sh.num) }
 
-func tagOf(h uint64) uint32 { return uint32(h>>56) << 24 }
+func tagOf(h uint64) uint32 { return uint32(h>>32) & tagMask }
 
 // lookup finds the entry of k in either direction.
 func (sh *shard) lookup(k *Key, h uint64) (uint32, Dir, bool) {
@@ -241,10 +282,10 @@ func (sh *shard) lookup(k *Key, h uint64) (uint32, Dir, bool) {
 		if v == 0 {
 			return nilIdx, Original, false
 		}
-		if v&0xff000000 != tag {
+		if v&tagMask != tag {
 			continue
 		}
-		i := v&0x00ffffff - 1
+		i := v&idxMask - 1
 		ek := &sh.at(i).key
 		if ek.Src == k.Src && ek.Dst == k.Dst && ek.SrcPort == k.SrcPort && ek.DstPort == k.DstPort && ek.Proto == k.Proto {
 			return i, Original, true
@@ -256,21 +297,23 @@ func (sh *shard) lookup(k *Key, h uint64) (uint32, Dir, bool) {
 }
 
 // insert allocates an entry for k (which must not be present), indexes it and
-// returns its index, or nilIdx if the shard is at maxEntries. The entry is zeroed
-// except for its key and is on no list.
+// returns its index, or nilIdx if the slab is full. The entry is zeroed except for
+// its key and is on no list.
 func (sh *shard) insert(k *Key, h uint64) uint32 {
 	i := sh.free
 	if i != nilIdx {
 		sh.free = sh.at(i).next
 	} else {
-		if sh.top >= maxEntries {
-			return nilIdx
+		if sh.next == sh.last {
+			first, ok := sh.slab.take()
+			if !ok {
+				return nilIdx
+			}
+			sh.next, sh.last = first, first+blockLen
 		}
-		i = sh.top
-		if int(i>>pageBits) == len(sh.pages) {
-			sh.addPage()
-		}
-		sh.top++
+		i = sh.next
+		sh.next++
+		sh.handed++
 	}
 	e := sh.at(i)
 	*e = entry{key: *k, prev: nilIdx, next: nilIdx}
@@ -280,19 +323,6 @@ func (sh *shard) insert(k *Key, h uint64) uint32 {
 	sh.place(h, i)
 	sh.used++
 	return i
-}
-
-// addPage appends a slab page and publishes it for Warm.
-func (sh *shard) addPage() {
-	p := sh.pageSrc.get()
-	if len(sh.pages) == cap(sh.pages) {
-		sh.pages = append(sh.pages, p)
-		full := sh.pages[:cap(sh.pages)]
-		sh.pubPages.Store(&full)
-	} else {
-		sh.pages = append(sh.pages, p)
-	}
-	sh.npages.Store(uint32(len(sh.pages)))
 }
 
 func (sh *shard) place(h uint64, i uint32) {
@@ -310,7 +340,7 @@ func (sh *shard) grow() {
 	sh.mask = uint32(len(sh.index) - 1)
 	for _, v := range old {
 		if v != 0 {
-			i := v&0x00ffffff - 1
+			i := v&idxMask - 1
 			sh.place(sh.at(i).key.hash(sh.seed), i)
 		}
 	}
@@ -338,17 +368,11 @@ func (sh *shard) warmEntry(h uint64) {
 		if v == 0 {
 			return
 		}
-		if v&0xff000000 == tag {
-			i := v&0x00ffffff - 1
-			n := i >> pageBits
-			if n >= sh.npages.Load() {
+		if v&tagMask == tag {
+			e := sh.slab.peek(v&idxMask - 1)
+			if e == nil {
 				return
 			}
-			pages := *sh.pubPages.Load()
-			if int(n) >= len(pages) {
-				return
-			}
-			e := &pages[n][i&(pageLen-1)]
 			// An entry straddles two cache lines; the lookup reads its key (at
 			// the end) and the update its times and windows (at the start).
 			prefetch.Line(unsafe.Pointer(e))
@@ -363,7 +387,7 @@ func (sh *shard) warmEntry(h uint64) {
 // every probe sequence unbroken without tombstone slots.
 func (sh *shard) unindex(i uint32, h uint64) {
 	pos := uint32(h) & sh.mask
-	for sh.index[pos]&0x00ffffff != i+1 {
+	for sh.index[pos]&idxMask != i+1 {
 		pos = (pos + 1) & sh.mask
 	}
 	hole := pos
@@ -373,7 +397,7 @@ func (sh *shard) unindex(i uint32, h uint64) {
 		if v == 0 {
 			break
 		}
-		home := uint32(sh.at(v&0x00ffffff-1).key.hash(sh.seed)) & sh.mask
+		home := uint32(sh.at(v&idxMask-1).key.hash(sh.seed)) & sh.mask
 		// Move v into the hole unless its home lies cyclically in (hole, pos].
 		if (pos-home)&sh.mask >= (pos-hole)&sh.mask {
 			atomic.StoreUint32(&sh.index[hole], v)

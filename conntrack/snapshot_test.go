@@ -228,8 +228,8 @@ func checkInvariants(t testing.TB, tab *Table) {
 		for i := sh.free; i != nilIdx; i = sh.at(i).next {
 			free++
 		}
-		if onLists != sh.used || indexed != sh.used || free+sh.used != int(sh.top) {
-			t.Fatalf("shard %d: %d on lists, %d indexed, %d free, used %d, top %d", sn, onLists, indexed, free, sh.used, sh.top)
+		if onLists != sh.used || indexed != sh.used || free+sh.used != int(sh.handed) {
+			t.Fatalf("shard %d: %d on lists, %d indexed, %d free, used %d, handed %d", sn, onLists, indexed, free, sh.used, sh.handed)
 		}
 		total += sh.used
 		sh.mu.Unlock()

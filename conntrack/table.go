@@ -18,7 +18,7 @@ type Table struct {
 	cfg   atomic.Pointer[settings]
 	count atomic.Int64 // live entries plus in-flight Create reservations
 
-	pages pageSource // the shards' slab pages
+	slab  slab // every shard's entries
 	src   srcLimiter
 	frags fragCache
 	stats counters
@@ -45,8 +45,11 @@ func New(cfg Config) *Table {
 	}
 	t.shards = make([]*shard, 1<<b)
 	slots := indexSlotsFor(cfg.MaxConns, len(t.shards))
+	// Room for the chunk pointers of a full table, with every shard's last block
+	// partly used, so that they are rarely reallocated.
+	t.slab.init(slots*3/4*len(t.shards) + blockLen*len(t.shards))
 	for i := range t.shards {
-		t.shards[i] = newShard(i, &t.seed, &t.pages, slots)
+		t.shards[i] = newShard(i, &t.seed, &t.slab, slots)
 	}
 	t.frags.init(&t.seed)
 	t.cfg.Store(newSettings(cfg))
