@@ -471,16 +471,6 @@ func sliceShiftFor(timeout int64) uint8 {
 
 func sliceStart(t int64, shift uint8) int64 { return t >> shift << shift }
 
-// warmNeighbours prefetches the links of entry e's list neighbours.
-func (sh *shard) warmNeighbours(e *entry) {
-	if e.prev != nilIdx {
-		prefetch.Line(unsafe.Pointer(&sh.at(e.prev).next))
-	}
-	if e.next != nilIdx {
-		prefetch.Line(unsafe.Pointer(&sh.at(e.next).prev))
-	}
-}
-
 // touch re-files entry i (e), which was on list from and last seen at oldSeen,
 // after its state and lastSeen were updated.
 func (sh *shard) touch(s *settings, from class, i uint32, e *entry, oldSeen int64) {

@@ -184,18 +184,6 @@ func (t *Table) TrackPrepared(p *packet.Parsed, pr *Probe, now int64, r *Result)
 	t.track(p, &pr.key, pr.hash, now, r)
 }
 
-// mayMove guesses whether packet p will move entry e (on list cls) to another
-// list position: when it brings e into a new time slice, or may change its class
-// (data or an ack of data flip the unacknowledged-data class; FIN and RST change
-// the state).
-func mayMove(s *settings, e *entry, cls class, p *packet.Parsed, now int64) bool {
-	if now>>s.shift[cls] != e.lastSeen>>s.shift[cls] {
-		return true
-	}
-	return p.Proto == packet.ProtoTCP &&
-		(p.PayloadLen > 0 || p.TCPFlags&(packet.FIN|packet.RST) != 0 || (e.dflags[0]|e.dflags[1])&dfUnacked != 0)
-}
-
 // fastPathable reports whether TrackInto looks p up by its own tuple (rather than
 // refusing it outright, following a fragment, or matching an ICMP error's quote).
 func fastPathable(p *packet.Parsed) bool {
@@ -227,12 +215,6 @@ func (t *Table) track(p *packet.Parsed, k *Key, h uint64, now int64, r *Result) 
 			t.end(sh, i, s, now, endCauseOf(e), &ended)
 			ok = false
 		} else {
-			if mayMove(s, e, cls, p, now) {
-				// The move writes both list neighbours, which in a large table
-				// are in main memory: ask for them now, and do the state and
-				// window work while they arrive.
-				sh.warmNeighbours(e)
-			}
 			t.update(sh, i, e, cls, dir, p, s, now, &ended, r)
 			ok = r.Verdict != 0
 		}
