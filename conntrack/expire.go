@@ -114,7 +114,7 @@ func (t *Table) reserve(s *settings, now int64) bool {
 			return true
 		}
 		t.count.Add(-1)
-		if try == 0 && t.Expire(now) > 0 {
+		if try == 0 && t.fullExpireDue(now) && t.Expire(now) > 0 {
 			continue
 		}
 		if !t.evictOne(s, now) {
@@ -122,6 +122,22 @@ func (t *Table) reserve(s *settings, now int64) bool {
 		}
 	}
 	return false
+}
+
+// fullExpireEvery is how much table time passes between the full expiry sweeps a
+// full table makes before evicting. A sweep locks every shard; a flood of new
+// connections against a full table would otherwise make one per packet, when one
+// at a given time finds everything that is due by then.
+const fullExpireEvery = int64(time.Millisecond)
+
+// fullExpireDue reports whether a full table should sweep at now, and claims the
+// sweep.
+func (t *Table) fullExpireDue(now int64) bool {
+	last := t.lastFullExpire.Load()
+	if now-last < fullExpireEvery && now >= last {
+		return false
+	}
+	return t.lastFullExpire.CompareAndSwap(last, now)
 }
 
 // evictionTiers lists the classes whose entries may be evicted when the table is

@@ -2,6 +2,7 @@ package conntrack
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -31,7 +32,14 @@ type srcLimiter struct {
 		mu sync.Mutex
 		m  map[[16]byte]srcState
 	}
+	lastSweep atomic.Int64 // table time of the last sweep
 }
+
+// sweepEvery is how much table time passes between two sweeps. Sources only turn
+// idle by time (a rate window running out) or when a connection ends (and release
+// removes them then), so a sweep a second is plenty; Expire, which sweeps, can be
+// called for every new connection when the table is full.
+const sweepEvery = int64(time.Second)
 
 func (l *srcLimiter) part(seed *hashSeed, a [16]byte) int {
 	return int(endpointHash(seed, a, [2]byte{}) >> 60 % srcParts)
@@ -108,6 +116,10 @@ func (l *srcLimiter) release(seed *hashSeed, src [16]byte, now int64) {
 // out. It visits at most a bounded number per part per call (map iteration starts
 // at a random point), so its cost does not grow with the number of sources.
 func (l *srcLimiter) sweep(now int64) {
+	last := l.lastSweep.Load()
+	if now-last < sweepEvery && now >= last || !l.lastSweep.CompareAndSwap(last, now) {
+		return
+	}
 	for i := range l.parts {
 		p := &l.parts[i]
 		p.mu.Lock()

@@ -18,6 +18,8 @@ type Table struct {
 	cfg   atomic.Pointer[settings]
 	count atomic.Int64 // live entries plus in-flight Create reservations
 
+	lastFullExpire atomic.Int64 // table time of the last sweep made because the table was full
+
 	slab  slab // every shard's entries
 	src   srcLimiter
 	frags fragCache

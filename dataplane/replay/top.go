@@ -1,6 +1,7 @@
 package replay
 
 import (
+	"container/heap"
 	"net/netip"
 	"sort"
 
@@ -36,17 +37,22 @@ func pairOf(p *packet.Parsed) pairKey {
 }
 
 type tally struct {
+	key        pairKey
 	count, err uint64
 	reasons    reason.Counters
+	pos        int // index in the heap
 }
 
 // topTalkers keeps the connections with most drops in bounded memory with the
 // Space-Saving algorithm (Metwally et al., 2005): when full, a new pair replaces the
 // one with the smallest count and inherits it as its error bound. Any pair with more
-// than total/capacity drops is guaranteed to be kept.
+// than total/capacity drops is guaranteed to be kept. The tallies form a min-heap
+// by count, so that finding the smallest costs O(log capacity): when many
+// connections are dropped (a full table, a scan) nearly every drop is a new pair.
 type topTalkers struct {
 	capacity int
 	m        map[pairKey]*tally
+	h        tallyHeap
 }
 
 func topCapacity(n int) int { return max(64, 32*n) }
@@ -60,27 +66,44 @@ func (t *topTalkers) add(p *packet.Parsed, r reason.Reason) {
 	if e, ok := t.m[k]; ok {
 		e.count++
 		e.reasons[r]++
+		heap.Fix(&t.h, e.pos)
 		return
 	}
 	if len(t.m) < t.capacity {
-		e := &tally{count: 1}
+		e := &tally{key: k, count: 1}
 		e.reasons[r] = 1
 		t.m[k] = e
+		heap.Push(&t.h, e)
 		return
 	}
-	// Replace the smallest. A linear scan is fine: it happens only for pairs not yet
-	// held, the capacity is small, and drops are the rare path.
-	var minK pairKey
-	var minE *tally
-	for k2, e := range t.m {
-		if minE == nil || e.count < minE.count {
-			minK, minE = k2, e
-		}
-	}
-	delete(t.m, minK)
-	e := &tally{count: minE.count + 1, err: minE.count}
+	// Replace the smallest, in place.
+	e := t.h[0]
+	delete(t.m, e.key)
+	*e = tally{key: k, count: e.count + 1, err: e.count, pos: e.pos}
 	e.reasons[r] = 1
 	t.m[k] = e
+	heap.Fix(&t.h, e.pos)
+}
+
+// tallyHeap is a min-heap of tallies by count (container/heap).
+type tallyHeap []*tally
+
+func (h tallyHeap) Len() int           { return len(h) }
+func (h tallyHeap) Less(i, j int) bool { return h[i].count < h[j].count }
+func (h tallyHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].pos, h[j].pos = i, j
+}
+func (h *tallyHeap) Push(x any) {
+	e := x.(*tally)
+	e.pos = len(*h)
+	*h = append(*h, e)
+}
+func (h *tallyHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return e
 }
 
 func (t *topTalkers) top(n int) []ConnDrops {
