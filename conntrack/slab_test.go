@@ -44,3 +44,32 @@ func TestSlabBlocks(t *testing.T) {
 		t.Error("peek found an entry beyond the published chunks")
 	}
 }
+
+// A full table under a flood of new connections must not sweep on every one:
+// the per-source sweep runs at most once a second of table time and the full-table
+// expiry at most once a millisecond (both again at once if time goes back).
+func TestSweepsAreRateLimited(t *testing.T) {
+	var l srcLimiter
+	now := int64(1e18)
+	l.sweep(now)
+	if l.lastSweep.Load() != now {
+		t.Fatal("first sweep did not run")
+	}
+	l.sweep(now + sweepEvery - 1)
+	if l.lastSweep.Load() != now {
+		t.Error("swept again within a second")
+	}
+	l.sweep(now + sweepEvery)
+	if l.lastSweep.Load() != now+sweepEvery {
+		t.Error("did not sweep after a second")
+	}
+	l.sweep(now) // the clock went back: sweep, and count from there
+	if l.lastSweep.Load() != now {
+		t.Error("did not sweep when time went back")
+	}
+
+	tab := New(Config{})
+	if !tab.fullExpireDue(now) || tab.fullExpireDue(now+fullExpireEvery-1) || !tab.fullExpireDue(now+fullExpireEvery) {
+		t.Error("full-table expiry not limited to once a millisecond")
+	}
+}
