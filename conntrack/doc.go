@@ -43,6 +43,18 @@
 //     seconds, the rule metadata is interned per shard as a uint16, and counters are
 //     48-bit bytes and 40-bit packets per direction.
 //
+// # Batches
+//
+// In a table of a million connections a lookup waits on main memory twice, for the
+// index slot and then for the entry. A caller with several packets at hand (the
+// engine's DecideBatch) calls Prepare for each first, which builds and hashes the key
+// and asks the CPU for the slot; Warm a few packets ahead of the one being tracked,
+// which reads the slot and asks for the entry; and TrackPrepared (and CreatePrepared)
+// in packet order, which reuse the key and hash. Prepare and Warm take no lock and
+// change nothing, which is why index slots are written atomically and the slab's
+// chunk pointers are published through atomics: a slot or entry that changes in
+// between only makes a hint useless. The answers are the ones TrackInto gives.
+//
 // # Tombstones
 //
 // When a connection ends (timed out, closed by FIN or RST, evicted, flushed) its tuple,

@@ -13,7 +13,7 @@ var _ [64 - BatchSize]struct{}
 
 // Batches always prefetch, whatever the table's size. Prefetching only from 32 768
 // connections was tried: bench engine's in-memory loop at 10 000 connections,
-// where the table stays in the caches, gained 10-15 ns a packet, but replaying a
+// where the table stays in the caches, gained a few ns a packet, but replaying a
 // capture of 10 000 connections lost a quarter of its speed (3.1-4.2 M packets/s
 // instead of 4.9-5.8 M), because a feeder streams packet data through the caches
 // and even a small table misses them.
