@@ -240,7 +240,15 @@ func (s *slab) take() (uint32, bool) {
 // at returns entry i, which the caller's shard took from the slab (so the
 // chunk holding it was published before the shard's take returned).
 func (s *slab) at(i uint32) *entry {
-	return &(*s.pub.Load())[i>>chunkBits][i&(chunkLen-1)]
+	return entryIn((*s.pub.Load())[i>>chunkBits], i)
+}
+
+// entryIn returns entry i of chunk c (which holds it): &c[i%chunkLen], without the
+// nil check Go puts on indexing through a pointer. That check loads the chunk's
+// first byte, which in a table of a million connections is a cache miss of its own
+// on every packet, and one that Warm would wait for instead of prefetching past it.
+func entryIn(c *[chunkLen]entry, i uint32) *entry {
+	return (*entry)(unsafe.Add(unsafe.Pointer(c), uintptr(i&(chunkLen-1))*unsafe.Sizeof(entry{})))
 }
 
 // peek returns entry i's address for a prefetch, or nil when i is not (yet) in a
@@ -254,7 +262,7 @@ func (s *slab) peek(i uint32) *entry {
 	if int(c) >= len(chunks) {
 		return nil
 	}
-	return &chunks[c][i&(chunkLen-1)]
+	return entryIn(chunks[c], i)
 }
 
 func newShard(num int, seed *hashSeed, sl *slab, slots int) *shard {
