@@ -18,10 +18,14 @@ var _ [64 - BatchSize]struct{}
 // instead of 4.9-5.8 M), because a feeder streams packet data through the caches
 // and even a small table misses them.
 
-// warmAhead is how many packets ahead of the one being decided DecideBatch starts
-// loading entries: far enough that a load from main memory (about 100 ns, more with
-// a TLB miss) has arrived when its packet's turn comes.
-const warmAhead = 4
+// slotAhead and warmAhead are how many packets ahead of the one being decided
+// DecideBatch decodes a packet and requests its index slot, and requests its
+// entry: far enough that a load from main memory (about 100 ns, more with a TLB
+// miss) has arrived when it is needed.
+const (
+	slotAhead = 8
+	warmAhead = 4
+)
 
 // Batch is a group of packets that DecideBatch decides together, and the decoded
 // packets and decisions it leaves behind. A feeder keeps one per goroutine and
@@ -82,23 +86,32 @@ func (b *Batch) Reset() {
 // in b.Packets and b.Decisions.
 func (e *Engine) DecideBatch(b *Batch) {
 	n := b.n
-	// First every packet is decoded and keyed, and its index slot requested.
 	var undecoded uint64 // bit i: packet i failed to decode and is decided already
-	for i := range n {
+	// prepare decodes and keys packet i and requests its index slot.
+	prepare := func(i int) {
 		p, d := &b.Packets[i], &b.Decisions[i]
 		if !e.decode(b.frames[i], b.links[i], b.in[i], p, d) {
 			undecoded |= 1 << i
 			b.probes[i] = conntrack.Probe{}
-			continue
+			return
 		}
 		e.table.Prepare(p, &b.probes[i])
 	}
-	// Then the entries are requested a few packets ahead of the packet decided.
+	// The steps run at fixed distances ahead of the packet being decided, rather
+	// than each over the whole batch, so that only a few loads are in flight at a
+	// time: a core tracks a limited number of misses, and prefetches beyond that
+	// stall or are dropped.
+	for i := range min(slotAhead, n) {
+		prepare(i)
+	}
 	for i := range min(warmAhead, n) {
 		e.table.Warm(&b.probes[i])
 	}
 	var accepted uint64
 	for i := range n {
+		if j := i + slotAhead; j < n {
+			prepare(j)
+		}
 		if j := i + warmAhead; j < n {
 			e.table.Warm(&b.probes[j])
 		}
