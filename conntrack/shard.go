@@ -381,9 +381,12 @@ func (sh *shard) warmEntry(h uint64) {
 			if e == nil {
 				return
 			}
-			// An entry straddles two cache lines; the lookup reads its key (at
-			// the end) and the update its times and windows (at the start).
+			// A 112-byte entry straddles two cache lines, or three when it
+			// starts in the second half of one (half of them do): the lookup
+			// reads its key (in the middle and at the end) and the update its
+			// times and windows (at the start).
 			prefetch.Line(unsafe.Pointer(e))
+			prefetch.Line(unsafe.Add(unsafe.Pointer(e), 64))
 			prefetch.Line(unsafe.Add(unsafe.Pointer(e), unsafe.Sizeof(*e)-1))
 			return
 		}
