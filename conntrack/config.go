@@ -147,6 +147,10 @@ const (
 	clsICMPReplied
 	clsOtherUnreplied
 	clsOtherReplied
+	// clsRefiled is a list, not a class an entry has: established connections
+	// the unacknowledged-data list hands over when it finds their data acknowledged
+	// (see entry.list). It has the established timeout.
+	clsRefiled
 	numClasses
 )
 
@@ -188,6 +192,7 @@ func newSettings(c Config) *settings {
 	// The pickup timeout is a cap on the established timeout, never an extension.
 	s.timeout[clsPickup] = min(orDefault(t.TCPPickup, def.TCPPickup), s.timeout[clsEstablished])
 	s.timeout[clsUnacked] = min(orDefault(t.TCPUnacked, def.TCPUnacked), s.timeout[clsEstablished])
+	s.timeout[clsRefiled] = s.timeout[clsEstablished]
 	s.timeout[clsUDPUnreplied] = orDefault(t.UDPUnreplied, def.UDPUnreplied)
 	s.timeout[clsUDPReplied] = orDefault(t.UDPReplied, def.UDPReplied)
 	s.timeout[clsICMPUnreplied] = orDefault(t.ICMP, def.ICMP)

@@ -82,19 +82,27 @@ const expireBatch = 1024
 // at the limit.
 func (t *Table) expireShard(sh *shard, s *settings, now int64, ended *endBuf, limit int) (n int, more bool) {
 	for c := range sh.lists {
+		// The list's own timeout decides where to stop: the unacknowledged-data
+		// list also holds established entries, whose timeout is longer.
+		listTimeout := t.timeoutFor(s, class(c))
 		for i := sh.lists[c].head; i != nilIdx; {
 			e := sh.at(i)
-			timeout := t.timeoutOf(s, e)
-			if now-sliceStart(e.lastSeen, s.shift[c]) < timeout {
+			if now-sliceStart(e.lastSeen, s.shift[c]) < listTimeout {
 				break
 			}
 			next := e.next
-			if now-e.lastSeen >= timeout {
+			switch timeout := t.timeoutOf(s, e); {
+			case now-e.lastSeen >= timeout:
 				if n == limit {
 					return n, true
 				}
 				t.end(sh, i, s, now, endCauseOf(e), ended)
 				n++
+			case class(c) == clsUnacked && e.class() == clsEstablished:
+				// Its data was acknowledged since it was filed here: hand it
+				// over to the refiled list (see entry.list).
+				sh.unlink(clsUnacked, i)
+				sh.pushBack(clsRefiled, i)
 			}
 			i = next
 		}

@@ -20,7 +20,7 @@ type tcpDir struct{ end, maxend, maxwin uint32 }
 type entry struct {
 	lastSeen   int64     // Unix ns of the last packet that refreshed the timer
 	bytesLo    [2]uint32 // IP bytes per direction, low 32 of 48 bits
-	pktsLo     [2]uint32 // packets per direction, low 32 of 40 bits
+	pktsLo     [2]uint32 // packets per direction, low 32 of 39 bits
 	tcp        [2]tcpDir // indexed by Dir
 	prev, next uint32    // class list links (next also links the free list)
 	created    uint32    // Unix seconds
@@ -30,7 +30,7 @@ type entry struct {
 	sf         uint8    // State in the low nibble, entry flags in the high nibble
 	dflags     [2]uint8 // per-direction TCP flags: window scale in the low nibble
 	meta       uint16   // index into the shard's interned Meta values
-	pktsHi     [2]uint8
+	pktsHi     [2]uint8 // packets' high 7 bits; the top bits say which list holds an established entry (lOnUnacked, lOnRefiled)
 }
 
 // Entry flags, in the high nibble of entry.sf.
@@ -56,16 +56,18 @@ func (e *entry) set(f uint8)        { e.sf |= f }
 func (e *entry) clear(f uint8)      { e.sf &^= f }
 func (e *entry) scale(d Dir) uint32 { return uint32(e.dflags[d] & 0x0f) }
 
-func (e *entry) packets(d Dir) uint64 { return uint64(e.pktsHi[d])<<32 | uint64(e.pktsLo[d]) }
-func (e *entry) bytes(d Dir) uint64   { return uint64(e.bytesHi[d])<<32 | uint64(e.bytesLo[d]) }
+func (e *entry) packets(d Dir) uint64 {
+	return uint64(e.pktsHi[d]&pktsHiMask)<<32 | uint64(e.pktsLo[d])
+}
+func (e *entry) bytes(d Dir) uint64 { return uint64(e.bytesHi[d])<<32 | uint64(e.bytesLo[d]) }
 
-// account adds one packet of n bytes in direction d. Counters wrap at 2^40 packets
+// account adds one packet of n bytes in direction d. Counters wrap at 2^39 packets
 // and 2^48 bytes (256 TiB) per direction. The low words are added with a carry
 // into the high ones rather than reassembled: this runs for every packet.
 func (e *entry) account(d Dir, n int) {
 	e.pktsLo[d]++
 	if e.pktsLo[d] == 0 {
-		e.pktsHi[d]++
+		e.pktsHi[d] = e.pktsHi[d]&^pktsHiMask | (e.pktsHi[d]+1)&pktsHiMask
 	}
 	lo := e.bytesLo[d]
 	e.bytesLo[d] = lo + uint32(n) // a packet is far below 4 GiB
@@ -75,8 +77,58 @@ func (e *entry) account(d Dir, n int) {
 }
 
 func (e *entry) setCounters(d Dir, packets, bytes uint64) {
-	e.pktsLo[d], e.pktsHi[d] = uint32(packets), uint8(packets>>32)
+	e.pktsLo[d] = uint32(packets)
+	e.pktsHi[d] = e.pktsHi[d]&^pktsHiMask | uint8(packets>>32)&pktsHiMask
 	e.bytesLo[d], e.bytesHi[d] = uint32(bytes), uint16(bytes>>32)
+}
+
+// Where an established entry is listed, in the top bit of pktsHi[0] and [1]: see
+// entry.list.
+const (
+	pktsHiMask uint8 = 0x7f
+	lFlag      uint8 = 0x80
+	lOnUnacked       = 0 // index into pktsHi
+	lOnRefiled       = 1
+)
+
+// list is the class list entry e is on. It is its class, except for an
+// established connection, which may also be on the unacknowledged-data list or on
+// the refiled list (clsRefiled):
+//
+// Data not yet acknowledged gives a connection the shorter unacknowledged-data
+// timeout, so it must then be on that class's list, or expiry would not find it in
+// time. Its acknowledgement gives the established timeout back, but moving the
+// entry back at once would move it twice per exchange of data, and a move writes
+// both list neighbours: two cache misses in a large table, on most packets of a
+// busy connection. So an established entry stays where it is (lazily) on the
+// unacknowledged-data list. When expiry reaches it there, one unacknowledged-data
+// timeout after it was last seen, it is handed over to the refiled list, which
+// holds such entries in the order expiry reached them and so also in last-seen
+// order: from then on it expires on time under the established timeout. A packet
+// that moves it to a new time slice files it normally.
+func (e *entry) list() class {
+	c := e.class()
+	if c == clsEstablished {
+		switch {
+		case e.pktsHi[lOnUnacked]&lFlag != 0:
+			return clsUnacked
+		case e.pktsHi[lOnRefiled]&lFlag != 0:
+			return clsRefiled
+		}
+	}
+	return c
+}
+
+// setList records that entry e is on list c.
+func (e *entry) setList(c class) {
+	e.pktsHi[lOnUnacked] &^= lFlag
+	e.pktsHi[lOnRefiled] &^= lFlag
+	switch c {
+	case clsUnacked:
+		e.pktsHi[lOnUnacked] |= lFlag
+	case clsRefiled:
+		e.pktsHi[lOnRefiled] |= lFlag
+	}
 }
 
 // stateClass maps a state to its timeout class (ESTABLISHED may be clsPickup).
@@ -430,6 +482,7 @@ func (sh *shard) release(i uint32, h uint64) {
 
 func (sh *shard) pushBack(c class, i uint32) {
 	e := sh.at(i)
+	e.setList(c)
 	l := &sh.lists[c]
 	e.prev, e.next = l.tail, nilIdx
 	if l.tail != nilIdx {
@@ -464,20 +517,22 @@ func (sh *shard) unlink(c class, i uint32) {
 // move. The head's slice start is a lower bound on the lastSeen of everything
 // behind it, which is all expiry needs to stop early (see Table.Expire).
 //
-// A class's slices are 2^shift ns: about a 128th of its timeout, and at least
-// minSliceShift (about 1.07 s). Longer slices mean fewer moves: a connection with
-// the 2 h established timeout moves about every 17 s of activity instead of every
-// second. What they cost is bounded: Expire re-checks, on each call, the
-// connections that went idle during the oldest slice still in play, which expire
-// within that slice.
+// A class's slices are 2^shift ns: about a 16th of its timeout, between
+// minSliceShift (about 1.07 s) and maxSliceShift (about 17 s). Longer slices mean
+// fewer moves: a connection with data outstanding (300 s) moves about every 17 s
+// of activity instead of every second. What they cost is that Expire re-checks, on
+// each call, the connections that went idle during the oldest slice still in play
+// (they expire within that slice): the cap keeps that to 17 s worth of them, also
+// for the 24 h established timeout.
 const (
 	minSliceShift    = 30
-	slicesPerTimeout = 128
+	maxSliceShift    = 34
+	slicesPerTimeout = 16
 )
 
 // sliceShiftFor is the slice shift of a class whose timeout is timeout ns.
 func sliceShiftFor(timeout int64) uint8 {
-	return uint8(max(minSliceShift, bits.Len64(uint64(timeout/slicesPerTimeout))-1))
+	return uint8(min(maxSliceShift, max(minSliceShift, bits.Len64(uint64(timeout/slicesPerTimeout))-1)))
 }
 
 func sliceStart(t int64, shift uint8) int64 { return t >> shift << shift }
@@ -486,8 +541,20 @@ func sliceStart(t int64, shift uint8) int64 { return t >> shift << shift }
 // after its state and lastSeen were updated.
 func (sh *shard) touch(s *settings, from class, i uint32, e *entry, oldSeen int64) {
 	to := e.class()
-	if to == from && (e.lastSeen>>s.shift[to] == oldSeen>>s.shift[to] || sh.lists[to].tail == i) {
+	if to == clsEstablished && (from == clsUnacked || from == clsRefiled) {
+		to = from // stays where it is: see entry.list
+	}
+	if to == from && e.lastSeen>>s.shift[to] == oldSeen>>s.shift[to] {
 		return
+	}
+	if to == clsRefiled {
+		// The refiled list only takes what expiry hands over, in last-seen order;
+		// its tail may be followed by hand-overs last seen earlier, so staying
+		// there as its tail with a new slice is not allowed either.
+		to = clsEstablished
+	}
+	if to == from && sh.lists[to].tail == i {
+		return // already last: nothing behind it was last seen earlier
 	}
 	sh.unlink(from, i)
 	sh.pushBack(to, i)

@@ -7,8 +7,8 @@ import (
 	"time"
 )
 
-// Class lists are ordered by coarse time slices (a 128th of the timeout, so about
-// 84 s for a 3 h timeout). Expiry must still be exact to the nanosecond: after
+// Class lists are ordered by coarse time slices (a 16th of the timeout, at most
+// about 17 s). Expiry must still be exact to the nanosecond: after
 // Expire(now), a connection is in the table if and only if it was seen less than
 // its timeout ago, also after the timeout was shortened (the slices then stay as
 // coarse as they were).
@@ -73,10 +73,12 @@ func TestSliceShiftFor(t *testing.T) {
 		timeout time.Duration
 		want    uint8
 	}{
-		{30 * time.Second, minSliceShift},
-		{120 * time.Second, minSliceShift},
-		{2*time.Hour + 4*time.Minute, 35}, // a 128th is 58 s; 2^35 ns (34 s) is the largest power of two below
-		{5 * 24 * time.Hour, 41},
+		{10 * time.Second, minSliceShift},
+		{30 * time.Second, minSliceShift},            // a 16th is 1.9 s: 2^30 ns (1.07 s) is the largest power of two below
+		{120 * time.Second, 32},                      // 7.5 s: 2^32 ns (4.3 s)
+		{300 * time.Second, maxSliceShift},           // 18.75 s: 2^34 ns (17.2 s)
+		{2*time.Hour + 4*time.Minute, maxSliceShift}, // capped
+		{5 * 24 * time.Hour, maxSliceShift},
 	} {
 		got := sliceShiftFor(int64(c.timeout))
 		if got != c.want {

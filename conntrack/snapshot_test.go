@@ -201,8 +201,11 @@ func checkInvariants(t testing.TB, tab *Table) {
 				if e.prev != prev {
 					t.Fatalf("shard %d class %d: entry %d prev %d, want %d", sn, c, i, e.prev, prev)
 				}
-				if e.class() != class(c) {
-					t.Fatalf("shard %d: entry %d on list %d but class %d", sn, i, c, e.class())
+				if e.list() != class(c) {
+					t.Fatalf("shard %d: entry %d on list %d but says list %d (class %d)", sn, i, c, e.list(), e.class())
+				}
+				if l := e.list(); l != e.class() && (e.class() != clsEstablished || (l != clsUnacked && l != clsRefiled)) {
+					t.Fatalf("shard %d: entry %d of class %d on list %d", sn, i, e.class(), l)
 				}
 				h := e.key.hash(sh.seed)
 				if tab.shardOf(h) != sh {

@@ -213,11 +213,11 @@ func (t *Table) track(p *packet.Parsed, k *Key, h uint64, now int64, r *Result) 
 	i, dir, ok := sh.lookup(k, h)
 	if ok {
 		e := sh.at(i)
-		if cls := e.class(); now-e.lastSeen >= t.timeoutFor(s, cls) {
+		if now-e.lastSeen >= t.timeoutOf(s, e) {
 			t.end(sh, i, s, now, endCauseOf(e), &ended)
 			ok = false
 		} else {
-			t.update(sh, i, e, cls, dir, p, s, now, &ended, r)
+			t.update(sh, i, e, e.list(), dir, p, s, now, &ended, r)
 			ok = r.Verdict != 0
 		}
 	}
@@ -234,7 +234,7 @@ func (t *Table) track(p *packet.Parsed, k *Key, h uint64, now int64, r *Result) 
 	}
 }
 
-// update advances connection i (entry e, on the list of class from) with packet p
+// update advances connection i (entry e, on list from) with packet p
 // travelling in direction dir, writing the answer to r.
 func (t *Table) update(sh *shard, i uint32, e *entry, from class, dir Dir, p *packet.Parsed, s *settings, now int64, ended *endBuf, r *Result) {
 	if p.Proto == packet.ProtoTCP {
@@ -314,10 +314,7 @@ func (t *Table) updateTCP(sh *shard, i uint32, e *entry, from class, dir Dir, p 
 	}
 	// from was taken before inWindow, which may change the class (dfUnacked).
 	if !e.inWindow(dir, p, old) {
-		if to := e.class(); to != from {
-			sh.unlink(from, i)
-			sh.pushBack(to, i)
-		}
+		sh.touch(s, from, i, e, e.lastSeen)
 		sh.refuse(e, dir, reason.OutOfWindow, r)
 		return
 	}
@@ -524,7 +521,7 @@ func (t *Table) create(p *packet.Parsed, pr *Probe, now int64, m Meta, as Dir) R
 		if counted {
 			t.src.release(&t.seed, k.Src, now)
 		}
-		t.update(sh, i, sh.at(i), sh.at(i).class(), dir, p, s, now, &ended, &r)
+		t.update(sh, i, sh.at(i), sh.at(i).list(), dir, p, s, now, &ended, &r)
 	default:
 		i = sh.insert(&k, h) // the hash does not depend on direction
 		if i == nilIdx {
@@ -645,7 +642,7 @@ func (t *Table) end(sh *shard, i uint32, s *settings, now int64, cause EndCause,
 	if s.onEnd != nil {
 		ended.add(t.info(sh, e, s), cause)
 	}
-	sh.unlink(e.class(), i)
+	sh.unlink(e.list(), i)
 	sh.release(i, h)
 	t.count.Add(-1)
 }
