@@ -22,8 +22,8 @@
 //     however many connections there are), a freed entry is reused from a free
 //     list, and growing the table appends a page instead of copying everything, so
 //     there is no latency spike at 1M connections.
-//   - The hash index is an open-addressing array of uint32 (8 bits of hash tag and a
-//     24-bit entry index) with linear probing and backward-shift deletion: about 8
+//   - The hash index is an open-addressing array of uint32 (6 bits of hash tag and a
+//     26-bit entry index) with linear probing and backward-shift deletion: about 8
 //     bytes per connection, and most mismatches are rejected by the tag without
 //     touching the entry.
 //   - Each entry is on exactly one intrusive doubly linked list (prev/next uint32)
@@ -32,16 +32,20 @@
 //     expiry order: expiry walks from the head and stops at the first entry that
 //     cannot have expired, costing O(expired), never a scan. To keep the packet
 //     path cheap an entry is moved to its list's tail only when a packet brings it
-//     into a new time slice (a 128th of its class's timeout, at least about a
-//     second) or a new class, not on every packet;
+//     into a new time slice (a 16th of its class's timeout, between about 1 and
+//     17 s) or a new class, not on every packet;
 //     the slice start of an entry bounds the last-seen time of everything behind it,
-//     which is all the early stop needs (see sliceShiftFor). Track and Create reap a
-//     few heads per call; Expire(now) reaps everything due, to the nanosecond.
+//     which is all the early stop needs (see sliceShiftFor). An established
+//     connection whose data was acknowledged stays on the unacknowledged-data list
+//     until expiry hands it to a list of its own, so that data and its
+//     acknowledgement do not move it back and forth (see entry.list). Track and
+//     Create reap a few heads per call; Expire(now) reaps everything due, to the
+//     nanosecond.
 //   - An entry is 112 bytes; with the index, about 120 bytes per connection all
 //     included (Linux's struct nf_conn alone is 248). To get there, times are Unix
 //     nanoseconds only where exactness matters (last seen), the creation time is in
 //     seconds, the rule metadata is interned per shard as a uint16, and counters are
-//     48-bit bytes and 40-bit packets per direction.
+//     48-bit bytes and 39-bit packets per direction.
 //
 // # Batches
 //
