@@ -125,3 +125,13 @@ func only(t *testing.T, tab *Table) ConnInfo {
 	}
 	return all[0]
 }
+
+// sourcesIn returns the source addresses of the connections in tab.
+func sourcesIn(tab *Table) map[netip.Addr]bool {
+	live := make(map[netip.Addr]bool)
+	tab.Range(func(ci ConnInfo) bool {
+		live[ci.Src] = true
+		return true
+	})
+	return live
+}

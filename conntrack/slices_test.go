@@ -51,11 +51,7 @@ func TestExpireExactWithCoarseSlices(t *testing.T) {
 			continue
 		}
 		tab.Expire(now)
-		live := make(map[netip.Addr]bool)
-		tab.Range(func(ci ConnInfo) bool {
-			live[ci.Src] = true
-			return true
-		})
+		live := sourcesIn(tab)
 		for g := range flows {
 			want := alive[g] && now-lastSeen[g] < int64(timeout)
 			if live[src(g)] != want {

@@ -117,30 +117,28 @@ func (t *Table) Track(p *packet.Parsed, now int64) (r Result) {
 // path of the engine keeps its Result inside its own decision instead of copying
 // one back through every call.
 func (t *Table) TrackInto(p *packet.Parsed, now int64, r *Result) {
-	*r = Result{}
-	if !p.Src.IsValid() || !p.Dst.IsValid() {
-		*r = drop(reason.Unsupported)
+	if !fastPathable(p) {
+		*r = t.trackSpecial(p, now)
 		return
-	}
-	if p.Frag == packet.LaterFragment {
-		*r = t.frags.follow(p, now, &t.stats)
-		return
-	}
-	switch p.Proto {
-	case packet.ProtoTCP:
-		if !validFlags(p.TCPFlags) {
-			*r = drop(reason.InvalidTCPFlags)
-			return
-		}
-	case packet.ProtoICMP, packet.ProtoICMPv6:
-		if p.IsICMPError() {
-			*r = t.related(p, now)
-			return
-		}
 	}
 	var k Key
 	k.fill(p)
+	*r = Result{}
 	t.track(p, &k, k.hash(&t.seed), now, r)
+}
+
+// trackSpecial answers a packet that is not looked up by its own tuple (see
+// fastPathable): refused outright, a later fragment, or an ICMP error.
+func (t *Table) trackSpecial(p *packet.Parsed, now int64) Result {
+	switch {
+	case !p.Src.IsValid() || !p.Dst.IsValid():
+		return drop(reason.Unsupported)
+	case p.Frag == packet.LaterFragment:
+		return t.frags.follow(p, now, &t.stats)
+	case p.Proto == packet.ProtoTCP:
+		return drop(reason.InvalidTCPFlags)
+	}
+	return t.related(p, now) // an ICMP or ICMPv6 error
 }
 
 // Probe is a packet's place in the table, worked out ahead by Prepare so that a
@@ -175,10 +173,10 @@ func (t *Table) Warm(pr *Probe) {
 	}
 }
 
-// TrackPrepared is TrackInto for a packet Prepare has seen: the same answer,
-// without building and hashing its key again.
+// TrackPrepared is TrackInto for a packet Prepare has seen (pr; nil if none): the
+// same answer, without building and hashing its key again.
 func (t *Table) TrackPrepared(p *packet.Parsed, pr *Probe, now int64, r *Result) {
-	if !pr.keyed {
+	if pr == nil || !pr.keyed {
 		t.TrackInto(p, now, r)
 		return
 	}
@@ -187,7 +185,8 @@ func (t *Table) TrackPrepared(p *packet.Parsed, pr *Probe, now int64, r *Result)
 }
 
 // fastPathable reports whether TrackInto looks p up by its own tuple (rather than
-// refusing it outright, following a fragment, or matching an ICMP error's quote).
+// refusing it outright, following a fragment, or matching an ICMP error's quote:
+// trackSpecial's cases).
 func fastPathable(p *packet.Parsed) bool {
 	if !p.Src.IsValid() || !p.Dst.IsValid() || p.Frag == packet.LaterFragment {
 		return false

@@ -103,11 +103,7 @@ func TestExpireExactWithUnackedFlips(t *testing.T) {
 			continue
 		}
 		tab.Expire(now)
-		live := make(map[netip.Addr]bool)
-		tab.Range(func(ci ConnInfo) bool {
-			live[ci.Src] = true
-			return true
-		})
+		live := sourcesIn(tab)
 		for g := range fl {
 			y := &fl[g]
 			want := y.alive && now-y.lastSeen < timeoutOf(y)

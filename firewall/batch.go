@@ -69,10 +69,9 @@ func (b *Batch) Len() int { return b.n }
 // Full reports whether the batch holds BatchSize packets.
 func (b *Batch) Full() bool { return b.n == BatchSize }
 
-// Frame, Link, Ingress and Time return what was added as the i-th packet.
+// Frame, Link and Time return what was added as the i-th packet.
 func (b *Batch) Frame(i int) []byte         { return b.frames[i] }
 func (b *Batch) Link(i int) packet.LinkType { return b.links[i] }
-func (b *Batch) Ingress(i int) int          { return b.in[i] }
 func (b *Batch) Time(i int) int64           { return b.now[i] }
 
 // Reset empties the batch for reuse and lets go of the frames.

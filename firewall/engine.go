@@ -296,11 +296,7 @@ func (e *Engine) process(p *packet.Parsed, in int, now int64, d *Decision, pr *c
 		return
 	}
 
-	if pr != nil {
-		e.table.TrackPrepared(p, pr, now, &d.Conn)
-	} else {
-		e.table.TrackInto(p, now, &d.Conn)
-	}
+	e.table.TrackPrepared(p, pr, now, &d.Conn)
 	switch d.Conn.Verdict {
 	case conntrack.Accept:
 		// The established path: interfaces are only worked out when a log line
