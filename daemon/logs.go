@@ -62,7 +62,7 @@ func openLogs(dir string, jsonLines bool, ls config.LogSettings, s *config.Setti
 		}
 	}
 	lc := logging.Config{Debug: sinks[0], Filter: sinks[1], Connection: sinks[2], Warning: sinks[3], Error: sinks[4]}
-	lc.Drops = dropFilter(s)
+	lc.Drops = DropFilter(s)
 	lc.DropRate, lc.DropBurst = float64(s.DropLogRatePerSecond), s.DropLogBurst
 
 	drops, f, err := openDropCapture(filepath.Join(dir, DropsFile), maxBytes)
@@ -74,9 +74,9 @@ func openLogs(dir string, jsonLines bool, ls config.LogSettings, s *config.Setti
 	return lf, nil
 }
 
-// dropFilter is what the Logging table asks of the debug log; by default (as in
+// DropFilter is what the Logging table asks of the debug log; by default (as in
 // Kerio Control) no drop is logged there, but every one is counted and captured.
-func dropFilter(s *config.Settings) logging.DropFilter {
+func DropFilter(s *config.Settings) logging.DropFilter {
 	switch {
 	case s.LogDroppedPackets:
 		return logging.AnyDrop()

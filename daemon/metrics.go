@@ -128,9 +128,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	s := c.d.Stats()
 	counter(descPackets, s.Packets)
 	counter(descAccepted, s.Accepted)
-	cs := c.d.eng.Counters()
 	for _, r := range reason.All() {
-		counter(descDrops, cs.Dropped[r], r.String())
+		// From the same snapshot as the packet totals, so that one scrape adds up.
+		counter(descDrops, s.DropsByReason[r.String()], r.String())
 	}
 	ct := &s.Conntrack
 	gauge(descConns, float64(ct.Connections))

@@ -134,20 +134,14 @@ func (d *Daemon) Import(name string, data []byte, confirmWithin time.Duration) (
 		// In force but not saved would be undone by the next restart without anyone
 		// knowing: undo it now and say so.
 		prev := d.confirmed
-		if d.pending != nil {
-			d.pending.timer.Stop()
-			d.pending = nil
-		}
+		d.dropPendingLocked()
 		if _, rerr := d.applyLocked(prev); rerr != nil {
 			err = errors.Join(err, fmt.Errorf("and going back failed: %w", rerr))
 		}
 		d.fail("configuration %s from %s not saved to %s, so not kept: %v", v.hash, name, d.o.ConfigPath, err)
 		return nil, fmt.Errorf("saving to %s: %w; the previous configuration %s is back in force", d.o.ConfigPath, err, prev.hash)
 	}
-	if d.pending != nil {
-		d.pending.timer.Stop()
-		d.pending = nil
-	}
+	d.dropPendingLocked()
 	d.confirmed = v
 	res.Saved = saved
 	d.warn("config_applied", "configuration %s from %s in force and saved to %s (%d connection(s) closed, %d kept)",
@@ -165,7 +159,7 @@ func (d *Daemon) applyLocked(v *version) (*ImportResult, error) {
 	// The Logging table takes effect at once: switching on "packets dropped for
 	// any reason" is how an administrator starts looking into a problem.
 	s := &v.bundle.Config.Settings
-	d.logs.logger.SetDrops(dropFilter(s), float64(s.DropLogRatePerSecond), s.DropLogBurst)
+	d.logs.logger.SetDrops(DropFilter(s), float64(s.DropLogRatePerSecond), s.DropLogBurst)
 	d.gen++
 	v.gen, v.applied = d.gen, d.now()
 	d.cur = v
@@ -332,4 +326,13 @@ func firstLine(err error) string {
 		return fmt.Sprintf("%v (and %d more)", list[0], len(list)-1)
 	}
 	return err.Error()
+}
+
+// dropPendingLocked forgets the unconfirmed import, if any, and stops its
+// rollback timer. d.mu is held.
+func (d *Daemon) dropPendingLocked() {
+	if d.pending != nil {
+		d.pending.timer.Stop()
+		d.pending = nil
+	}
 }

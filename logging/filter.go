@@ -41,9 +41,6 @@ func (f DropFilter) Has(r reason.Reason) bool {
 	return f.any || f.mask&(1<<r) != 0
 }
 
-// IsAny reports whether every reason is shown.
-func (f DropFilter) IsAny() bool { return f.any }
-
 // IsNone reports whether no drop is shown.
 func (f DropFilter) IsNone() bool { return !f.any && f.mask == 0 }
 

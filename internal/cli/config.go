@@ -86,7 +86,6 @@ func loadBundle(e *env, path string) (*config.Bundle, int) {
 
 // summary is the one-line description of a configuration that every subcommand
 // prints on success.
-func summary(c *config.Config) string { return daemon.Summary(c) }
 
 func configCheck(e *env, args []string) int {
 	fs := newFlagSet(e, "config check", "config check PATH")
@@ -102,7 +101,7 @@ func configCheck(e *env, args []string) int {
 	if b == nil {
 		return code
 	}
-	fmt.Fprintf(e.stdout, "ok: %s: %s\n", paths[0], summary(b.Config))
+	fmt.Fprintf(e.stdout, "ok: %s: %s\n", paths[0], daemon.Summary(b.Config))
 	return exitOK
 }
 
@@ -166,7 +165,7 @@ func configExport(e *env, args []string) int {
 			e.errorf("config export: %v", err)
 			return exitFail
 		}
-		fmt.Fprintf(e.stderr, "wrote %d bytes%s: %s\n", buf.Len(), note, summary(b.Config))
+		fmt.Fprintf(e.stderr, "wrote %d bytes%s: %s\n", buf.Len(), note, daemon.Summary(b.Config))
 		return exitOK
 	}
 	// Mode 0600: UserDB.cfg is inside.
@@ -174,7 +173,7 @@ func configExport(e *env, args []string) int {
 		e.errorf("config export: %v", err)
 		return exitFail
 	}
-	fmt.Fprintf(e.stdout, "wrote %s (%d bytes)%s: %s\n", *out, buf.Len(), note, summary(b.Config))
+	fmt.Fprintf(e.stdout, "wrote %s (%d bytes)%s: %s\n", *out, buf.Len(), note, daemon.Summary(b.Config))
 	return exitOK
 }
 
@@ -219,7 +218,7 @@ func configImport(e *env, args []string) int {
 		e.errorf("config import: %v", err)
 		return exitFail
 	}
-	fmt.Fprintf(e.stdout, "imported %s into %s: %s\n", paths[0], *dir, summary(b.Config))
+	fmt.Fprintf(e.stdout, "imported %s into %s: %s\n", paths[0], *dir, daemon.Summary(b.Config))
 	return exitOK
 }
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"keepstate/config"
+	"keepstate/daemon"
 	"keepstate/dataplane"
 	"keepstate/dataplane/replay"
 	"keepstate/firewall"
@@ -201,12 +202,13 @@ func replayLogConfig(cfg *config.Config, f *replayFlags, w io.Writer) (logging.C
 			return lc, err
 		}
 		lc.Drops = df
-	case s.LogDroppedPackets:
-		lc.Drops = logging.AnyDrop()
-	case len(s.LogDropReasons) > 0:
-		lc.Drops = logging.DropsFor(s.LogDropReasons...)
 	default:
-		lc.Drops = logging.AnyDrop()
+		// The configuration's Logging table, as the daemon reads it; but a replay
+		// is run to see the drops, so where the table asks for none, all are shown.
+		lc.Drops = daemon.DropFilter(s)
+		if lc.Drops.IsNone() {
+			lc.Drops = logging.AnyDrop()
+		}
 	}
 	lc.DropRate, lc.DropBurst = float64(s.DropLogRatePerSecond), s.DropLogBurst
 	return lc, nil

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"time"
@@ -36,9 +35,7 @@ func runStatus(e *env, args []string) int {
 }
 
 func printJSON(e *env, v any) int {
-	enc := json.NewEncoder(e.stdout)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(v); err != nil {
+	if err := writeJSON(e.stdout, v); err != nil {
 		e.errorf("%v", err)
 		return exitFail
 	}
