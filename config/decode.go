@@ -102,10 +102,7 @@ type decoder struct {
 }
 
 func (dec *decoder) block(b xblock) {
-	kind := "table"
-	if b.list {
-		kind = "list"
-	}
+	kind := blockKind(b)
 	key := kind + " " + b.name
 	if first, dup := dec.blockPos[key]; dup {
 		dec.d.errorf(b.pos, "%s %q appears twice (first at line %d)", kind, b.name, first.line)

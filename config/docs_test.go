@@ -7,7 +7,8 @@ import (
 )
 
 // TestDocsCoverEverySetting keeps docs/config.md honest: every setting appears in a
-// table row with its default, and every XML example parses.
+// table row with its default, every companion setting is named, and the full XML
+// example (the last) parses.
 func TestDocsCoverEverySetting(t *testing.T) {
 	doc, err := os.ReadFile("../docs/config.md")
 	if err != nil {
@@ -23,7 +24,14 @@ func TestDocsCoverEverySetting(t *testing.T) {
 			t.Errorf("docs/config.md lacks a row \"| %s | %s |\"", s.Name, def)
 		}
 	}
-	for _, name := range []string{"Hostname", "AdminSocket", "AdminGroup", "ConfirmTimeout", "Directory", "RotateSizeMB", "RotateKeep", "JSON", "Syslog"} {
+	var companions []string
+	for _, d := range hostDefs {
+		companions = append(companions, d.name)
+	}
+	for _, d := range logDefs {
+		companions = append(companions, d.name)
+	}
+	for _, name := range companions {
 		if !strings.Contains(text, "`"+name+"`") {
 			t.Errorf("docs/config.md does not document companion setting %s", name)
 		}

@@ -139,13 +139,7 @@ var settingDefs = []settingDef{
 		field: sfield(func(s *Settings) *int { return &s.DropLogBurst })},
 }
 
-var settingByName = func() map[string]*settingDef {
-	m := make(map[string]*settingDef, len(settingDefs))
-	for i := range settingDefs {
-		m[settingDefs[i].name] = &settingDefs[i]
-	}
-	return m
-}()
+var settingByName = byName(settingDefs)
 
 // parse sets the field of def in c from its text in the file.
 func (def *valueDef[T]) parse(c *T, s string) error {

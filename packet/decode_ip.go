@@ -156,14 +156,7 @@ func walkIPv6Ext(x *ipv6Ext, b []byte, pos, end int, next uint8) error {
 		if pos+2 > len(b) {
 			return ErrTruncatedIPv6
 		}
-		switch next {
-		case ipv6Fragment:
-			n = 8
-		case ipv6AH:
-			n = (int(b[pos+1]) + 2) * 4 // AH counts 4-byte words minus 2 (RFC 4302)
-		default:
-			n = (int(b[pos+1]) + 1) * 8 // 8-byte units not counting the first
-		}
+		n = ipv6ExtLen(next, b[pos+1])
 		if pos+n > end {
 			return ErrBadIPv6ExtChain
 		}
@@ -185,4 +178,16 @@ func walkIPv6Ext(x *ipv6Ext, b []byte, pos, end int, next uint8) error {
 		next = b[pos]
 		pos += n
 	}
+}
+
+// ipv6ExtLen is the length in bytes of an IPv6 extension header of type next whose
+// length field is hdrLen.
+func ipv6ExtLen(next, hdrLen uint8) int {
+	switch next {
+	case ipv6Fragment:
+		return 8
+	case ipv6AH:
+		return (int(hdrLen) + 2) * 4 // AH counts 4-byte words minus 2 (RFC 4302)
+	}
+	return (int(hdrLen) + 1) * 8 // 8-byte units not counting the first
 }

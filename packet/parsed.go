@@ -141,10 +141,7 @@ type Parsed struct {
 func (p *Parsed) IsICMPError() bool {
 	switch p.Proto {
 	case ProtoICMP:
-		switch p.ICMPType {
-		case 3, 4, 5, 11, 12: // unreachable, source quench, redirect, time exceeded, parameter problem
-			return true
-		}
+		return isICMPErrorType(p.ICMPType, true)
 	case ProtoICMPv6:
 		return p.ICMPType < 128 // types 1-127 are errors (RFC 4443 section 2.1)
 	}

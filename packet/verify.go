@@ -105,17 +105,12 @@ func (p *Parsed) transportSumOK(b, seg []byte) bool {
 // one of a type whose final address it cannot tell.
 func finalDestination(b []byte, pos, l4 int, next uint8) (netip.Addr, bool) {
 	for n := 0; n < MaxIPv6ExtHeaders && pos+8 <= l4 && l4 <= len(b); n++ {
-		var size int
 		switch next {
-		case ipv6Fragment:
-			size = 8
-		case ipv6AH:
-			size = (int(b[pos+1]) + 2) * 4
-		case ipv6HopByHop, ipv6DestOptions, ipv6Routing:
-			size = (int(b[pos+1]) + 1) * 8
+		case ipv6Fragment, ipv6AH, ipv6HopByHop, ipv6DestOptions, ipv6Routing:
 		default:
 			return netip.Addr{}, true
 		}
+		size := ipv6ExtLen(next, b[pos+1])
 		if pos+size > l4 {
 			return netip.Addr{}, true
 		}

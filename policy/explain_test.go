@@ -68,7 +68,6 @@ func TestExplainStory(t *testing.T) {
 func TestExplainAgreesWithMatch(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 3))
 	buf := make([]byte, 600)
-	queries := 0
 	for iter := 0; iter < 300; iter++ {
 		for i := range buf {
 			buf[i] = byte(rng.Uint32())
@@ -96,10 +95,6 @@ func TestExplainAgreesWithMatch(t *testing.T) {
 			if got != want {
 				t.Fatalf("iteration %d query %+v: Explain says rule %d, Match %d", iter, q, got, want)
 			}
-			queries++
 		}
-	}
-	if queries != 300*40 {
-		t.Fatalf("ran %d queries", queries)
 	}
 }
