@@ -4,6 +4,8 @@
 package bench
 
 import (
+	"bytes"
+	"encoding/binary"
 	"fmt"
 	"runtime"
 	"time"
@@ -41,6 +43,19 @@ type EngineResult struct {
 	NewConnectionCPUNs        float64 `json:"new_connection_cpu_ns"`
 	NewConnectionSamples      int     `json:"new_connection_samples"` // connections opened to time it
 	MapLookupCPUNs            float64 `json:"map_lookup_cpu_ns"`
+	// MapLookupDependentNs is the map floor with each lookup waiting for the one
+	// before (its key's index depends on the previous value): the latency of one
+	// lookup rather than the throughput of many that overlap.
+	MapLookupDependentNs float64 `json:"map_lookup_dependent_ns"`
+
+	// The least any connection table does, timed in the same run: the tuple read
+	// out of each packet's bytes, then the same map looked up (TupleLookupNs, in the
+	// rounds of the established path) or, for each SYN, inserted into a fresh map
+	// sized like the table (TupleInsertNs). They are not targets; they show how
+	// much of the established and new-connection figures no table can avoid.
+	TupleLookupNs    float64 `json:"tuple_lookup_ns"`
+	TupleLookupCPUNs float64 `json:"tuple_lookup_cpu_ns"`
+	TupleInsertNs    float64 `json:"tuple_insert_ns"`
 
 	// Context for reading the figures.
 	// EstablishedSingleNsPerPacket is the established path decided one packet at a
@@ -185,7 +200,7 @@ func RunEngine(o EngineOptions) (EngineResult, error) {
 	// one figure, and the ratio compares like with like.
 	fl := newMapFloor(traffic, order)
 	rounds := max(1, min(engineRounds, o.Packets/minRoundPackets))
-	var estWall, estCPU, mapWall, mapCPU []float64
+	var estWall, estCPU, mapWall, mapCPU, tupleWall, tupleCPU, depWall []float64
 	var allocs uint64
 	for r := range rounds {
 		from, to := r*o.Packets/rounds, (r+1)*o.Packets/rounds
@@ -197,9 +212,17 @@ func RunEngine(o EngineOptions) (EngineResult, error) {
 		estWall, estCPU = append(estWall, w), append(estCPU, c)
 		w, c = fl.time(from, to)
 		mapWall, mapCPU = append(mapWall, w), append(mapCPU, c)
+		w, c, err = fl.timeTuples(&data, from, to)
+		if err != nil {
+			return res, err
+		}
+		tupleWall, tupleCPU = append(tupleWall, w), append(tupleCPU, c)
+		depWall = append(depWall, fl.timeDependent(from, to))
 	}
+	res.MapLookupDependentNs = median(depWall)
 	res.EstablishedNsPerPacket, res.EstablishedCPUNsPerPacket = median(estWall), median(estCPU)
 	res.MapLookupNs, res.MapLookupCPUNs = median(mapWall), median(mapCPU)
+	res.TupleLookupNs, res.TupleLookupCPUNs = median(tupleWall), median(tupleCPU)
 	res.Rounds = rounds
 	// ReadMemStats allocates nothing itself; any allocation here is the engine's.
 	res.AllocsPerPacket = float64(allocs) / float64(o.Packets)
@@ -222,6 +245,14 @@ func RunEngine(o EngineOptions) (EngineResult, error) {
 	}
 	extra := min(maxNewConnRounds-1, (samples+o.Flows-1)/o.Flows-1)
 	wall, cpu := res.NewConnectionNs, res.NewConnectionCPUNs
+	var insertWall float64
+	for range extra + 1 {
+		w, err := timeTupleInserts(&syns, cfg.Settings.MaxConnections)
+		if err != nil {
+			return res, err
+		}
+		insertWall += w
+	}
 	for range extra {
 		eng, err = firewall.New(cfg, firewall.Options{})
 		if err != nil {
@@ -231,6 +262,7 @@ func RunEngine(o EngineOptions) (EngineResult, error) {
 		wall, cpu = wall+w, cpu+c
 	}
 	res.NewConnectionNs, res.NewConnectionCPUNs = wall/float64(extra+1), cpu/float64(extra+1)
+	res.TupleInsertNs = insertWall / float64(extra+1)
 	res.NewConnectionSamples = o.Flows * (extra + 1)
 	runtime.KeepAlive(&syns)
 	return res, nil
@@ -286,6 +318,7 @@ type mapFloor struct {
 	m       map[connKey]uint32
 	lookups []connKey
 	sum     uint32
+	zero    uint32 // always 0: see timeDependent
 }
 
 func newMapFloor(t *synth.Traffic, order []int32) *mapFloor {
@@ -316,7 +349,117 @@ func (f *mapFloor) time(from, to int) (wallNs, cpuNs float64) {
 	return wall, cpu
 }
 
+// timeDependent times lookups [from, to) one at a time: each key's index is
+// xored with the previous value masked by f.zero, which is always 0 but unknown
+// to the compiler and the CPU, so no lookup starts before the last has finished.
+func (f *mapFloor) timeDependent(from, to int) (wallNs float64) {
+	var v uint32
+	start := time.Now()
+	for i := from; i < to; i++ {
+		v = f.m[f.lookups[i^int(v&f.zero)]]
+	}
+	wall := float64(time.Since(start).Nanoseconds()) / float64(to-from)
+	f.sum += v
+	return wall
+}
+
+// timeTuples times lookups [from, to) again with each key read out of its packet
+// in s, as any connection table must before it can look anything up.
+func (f *mapFloor) timeTuples(s *stream, from, to int) (wallNs, cpuNs float64, err error) {
+	var sum, missed uint32
+	start, cpu0 := time.Now(), threadCPU()
+	for i := from; i < to; i++ {
+		k, ok := tupleOf(s.packet(i))
+		v, found := f.m[k]
+		if !ok || !found {
+			missed++
+		}
+		sum += v
+	}
+	n := float64(to - from)
+	wall, cpu := float64(time.Since(start).Nanoseconds())/n, float64(threadCPU()-cpu0)/n
+	f.sum += sum
+	if missed > 0 {
+		return wall, cpu, fmt.Errorf("tuple floor: %d of %d packets not found by their tuple", missed, to-from)
+	}
+	return wall, cpu, nil
+}
+
+// timeTupleInserts times inserting the tuple of every SYN in syns into a fresh
+// map sized for limit connections, as the engine's table is, and returns the
+// wall ns per insert.
+func timeTupleInserts(syns *stream, limit int) (float64, error) {
+	m := make(map[connKey]uint32, limit)
+	start := time.Now()
+	for i := range syns.len() {
+		k, ok := tupleOf(syns.packet(i))
+		if !ok {
+			return 0, fmt.Errorf("tuple floor: SYN %d has no tuple", i)
+		}
+		if _, dup := m[k]; !dup {
+			m[k] = uint32(i)
+		}
+	}
+	wall := float64(time.Since(start).Nanoseconds()) / float64(syns.len())
+	if len(m) != syns.len() {
+		return 0, fmt.Errorf("tuple floor: %d SYNs gave %d tuples", syns.len(), len(m))
+	}
+	return wall, nil
+}
+
+// tupleOf reads the connection key out of a raw IPv4 or IPv6 TCP/UDP packet with
+// the fewest checks that keep it in bounds: the least a decoder does. IPv4
+// addresses are IPv4-mapped, as keyOf stores them. The endpoints are ordered
+// (see canonical) so that a packet and its reply give the same key.
+func tupleOf(b []byte) (k connKey, ok bool) {
+	if len(b) < 1 {
+		return k, false
+	}
+	var l4 int
+	var src, dst [2]uint64 // the addresses as big-endian halves, to order them
+	switch b[0] >> 4 {
+	case 4:
+		l4 = int(b[0]&0x0f) * 4
+		if l4 < 20 || len(b) < l4+4 {
+			return k, false
+		}
+		src[1] = 0xffff<<32 | uint64(binary.BigEndian.Uint32(b[12:16]))
+		dst[1] = 0xffff<<32 | uint64(binary.BigEndian.Uint32(b[16:20]))
+		k.proto = b[9]
+	case 6:
+		l4 = 40
+		if len(b) < l4+4 {
+			return k, false
+		}
+		src = [2]uint64{binary.BigEndian.Uint64(b[8:16]), binary.BigEndian.Uint64(b[16:24])}
+		dst = [2]uint64{binary.BigEndian.Uint64(b[24:32]), binary.BigEndian.Uint64(b[32:40])}
+		k.proto = b[6]
+	default:
+		return k, false
+	}
+	sport, dport := binary.BigEndian.Uint16(b[l4:]), binary.BigEndian.Uint16(b[l4+2:])
+	if src[0] > dst[0] || src[0] == dst[0] && (src[1] > dst[1] || src[1] == dst[1] && sport > dport) {
+		src, dst, sport, dport = dst, src, dport, sport
+	}
+	binary.BigEndian.PutUint64(k.src[0:8], src[0])
+	binary.BigEndian.PutUint64(k.src[8:16], src[1])
+	binary.BigEndian.PutUint64(k.dst[0:8], dst[0])
+	binary.BigEndian.PutUint64(k.dst[8:16], dst[1])
+	k.sport, k.dpt = sport, dport
+	return k, true
+}
+
+// canonical orders the key's endpoints, lower address (then port) first, as
+// tupleOf does: a connection table must find one entry from both directions, and
+// this is the cheapest way to do it with a map.
+func (k connKey) canonical() connKey {
+	if c := bytes.Compare(k.src[:], k.dst[:]); c > 0 || c == 0 && k.sport > k.dpt {
+		k.src, k.dst, k.sport, k.dpt = k.dst, k.src, k.dpt, k.sport
+	}
+	return k
+}
+
 func keyOf(t *synth.Traffic, i int) connKey {
 	c, s := t.Client(i), t.Server(i)
-	return connKey{src: c.Addr().As16(), dst: s.Addr().As16(), sport: c.Port(), dpt: s.Port(), proto: 6}
+	return connKey{src: c.Addr().As16(), dst: s.Addr().As16(), sport: c.Port(), dpt: s.Port(), proto: 6}.canonical()
 }

@@ -2,7 +2,10 @@ package bench
 
 import (
 	"encoding/json"
+	"net/netip"
 	"testing"
+
+	"keepstate/packet"
 )
 
 // A small run: every synthetic packet is accepted, nothing allocates per packet,
@@ -24,7 +27,8 @@ func TestRunEngine(t *testing.T) {
 	if r.BytesPerConnection < 112 || r.BytesPerConnection > 256 {
 		t.Errorf("%.1f bytes per connection", r.BytesPerConnection)
 	}
-	if r.EstablishedNsPerPacket <= 0 || r.NewConnectionNs <= 0 || r.MapLookupNs <= 0 || r.NewConnectionSamples != 30000 {
+	if r.EstablishedNsPerPacket <= 0 || r.NewConnectionNs <= 0 || r.MapLookupNs <= 0 || r.NewConnectionSamples != 30000 ||
+		r.TupleLookupNs <= 0 || r.TupleInsertNs <= 0 || r.MapLookupDependentNs <= 0 {
 		t.Errorf("timings missing: %+v", r)
 	}
 	if _, err := RunEngine(EngineOptions{Flows: 0, Packets: 1}); err == nil {
@@ -37,5 +41,35 @@ func TestRunEngine(t *testing.T) {
 		if _, ok := m[k]; !ok {
 			t.Errorf("JSON lacks %q", k)
 		}
+	}
+}
+
+// tupleOf must give the map floor's key for both directions of a flow, for IPv4
+// and IPv6, and refuse what it cannot read.
+func TestTupleOf(t *testing.T) {
+	for _, tc := range []struct{ client, server string }{
+		{"10.0.0.1:40000", "192.0.2.1:443"},
+		{"192.0.2.9:443", "10.0.0.1:40000"}, // the client is the higher address
+		{"10.0.0.1:443", "10.0.0.1:40000"},  // same address: the ports decide
+		{"[2001:db8::1]:40000", "[2001:db8::2]:443"},
+		{"[2001:db8::9]:40000", "[2001:db8::2]:443"},
+	} {
+		c, s := netip.MustParseAddrPort(tc.client), netip.MustParseAddrPort(tc.server)
+		want := connKey{src: c.Addr().As16(), dst: s.Addr().As16(), sport: c.Port(), dpt: s.Port(), proto: 6}.canonical()
+		for _, dir := range [][2]netip.AddrPort{{c, s}, {s, c}} {
+			b := packet.AppendTCP(nil, packet.TCPSpec{Src: dir[0], Dst: dir[1], Flags: packet.ACK, TTL: 64})
+			got, ok := tupleOf(b)
+			if !ok || got != want {
+				t.Errorf("%v -> %v: tupleOf = %+v, %v; want %+v", dir[0], dir[1], got, ok, want)
+			}
+			for cut := range 24 {
+				if _, ok := tupleOf(b[:cut]); ok {
+					t.Errorf("%v -> %v cut to %d bytes: accepted", dir[0], dir[1], cut)
+				}
+			}
+		}
+	}
+	if _, ok := tupleOf([]byte{0x55, 0, 0, 0}); ok {
+		t.Error("IP version 5 accepted")
 	}
 }
