@@ -78,6 +78,13 @@
 // the right directions; in loose mode a mid-stream packet may be picked up, with
 // liberal window checks and a capped timeout until both directions have been seen.
 //
+// A RST must fall inside the window to pass. On an established connection it closes
+// the connection only if its sequence number is the sender's exact next one (RFC
+// 5961); any other RST in the window passes, so that the receiver can answer it with
+// a challenge ACK, but changes nothing, and is counted in Stats.RSTInexact. Without
+// this, one spoofed RST guessed into the window would make the firewall drop the rest
+// of a connection both hosts keep.
+//
 // # Callbacks
 //
 // Config.OnEnd is called for every connection that leaves the table. It is never

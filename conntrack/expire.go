@@ -312,6 +312,7 @@ func (t *Table) Stats() Stats {
 		st.Flushed += ss.flushed
 		st.Reopened += ss.reopened
 		st.TombstoneHits += ss.tombHits
+		st.RSTInexact += ss.rstInexact
 		st.MetaOverflow += ss.metaOverflow
 	}
 	return st

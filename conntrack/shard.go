@@ -219,7 +219,7 @@ type shard struct {
 
 // shardStats are event counters kept under the shard lock; Table.Stats sums them.
 type shardStats struct {
-	created, expired, closed, evicted, flushed, reopened, tombHits, metaOverflow uint64
+	created, expired, closed, evicted, flushed, reopened, tombHits, metaOverflow, rstInexact uint64
 }
 
 // maxPresizedIndex bounds the index slots allocated up front per shard (1 MiB): a

@@ -311,10 +311,34 @@ func (t *Table) updateTCP(sh *shard, i uint32, e *entry, from class, dir Dir, p 
 		sh.accept(e, dir, r)
 		return
 	}
+	// A RST on an established connection closes it only if its sequence number is
+	// exactly the sender's next (see blindRST); inWindow's updates are undone for
+	// one that is not.
+	blind := fc == fcRst && old == StateEstablished && e.has(fAssured)
+	var tcpBefore [2]tcpDir
+	var dflagsBefore [2]uint8
+	if blind {
+		tcpBefore, dflagsBefore = e.tcp, e.dflags
+	}
 	// from was taken before inWindow, which may change the class (dfUnacked).
 	if !e.inWindow(dir, p, old) {
 		sh.touch(s, from, i, e, e.lastSeen)
 		sh.refuse(e, dir, reason.OutOfWindow, r)
+		return
+	}
+	if blind && p.Seq != tcpBefore[dir].end {
+		// RFC 5961 section 3.2: an end host aborts only on a RST whose sequence
+		// number is exactly the next it expects, and answers any other RST in its
+		// window with a challenge ACK, which the real peer answers with an exact
+		// RST. Closing here would let one blind guess at the window (a 64 KiB
+		// window is one in 65 536 of the sequence space) cut a connection both
+		// hosts keep: every later packet would be dropped. The RST passes, so the
+		// challenge can happen, and changes nothing: the connection keeps its
+		// state, windows and timer, as in Linux's conntrack.
+		e.tcp, e.dflags = tcpBefore, dflagsBefore
+		sh.st.rstInexact++
+		e.account(dir, ipBytes(p))
+		sh.accept(e, dir, r)
 		return
 	}
 

@@ -118,6 +118,17 @@ func TestTCPScenarios(t *testing.T) {
 			{p: seg(Reply, R, s1, 0, 0), verdict: Accept, state: StateClose},
 			{p: seg(Original, A, c1, s1, 0), verdict: Accept, state: StateClose},
 		})},
+		{"RST in window but not exact passes and closes nothing", true, concat(hs, []step{
+			{p: seg(Original, PA, c1, s1, 100), verdict: Accept, state: StateEstablished},
+			{p: seg(Reply, A, s1, c1+100, 0), verdict: Accept, state: StateEstablished},
+			{p: seg(Reply, R, s1+30000, 0, 0), verdict: Accept, state: StateEstablished}, // a blind guess
+			{p: seg(Original, R, c1+99, 0, 0), verdict: Accept, state: StateEstablished},
+			{p: seg(Original, PA, c1+100, s1, 100), verdict: Accept, state: StateEstablished},
+			{p: seg(Reply, RA, s1, c1+200, 0), verdict: Accept, state: StateClose}, // the exact one
+		})},
+		{"inexact RST before the handshake completed closes", true, concat(hs[:2], []step{
+			{p: seg(Original, R, c1+100, 0, 0), verdict: Accept, state: StateClose},
+		})},
 		{"RST out of window is dropped", true, concat(hs, []step{
 			{p: seg(Reply, R, s1+10_000_000, 0, 0), verdict: Drop, reason: reason.OutOfWindow},
 			{p: seg(Original, A, c1, s1, 0), verdict: Accept, state: StateEstablished},
@@ -376,4 +387,24 @@ func TestUnacknowledgedDataTimeout(t *testing.T) {
 		t.Fatal("unacknowledged connection not expired after 300 s")
 	}
 	checkInvariants(t, tab)
+}
+
+// An inexact RST on an established connection is counted, refreshes no timer and
+// leaves the windows alone: the connection expires when it would have without it.
+func TestInexactRSTChangesNothing(t *testing.T) {
+	tab := New(Config{Strict: true, Timeouts: Timeouts{TCPEstablished: time.Hour}})
+	run(t, tab, handshake())
+	before := onlyEntry(t, tab).tcp
+	run(t, tab, []step{
+		{p: seg(Reply, RA, s1+40000, c1, 0), at: 50 * time.Minute, verdict: Accept, state: StateEstablished},
+	})
+	if got := onlyEntry(t, tab).tcp; got != before {
+		t.Errorf("windows changed by the RST: %+v, were %+v", got, before)
+	}
+	if st := tab.Stats(); st.RSTInexact != 1 {
+		t.Errorf("RSTInexact = %d, want 1", st.RSTInexact)
+	}
+	if n := tab.Expire(t0 + int64(time.Hour)); n != 1 {
+		t.Fatalf("expired %d an hour after the handshake, want 1: the RST refreshed the timer", n)
+	}
 }

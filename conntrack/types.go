@@ -183,4 +183,5 @@ type Stats struct {
 	FragHits      uint64 // later fragments that followed their first fragment
 	FragMisses    uint64 // later fragments dropped as unmatched
 	MetaOverflow  uint64 // Creates whose Meta could not be interned (stored as Meta{})
+	RSTInexact    uint64 // in-window RSTs that passed without closing: not the sender's exact next sequence (RFC 5961)
 }

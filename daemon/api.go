@@ -77,6 +77,10 @@ type ConntrackStats struct {
 	Flushed     uint64 `json:"flushed"`
 	TableFull   uint64 `json:"table_full"`
 	ConnLimit   uint64 `json:"connection_limit"`
+	// RSTInexact counts RSTs in the window but not at the sender's exact next
+	// sequence: passed without closing anything (RFC 5961). Many of them point
+	// at RST injection.
+	RSTInexact uint64 `json:"rst_inexact"`
 }
 
 // LogStats are the logger's counters.

@@ -42,6 +42,7 @@ func (d *Daemon) Stats() *Stats {
 		Conntrack: ConntrackStats{
 			Connections: ts.Conns, Tombstones: ts.Tombstones, Created: ts.Created, Expired: ts.Expired,
 			Closed: ts.Closed, Evicted: ts.Evicted, Flushed: ts.Flushed, TableFull: ts.TableFull, ConnLimit: ts.ConnLimit,
+			RSTInexact: ts.RSTInexact,
 		},
 	}
 	s.Packets = s.Accepted + s.Dropped

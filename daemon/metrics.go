@@ -87,6 +87,8 @@ var (
 		"Connections that left the table, by cause.", []string{"cause"}, nil)
 	descEvictions = prometheus.NewDesc("keepstate_conntrack_evictions_total",
 		"Connections evicted to make room in a full table.", nil, nil)
+	descRSTInexact = prometheus.NewDesc("keepstate_conntrack_rst_inexact_total",
+		"RSTs inside the window but not at the sender's exact next sequence number, passed without closing the connection (RFC 5961).", nil, nil)
 	descQueuePackets = prometheus.NewDesc("keepstate_queue_packets_total",
 		"Packets read from the kernel's queues.", nil, nil)
 	descQueueDrops = prometheus.NewDesc("keepstate_queue_drops_total",
@@ -112,7 +114,7 @@ type collector struct{ d *Daemon }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descPackets, descAccepted, descDrops, descConns, descTombstones,
-		descCreated, descEnded, descEvictions, descQueuePackets, descQueueDrops, descNetlinkErrors,
+		descCreated, descEnded, descEvictions, descRSTInexact, descQueuePackets, descQueueDrops, descNetlinkErrors,
 		descQueueWaiting, descLatency, descConfigGen, descPending, descLogSuppressed} {
 		ch <- d
 	}
@@ -141,6 +143,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descEnded, ct.Closed, "closed")
 	counter(descEnded, ct.Evicted, "evicted")
 	counter(descEnded, ct.Flushed, "flushed")
+	counter(descRSTInexact, ct.RSTInexact)
 
 	p := &s.Plane
 	counter(descQueuePackets, p.Packets)

@@ -44,6 +44,7 @@ func TestMetrics(t *testing.T) {
 		"keepstate_conntrack_connections 1",
 		"keepstate_conntrack_created_total 1",
 		"keepstate_conntrack_evictions_total 0",
+		"keepstate_conntrack_rst_inexact_total 0",
 		`keepstate_queue_drops_total{where="queue_full"} 3`,
 		`keepstate_queue_drops_total{where="user"} 2`,
 		`keepstate_queue_drops_total{where="socket_overflow"} 1`,
