@@ -50,8 +50,9 @@ type EngineResult struct {
 
 	// The least any connection table does, timed in the same run: the tuple read
 	// out of each packet's bytes, then the same map looked up (TupleLookupNs, in the
-	// rounds of the established path) or, for each SYN, inserted into a fresh map
-	// sized like the table (TupleInsertNs). They are not targets; they show how
+	// rounds of the established path) or, for each SYN, looked up and inserted into
+	// an emptied map sized for the engine's limit (TupleInsertNs, alternating with
+	// the new-connection rounds). They are not targets; they show how
 	// much of the established and new-connection figures no table can avoid.
 	TupleLookupNs    float64 `json:"tuple_lookup_ns"`
 	TupleLookupCPUNs float64 `json:"tuple_lookup_cpu_ns"`
@@ -402,7 +403,7 @@ func timeTupleInserts(syns *stream, m map[connKey]uint32) (float64, error) {
 		if !ok {
 			return 0, fmt.Errorf("tuple floor: SYN %d has no tuple", i)
 		}
-		if _, dup := m[k]; !dup {
+		if _, dup := m[k]; !dup { // a table looks before it inserts
 			m[k] = uint32(i)
 		}
 	}
