@@ -154,6 +154,38 @@ func BenchmarkCreate(b *testing.B) {
 	}
 }
 
+// BenchmarkSYNFloodFullTable is a flood of SYNs from new sources against a table
+// at its limit: of established connections (every SYN refused as table_full), or
+// of half-open ones (every SYN evicts the oldest it finds).
+func BenchmarkSYNFloodFullTable(b *testing.B) {
+	const n = 100_000
+	for _, full := range []string{"established", "half-open"} {
+		b.Run(full, func(b *testing.B) {
+			tab := New(Config{Strict: true, MaxConns: n})
+			var p packet.Parsed
+			if full == "established" {
+				establish(b, tab, n)
+			} else {
+				for i := range n {
+					fillSeg(&p, i, Original, S, cliISN, 0)
+					tab.Create(&p, t0+int64(i), Meta{Rule: 1})
+				}
+			}
+			want := Accept
+			if full == "established" {
+				want = Drop
+			}
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				fillSeg(&p, n+i, Original, S, cliISN, 0)
+				if r := tab.Create(&p, t0+int64(n+i), Meta{Rule: 1}); r.Verdict != want {
+					b.Fatal(r)
+				}
+			}
+		})
+	}
+}
+
 func BenchmarkTrackParallel(b *testing.B) {
 	tab := New(Config{Strict: true, MaxConns: -1})
 	const n = 100_000

@@ -156,14 +156,45 @@ var evictionTiers = [...][]class{
 	{clsSynSent, clsSynRecv, clsPickup, clsUDPUnreplied, clsICMPUnreplied, clsOtherUnreplied},
 }
 
-// evictOne ends the least recently seen connection of the best tier that has one.
-// Shards are locked one at a time, never two at once.
+// evictTier[c] is the index in evictionTiers of class c's tier, or -1.
+var evictTier = func() (t [numClasses]int8) {
+	for c := range t {
+		t[c] = -1
+	}
+	for i, tier := range evictionTiers {
+		for _, c := range tier {
+			t[c] = int8(i)
+		}
+	}
+	return t
+}()
+
+// evictSample is how many shards holding candidates evictOne compares. The victim
+// is the least recently seen among their oldest candidates: the table's oldest
+// whenever no more shards hold candidates, nearly so otherwise (every shard's list
+// is in last-seen order). Comparing every shard locked all of them for each new
+// connection a full table admitted, which a flood of SYNs turns into contention on
+// every lock of the established path.
+const evictSample = 4
+
+// evictOne ends the least recently seen connection of the best tier that has one,
+// among evictSample shards that hold candidates (the shards' counts say which, so
+// shards without candidates are not locked, and a full table of assured
+// connections refuses without locking any). Shards are locked one at a time.
 func (t *Table) evictOne(s *settings, now int64) bool {
-	for _, tier := range evictionTiers {
+	n := len(t.shards)
+	start := int(t.evictCursor.Add(1)) // a different sample each time
+	for tier, classes := range evictionTiers {
 		best, bestCls, bestSeen := -1, class(0), int64(0)
-		for si, sh := range t.shards {
+		for j, sampled := 0, 0; j < n && sampled < evictSample; j++ {
+			si := (start + j) & (n - 1)
+			sh := t.shards[si]
+			if sh.evictable[tier].Load() == 0 {
+				continue
+			}
+			sampled++
 			sh.mu.Lock()
-			for _, c := range tier {
+			for _, c := range classes {
 				if i := sh.lists[c].head; i != nilIdx {
 					if seen := sh.at(i).lastSeen; best < 0 || seen < bestSeen {
 						best, bestCls, bestSeen = si, c, seen

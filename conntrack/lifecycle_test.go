@@ -277,6 +277,35 @@ func TestEvictionUnassuredFirst(t *testing.T) {
 	}
 }
 
+// A flood of new connections against a table full of half-open ones: each is
+// admitted by evicting one, the oldest of the shards evictOne sampled, so that the
+// flood's own older entries go first, and the counts evictOne reads stay exact.
+func TestEvictionUnderFlood(t *testing.T) {
+	const limit = 256
+	var evicted []ConnInfo
+	tab := New(Config{Strict: true, MaxConns: limit, Shards: 16, OnEnd: func(ci ConnInfo, c EndCause) {
+		if c == EndEvicted {
+			evicted = append(evicted, ci)
+		}
+	}})
+	for i := range 4 * limit {
+		if r := tab.Create(udp(addr4(i), srvAddr, 1, 53, 0), t0+int64(i), Meta{}); r.Verdict != Accept {
+			t.Fatalf("connection %d: %+v", i, r)
+		}
+	}
+	checkInvariants(t, tab)
+	if tab.Len() != limit || len(evicted) != 3*limit {
+		t.Fatalf("%d connections, %d evicted; want %d and %d", tab.Len(), len(evicted), limit, 3*limit)
+	}
+	// Sampling may spare an old entry for a while, never for long: no connection
+	// among the newest half of those that fit was evicted.
+	for _, ci := range evicted {
+		if ci.LastSeen > t0+int64(4*limit-limit/2) {
+			t.Fatalf("evicted a connection created at +%d ns, among the newest", ci.LastSeen-t0)
+		}
+	}
+}
+
 func TestAdaptiveTimeouts(t *testing.T) {
 	tab := New(Config{AdaptiveStart: 10, AdaptiveEnd: 20, MaxConns: 100,
 		Timeouts: Timeouts{UDPUnreplied: 100 * time.Second}})

@@ -203,7 +203,11 @@ type shard struct {
 	// whose slots are therefore written atomically.
 	pubIndex atomic.Pointer[[]uint32]
 
-	lists  [numClasses]list
+	lists [numClasses]list
+	// evictable[t] counts the entries on the lists of eviction tier t, kept by
+	// pushBack and unlink under the lock and read without it by evictOne.
+	evictable [len(evictionTiers)]atomic.Int32
+
 	seq    uint32 // last id sequence handed out
 	clock  int64  // latest now seen by Track or Create, for calls that take no now
 	tick   uint32 // calls since the last amortised reap
@@ -491,6 +495,9 @@ func (sh *shard) pushBack(c class, i uint32) {
 		l.head = i
 	}
 	l.tail = i
+	if t := evictTier[c]; t >= 0 {
+		sh.evictable[t].Add(1)
+	}
 }
 
 func (sh *shard) unlink(c class, i uint32) {
@@ -507,6 +514,9 @@ func (sh *shard) unlink(c class, i uint32) {
 		l.tail = e.prev
 	}
 	e.prev, e.next = nilIdx, nilIdx
+	if t := evictTier[c]; t >= 0 {
+		sh.evictable[t].Add(-1)
+	}
 }
 
 // Time slices keep the class lists ordered cheaply. An entry is moved to its

@@ -189,6 +189,7 @@ func checkInvariants(t testing.TB, tab *Table) {
 	for sn, sh := range tab.shards {
 		sh.mu.Lock()
 		onLists := 0
+		var evictable [len(evictionTiers)]int32
 		for c := range sh.lists {
 			prev := nilIdx
 			floor := int64(-1 << 63) // the largest slice start seen so far on this list
@@ -216,9 +217,17 @@ func checkInvariants(t testing.TB, tab *Table) {
 				}
 				prev = i
 				onLists++
+				if tier := evictTier[c]; tier >= 0 {
+					evictable[tier]++
+				}
 			}
 			if sh.lists[c].tail != prev {
 				t.Fatalf("shard %d class %d: tail %d, want %d", sn, c, sh.lists[c].tail, prev)
+			}
+		}
+		for tier := range evictable {
+			if got := sh.evictable[tier].Load(); got != evictable[tier] {
+				t.Fatalf("shard %d: eviction tier %d counts %d entries, its lists hold %d", sn, tier, got, evictable[tier])
 			}
 		}
 		indexed := 0
