@@ -169,39 +169,20 @@ var evictTier = func() (t [numClasses]int8) {
 	return t
 }()
 
-// evictSample is how many shards holding candidates evictOne compares. The victim
-// is the least recently seen among their oldest candidates: the table's oldest
-// whenever no more shards hold candidates, nearly so otherwise (every shard's list
-// is in last-seen order). Comparing every shard locked all of them for each new
-// connection a full table admitted, which a flood of SYNs turns into contention on
-// every lock of the established path.
-const evictSample = 4
-
-// evictOne ends the least recently seen connection of the best tier that has one,
-// among evictSample shards that hold candidates (the shards' counts say which, so
-// shards without candidates are not locked, and a full table of assured
-// connections refuses without locking any). Shards are locked one at a time.
+// evictOne ends the least recently seen connection of the best tier that has one.
+// It chooses the shard from the shards' published oldest heads (tierSeen) without
+// locking any, then locks that one shard and ends the oldest head of the tier
+// there. Locking every shard to compare their heads made each new connection a
+// full table admits, and each it refuses, take every lock of the table: a flood of
+// SYNs then contended with the established path on all of them. A table full of
+// assured connections now refuses without taking a lock.
 func (t *Table) evictOne(s *settings, now int64) bool {
-	n := len(t.shards)
-	start := int(t.evictCursor.Add(1)) // a different sample each time
 	for tier, classes := range evictionTiers {
-		best, bestCls, bestSeen := -1, class(0), int64(0)
-		for j, sampled := 0, 0; j < n && sampled < evictSample; j++ {
-			si := (start + j) & (n - 1)
-			sh := t.shards[si]
-			if sh.evictable[tier].Load() == 0 {
-				continue
+		best, bestSeen := -1, noHead
+		for si, sh := range t.shards {
+			if seen := sh.tierSeen[tier].Load(); seen < bestSeen {
+				best, bestSeen = si, seen
 			}
-			sampled++
-			sh.mu.Lock()
-			for _, c := range classes {
-				if i := sh.lists[c].head; i != nilIdx {
-					if seen := sh.at(i).lastSeen; best < 0 || seen < bestSeen {
-						best, bestCls, bestSeen = si, c, seen
-					}
-				}
-			}
-			sh.mu.Unlock()
 		}
 		if best < 0 {
 			continue
@@ -209,8 +190,16 @@ func (t *Table) evictOne(s *settings, now int64) bool {
 		sh := t.shards[best]
 		var ended endBuf
 		sh.mu.Lock()
-		if i := sh.lists[bestCls].head; i != nilIdx {
-			t.end(sh, i, s, now, EndEvicted, &ended)
+		victim, victimSeen := nilIdx, noHead
+		for _, c := range classes {
+			if i := sh.lists[c].head; i != nilIdx {
+				if seen := sh.at(i).lastSeen; victim == nilIdx || seen < victimSeen {
+					victim, victimSeen = i, seen
+				}
+			}
+		}
+		if victim != nilIdx {
+			t.end(sh, victim, s, now, EndEvicted, &ended)
 		}
 		sh.mu.Unlock()
 		ended.flush(s)

@@ -204,9 +204,14 @@ type shard struct {
 	pubIndex atomic.Pointer[[]uint32]
 
 	lists [numClasses]list
-	// evictable[t] counts the entries on the lists of eviction tier t, kept by
-	// pushBack and unlink under the lock and read without it by evictOne.
-	evictable [len(evictionTiers)]atomic.Int32
+	// headSeen[c], for the classes of an eviction tier, is the lastSeen its list's
+	// head had when it became the head (noHead if the list is empty); a head
+	// refreshed in place keeps its older value, which can only make the shard look
+	// a little older than it is. tierSeen[t] is the least headSeen of tier t's
+	// classes, published for evictOne, which reads it without the lock to choose a
+	// shard. Both are kept by pushBack and unlink.
+	headSeen [numClasses]int64
+	tierSeen [len(evictionTiers)]atomic.Int64
 
 	seq    uint32 // last id sequence handed out
 	clock  int64  // latest now seen by Track or Create, for calls that take no now
@@ -328,6 +333,10 @@ func newShard(num int, seed *hashSeed, sl *slab, slots int) *shard {
 	sh.pubIndex.Store(&sh.index)
 	for c := range sh.lists {
 		sh.lists[c] = list{nilIdx, nilIdx}
+		sh.headSeen[c] = noHead
+	}
+	for t := range sh.tierSeen {
+		sh.tierSeen[t].Store(noHead)
 	}
 	return sh
 }
@@ -494,10 +503,10 @@ func (sh *shard) pushBack(c class, i uint32) {
 	} else {
 		l.head = i
 	}
-	l.tail = i
-	if t := evictTier[c]; t >= 0 {
-		sh.evictable[t].Add(1)
+	if l.head == i {
+		sh.setHeadSeen(c, e.lastSeen)
 	}
+	l.tail = i
 }
 
 func (sh *shard) unlink(c class, i uint32) {
@@ -507,6 +516,13 @@ func (sh *shard) unlink(c class, i uint32) {
 		sh.at(e.prev).next = e.next
 	} else {
 		l.head = e.next
+		if evictTier[c] >= 0 {
+			seen := noHead
+			if e.next != nilIdx {
+				seen = sh.at(e.next).lastSeen
+			}
+			sh.setHeadSeen(c, seen)
+		}
 	}
 	if e.next != nilIdx {
 		sh.at(e.next).prev = e.prev
@@ -514,9 +530,24 @@ func (sh *shard) unlink(c class, i uint32) {
 		l.tail = e.prev
 	}
 	e.prev, e.next = nilIdx, nilIdx
-	if t := evictTier[c]; t >= 0 {
-		sh.evictable[t].Add(-1)
+}
+
+// noHead is headSeen's value for an empty list: later than any time.
+const noHead = int64(^uint64(0) >> 1)
+
+// setHeadSeen records that class c's list has a new head last seen at seen
+// (noHead: the list is now empty) and republishes the tier's least.
+func (sh *shard) setHeadSeen(c class, seen int64) {
+	t := evictTier[c]
+	if t < 0 {
+		return
 	}
+	sh.headSeen[c] = seen
+	least := noHead
+	for _, tc := range evictionTiers[t] {
+		least = min(least, sh.headSeen[tc])
+	}
+	sh.tierSeen[t].Store(least)
 }
 
 // Time slices keep the class lists ordered cheaply. An entry is moved to its

@@ -189,7 +189,6 @@ func checkInvariants(t testing.TB, tab *Table) {
 	for sn, sh := range tab.shards {
 		sh.mu.Lock()
 		onLists := 0
-		var evictable [len(evictionTiers)]int32
 		for c := range sh.lists {
 			prev := nilIdx
 			floor := int64(-1 << 63) // the largest slice start seen so far on this list
@@ -217,17 +216,26 @@ func checkInvariants(t testing.TB, tab *Table) {
 				}
 				prev = i
 				onLists++
-				if tier := evictTier[c]; tier >= 0 {
-					evictable[tier]++
+				if i == sh.lists[c].head && evictTier[c] >= 0 {
+					if seen := sh.headSeen[c]; seen > e.lastSeen {
+						t.Fatalf("shard %d class %d: head last seen %d, published as %d", sn, c, e.lastSeen, seen)
+					}
 				}
 			}
 			if sh.lists[c].tail != prev {
 				t.Fatalf("shard %d class %d: tail %d, want %d", sn, c, sh.lists[c].tail, prev)
 			}
 		}
-		for tier := range evictable {
-			if got := sh.evictable[tier].Load(); got != evictable[tier] {
-				t.Fatalf("shard %d: eviction tier %d counts %d entries, its lists hold %d", sn, tier, got, evictable[tier])
+		for tier, classes := range evictionTiers {
+			least := noHead
+			for _, c := range classes {
+				if sh.lists[c].head == nilIdx && sh.headSeen[c] != noHead {
+					t.Fatalf("shard %d class %d: empty list recorded with a head", sn, c)
+				}
+				least = min(least, sh.headSeen[c])
+			}
+			if got := sh.tierSeen[tier].Load(); got != least {
+				t.Fatalf("shard %d: eviction tier %d published %d, its heads' least is %d", sn, tier, got, least)
 			}
 		}
 		indexed := 0

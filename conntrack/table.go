@@ -24,8 +24,6 @@ type Table struct {
 	src   srcLimiter
 	frags fragCache
 	stats counters
-
-	evictCursor atomic.Uint32 // where evictOne's next sample of shards starts
 }
 
 // counters are the table-wide event counters of events that happen outside a shard
