@@ -78,12 +78,15 @@
 // the right directions; in loose mode a mid-stream packet may be picked up, with
 // liberal window checks and a capped timeout until both directions have been seen.
 //
-// A RST must fall inside the window to pass. On an established connection it closes
-// the connection only if its sequence number is the sender's exact next one (RFC
-// 5961); any other RST in the window passes, so that the receiver can answer it with
-// a challenge ACK, but changes nothing, and is counted in Stats.RSTInexact. Without
-// this, one spoofed RST guessed into the window would make the firewall drop the rest
-// of a connection both hosts keep.
+// A RST must fall inside the window to pass. On an established connection whose
+// handshake was seen (not one picked up mid-stream) it closes the connection only if
+// its sequence number is the sender's exact next one (RFC 5961); any other RST in the
+// window passes, so that the receiver can answer it with a challenge ACK, but changes
+// nothing, and is counted in Stats.RSTInexact. Without this, one spoofed RST guessed
+// into the window would make the firewall drop the rest of a connection both hosts
+// keep. The sender's next is the highest sequence number it sent, where Linux uses
+// the highest the receiver acknowledged: a RST at the last acknowledged number while
+// data is in flight leaves the connection to the unacknowledged-data timeout.
 //
 // # Callbacks
 //

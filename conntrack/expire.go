@@ -169,13 +169,15 @@ var evictTier = func() (t [numClasses]int8) {
 	return t
 }()
 
-// evictOne ends the least recently seen connection of the best tier that has one.
-// It chooses the shard from the shards' published oldest heads (tierSeen) without
-// locking any, then locks that one shard and ends the oldest head of the tier
-// there. Locking every shard to compare their heads made each new connection a
+// evictOne ends the least recently seen connection of the best tier that has one,
+// to within one time slice of its list (a head refreshed within its slice keeps its
+// published time: see shard.headSeen). It chooses the shard from the shards'
+// published oldest heads (tierSeen) without locking any, then locks that one shard
+// and ends the oldest head of the tier there. Locking every shard to compare their heads made each new connection a
 // full table admits, and each it refuses, take every lock of the table: a flood of
 // SYNs then contended with the established path on all of them. A table full of
-// assured connections now refuses without taking a lock.
+// assured connections now refuses without taking a lock here (reserve still sweeps
+// expiry over every shard, at most once a millisecond).
 func (t *Table) evictOne(s *settings, now int64) bool {
 	for tier, classes := range evictionTiers {
 		best, bestSeen := -1, noHead

@@ -304,6 +304,42 @@ func TestEvictionUnderFlood(t *testing.T) {
 	}
 }
 
+// A candidate alone on its list and refreshed in place (a one-way stream keeps
+// its list's head and tail) must not keep advertising when it was created: the
+// idle candidate in the other shard is the one to evict.
+func TestEvictionSparesActiveLoneCandidate(t *testing.T) {
+	var evicted []ConnInfo
+	tab := New(Config{Strict: true, MaxConns: 2, Shards: 2, Timeouts: Timeouts{UDPUnreplied: time.Hour}, OnEnd: func(ci ConnInfo, c EndCause) {
+		if c == EndEvicted {
+			evicted = append(evicted, ci)
+		}
+	}})
+	// Two flows in different shards.
+	shardOf := func(p *packet.Parsed) *shard {
+		k := keyOf(p)
+		return tab.shardOf(k.hash(&tab.seed))
+	}
+	active := udp(addr4(1), srvAddr, 1, 53, 0)
+	var idle *packet.Parsed
+	for i := 2; idle == nil; i++ {
+		if p := udp(addr4(i), srvAddr, 1, 53, 0); shardOf(p) != shardOf(active) {
+			idle = p
+		}
+	}
+	tab.Create(active, t0, Meta{})
+	tab.Create(idle, t0+10*sec, Meta{})
+	for s := int64(1); s <= 100; s++ {
+		tab.Track(active, t0+s*sec)
+	}
+	checkInvariants(t, tab)
+	if r := tab.Create(udp(addr4(1000), srvAddr, 1, 53, 0), t0+101*sec, Meta{}); r.Verdict != Accept {
+		t.Fatalf("Create in a full table with candidates: %+v", r)
+	}
+	if len(evicted) != 1 || evicted[0].Src != idle.Src {
+		t.Fatalf("evicted %+v, want the idle %v", evicted, idle.Src)
+	}
+}
+
 func TestAdaptiveTimeouts(t *testing.T) {
 	tab := New(Config{AdaptiveStart: 10, AdaptiveEnd: 20, MaxConns: 100,
 		Timeouts: Timeouts{UDPUnreplied: 100 * time.Second}})

@@ -205,9 +205,10 @@ type shard struct {
 
 	lists [numClasses]list
 	// headSeen[c], for the classes of an eviction tier, is the lastSeen its list's
-	// head had when it became the head (noHead if the list is empty); a head
-	// refreshed in place keeps its older value, which can only make the shard look
-	// a little older than it is. tierSeen[t] is the least headSeen of tier t's
+	// head had when it became the head, or last moved to a new time slice as the
+	// list's only entry (noHead if the list is empty). A head refreshed within its
+	// slice keeps its older value, which makes the shard look at most one slice
+	// older than it is. tierSeen[t] is the least headSeen of tier t's
 	// classes, published for evictOne, which reads it without the lock to choose a
 	// shard. Both are kept by pushBack and unlink.
 	headSeen [numClasses]int64
@@ -586,7 +587,7 @@ func (sh *shard) touch(s *settings, from class, i uint32, e *entry, oldSeen int6
 		to = from // stays where it is: see entry.list
 	}
 	if to == from && e.lastSeen>>s.shift[to] == oldSeen>>s.shift[to] {
-		return
+		return // headSeen may lag by up to this slice: see shard.headSeen
 	}
 	if to == clsRefiled {
 		// The refiled list only takes what expiry hands over, in last-seen order;
@@ -595,7 +596,14 @@ func (sh *shard) touch(s *settings, from class, i uint32, e *entry, oldSeen int6
 		to = clsEstablished
 	}
 	if to == from && sh.lists[to].tail == i {
-		return // already last: nothing behind it was last seen earlier
+		// Already last: nothing behind it was last seen earlier. If it is also
+		// the head, alone on its list, it stays there for as long as it is
+		// active, so its new slice must be published now, or eviction would keep
+		// taking it for as old as when it arrived.
+		if sh.lists[to].head == i {
+			sh.setHeadSeen(to, e.lastSeen)
+		}
+		return
 	}
 	sh.unlink(from, i)
 	sh.pushBack(to, i)

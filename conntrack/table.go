@@ -312,8 +312,8 @@ func (t *Table) updateTCP(sh *shard, i uint32, e *entry, from class, dir Dir, p 
 		return
 	}
 	// A RST on an established connection closes it only if its sequence number is
-	// exactly the sender's next (see blindRST); inWindow's updates are undone for
-	// one that is not.
+	// exactly the sender's next (see below); inWindow's updates are undone for one
+	// that is not.
 	blind := fc == fcRst && old == StateEstablished && e.has(fAssured)
 	var tcpBefore [2]tcpDir
 	var dflagsBefore [2]uint8
@@ -334,7 +334,14 @@ func (t *Table) updateTCP(sh *shard, i uint32, e *entry, from class, dir Dir, p 
 		// window is one in 65 536 of the sequence space) cut a connection both
 		// hosts keep: every later packet would be dropped. The RST passes, so the
 		// challenge can happen, and changes nothing: the connection keeps its
-		// state, windows and timer, as in Linux's conntrack.
+		// state, windows and timer, as Linux's conntrack does.
+		//
+		// "Next" is the highest sequence number the sender has sent. Linux compares
+		// with the highest the receiver has acknowledged, which the entry has no
+		// room to keep. The two differ only while the sender has data in flight;
+		// a RST sent then at the last acknowledged number (by a host whose socket
+		// is gone, answering with the segment's ACK) leaves the connection here to
+		// the unacknowledged-data timeout instead of closing it.
 		e.tcp, e.dflags = tcpBefore, dflagsBefore
 		sh.st.rstInexact++
 		e.account(dir, ipBytes(p))

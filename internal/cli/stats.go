@@ -59,6 +59,9 @@ func printStats(w io.Writer, s *daemon.Stats) {
 	c := &s.Conntrack
 	fmt.Fprintf(w, "connections  %d (created %d, expired %d, closed %d, evictions %d, flushed %d, table full %d, connection limit %d)\n",
 		c.Connections, c.Created, c.Expired, c.Closed, c.Evicted, c.Flushed, c.TableFull, c.ConnLimit)
+	if c.RSTInexact > 0 {
+		fmt.Fprintf(w, "             %d RSTs in the window but not at the sender's next sequence passed without closing (RFC 5961; many suggest RST injection)\n", c.RSTInexact)
+	}
 	p := &s.Plane
 	fmt.Fprintf(w, "queues       %d packets read, %d lost (queue full %d, user %d, socket overflow %d), %d netlink errors\n",
 		p.Packets, s.QueueDrops, p.QueueDropped, p.UserDropped, p.SocketOverflows, s.NetlinkErrors)
