@@ -101,7 +101,8 @@ const (
 // entry back at once would move it twice per exchange of data, and a move writes
 // both list neighbours: two cache misses in a large table, on most packets of a
 // busy connection. So an established entry stays where it is (lazily) on the
-// unacknowledged-data list. When expiry reaches it there, one unacknowledged-data
+// unacknowledged-data list, and is filed there from the start, when its handshake
+// completes (see touch). When expiry reaches it there, one unacknowledged-data
 // timeout after it was last seen, it is handed over to the refiled list, which
 // holds such entries in the order expiry reached them and so also in last-seen
 // order: from then on it expires on time under the established timeout. A packet
