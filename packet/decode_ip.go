@@ -31,10 +31,15 @@ func (p *Parsed) decodeIPv4(b []byte, off int) error {
 	}
 	p.IPVersion = 4
 	p.TOS = h[1]
+	frag := binary.BigEndian.Uint16(h[6:8])
 	total := int(binary.BigEndian.Uint16(h[2:4]))
+	if total == 0 && frag&0x3fff == 0 {
+		// A segmentation offload send, captured before the NIC split it: the
+		// packet is as long as what was captured (see IPLenFromCapture).
+		total, p.IPLenFromCapture = len(b)-off, true
+	}
 	p.IPLen = total
 	p.IPID = uint32(binary.BigEndian.Uint16(h[4:6]))
-	frag := binary.BigEndian.Uint16(h[6:8])
 	p.DontFrag = frag&0x4000 != 0
 	p.MoreFrags = frag&0x2000 != 0
 	p.FragOffset = (frag & 0x1fff) * 8
@@ -78,6 +83,14 @@ func (p *Parsed) decodeIPv6(b []byte, off int) error {
 	p.IPVersion = 6
 	p.TOS = h[0]<<4 | h[1]>>4
 	plen := int(binary.BigEndian.Uint16(h[4:6]))
+	if plen == 0 && (h[6] == uint8(ProtoTCP) || h[6] == ipv6HopByHop) && len(b) > off+40 {
+		// A BIG TCP send, or a jumbogram (RFC 2675: its length is in a hop-by-hop
+		// option), captured whole: as for IPv4, the packet is as long as what was
+		// captured. Only after TCP or a hop-by-hop header, which cannot be empty:
+		// any other header may legitimately end at the IPv6 header, followed by
+		// link padding.
+		plen, p.IPLenFromCapture = len(b)-off-40, true
+	}
 	p.IPLen = 40 + plen
 	p.Proto = Proto(h[6])
 	p.TTL = h[7]

@@ -164,6 +164,20 @@ func ipCases() []decodeCase {
 			Link: LinkRaw, EtherType: EtherTypeIPv6, IPVersion: 6, Src: v6a, Dst: v6b, Proto: ipv6NoNext, TTL: 64,
 			IPLen: 44, L4Offset: 40, PayloadOffset: 40, PayloadLen: 4, Length: 44,
 		}},
+		// A segmentation offload send captured before the NIC split it: the IP
+		// length field is 0 and the packet is as long as the capture.
+		{"ipv4 tso total length 0", eth(nil, setIPLen(tcp4(ACK|PSH, big), 0)), LinkEthernet, with(wantTCP4(LinkEthernet, 14, 14+140, ACK|PSH, 20, 100), func(p *Parsed) {
+			p.IPLenFromCapture = true
+		})},
+		{"ipv6 big tcp payload length 0", eth(nil, setIPLen(tcp6(ACK|PSH, big), 0)), LinkEthernet, with(wantTCP6(LinkEthernet, 14, 14+160, ACK|PSH, 20, 100), func(p *Parsed) {
+			p.IPLenFromCapture = true
+		})},
+		// An empty IPv6 payload is not taken for a BIG TCP send: the link padding
+		// after it stays padding.
+		{"ipv6 empty payload then padding", eth(nil, setIPLen(AppendIP(nil, IPSpec{Src: v6a, Dst: v6b, Proto: ipv6NoNext}, make([]byte, 6)), 0)), LinkEthernet, Parsed{
+			Link: LinkEthernet, EtherType: EtherTypeIPv6, IPVersion: 6, Src: v6a, Dst: v6b, Proto: ipv6NoNext, TTL: 64,
+			IPOffset: 14, IPLen: 40, L4Offset: 54, PayloadOffset: 54, Length: 60,
+		}},
 		{"ipv4 gre is tracked generically", AppendIP(nil, IPSpec{Src: v4a, Dst: v4b, Proto: 47, TTL: 9}, make([]byte, 8)), LinkRaw, Parsed{
 			Link: LinkRaw, EtherType: EtherTypeIPv4, IPVersion: 4, Src: v4a, Dst: v4b, Proto: 47, TTL: 9,
 			IPLen: 28, L4Offset: 20, PayloadOffset: 20, PayloadLen: 8, Length: 28,
@@ -330,6 +344,7 @@ func errorCases() []errorCase {
 		{"ipv4 options cut", withIPv4Options(t4, make([]byte, 8))[:24], LinkRaw, ErrTruncatedIPv4},
 		{"ipv4 ihl 4", set(t4, func(b []byte) { b[0] = 0x44 }), LinkRaw, ErrBadIPv4Header},
 		{"ipv4 total length 19", set(t4, func(b []byte) { b[2], b[3] = 0, 19 }), LinkRaw, ErrBadIPv4Header},
+		{"ipv4 total length 0 in a fragment", set(t4, func(b []byte) { b[2], b[3], b[6] = 0, 0, 0x20 }), LinkRaw, ErrBadIPv4Header},
 		{"ipv4 total length inside options", set(withIPv4Options(t4, make([]byte, 4)), func(b []byte) { b[2], b[3] = 0, 22 }), LinkRaw, ErrBadIPv4Header},
 		{"ipv6 header cut", t6[:39], LinkRaw, ErrTruncatedIPv6},
 		{"ipv6 hop-by-hop second", hbhSecond, LinkRaw, ErrBadIPv6ExtChain},
@@ -417,6 +432,11 @@ func TestDecodeEveryTruncation(t *testing.T) {
 			// the frame length (and the ICMP quote, which is cut too) must match.
 			want := c.want
 			want.Length = n
+			if want.IPLenFromCapture {
+				// The capture is the only length there is: the packet ends at the cut.
+				want.IPLen = n - want.IPOffset
+				want.PayloadLen = n - want.PayloadOffset
+			}
 			if p.IsICMPError() {
 				want.Inner = p.Inner
 			}

@@ -126,3 +126,16 @@ func withTCPOptions(pkt, opts []byte) []byte {
 }
 
 func eth(vlans []uint16, ip []byte) []byte { return AppendEthernet(nil, macA, macB, vlans, ip) }
+
+// setIPLen returns a copy of the raw IP packet pkt with its length field (IPv4
+// total length, IPv6 payload length) set to n, as a segmentation offload send
+// leaves it at 0.
+func setIPLen(pkt []byte, n uint16) []byte {
+	b := slices.Clone(pkt)
+	at := 2
+	if b[0]>>4 == 6 {
+		at = 4
+	}
+	b[at], b[at+1] = byte(n>>8), byte(n)
+	return b
+}

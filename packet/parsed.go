@@ -113,6 +113,10 @@ type Parsed struct {
 	MoreFrags  bool     // MF bit / M flag
 	IPOffset   int      // start of the IP header
 	IPLen      int      // IP total length as the header states (header included)
+	// IPLenFromCapture: the header's length field was 0, as in a TCP segmentation
+	// offload or BIG TCP send captured before the NIC cut it up (tcpdump and
+	// Wireshark read it the same way), and IPLen is the captured length instead.
+	IPLenFromCapture bool
 	L4Offset   int      // start of the transport header (valid unless LaterFragment)
 	ExtHeaders uint8    // number of IPv6 extension headers walked
 
