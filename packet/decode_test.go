@@ -172,6 +172,9 @@ func ipCases() []decodeCase {
 		{"ipv6 big tcp payload length 0", eth(nil, setIPLen(tcp6(ACK|PSH, big), 0)), LinkEthernet, with(wantTCP6(LinkEthernet, 14, 14+160, ACK|PSH, 20, 100), func(p *Parsed) {
 			p.IPLenFromCapture = true
 		})},
+		{"ipv4 tso udp length 0", eth(nil, setIPLen(setUDPLen(udp4(big), 0), 0)), LinkEthernet, with(wantUDP4(LinkEthernet, 14, 14+128, 100), func(p *Parsed) {
+			p.IPLenFromCapture = true
+		})},
 		// An empty IPv6 payload is not taken for a BIG TCP send: the link padding
 		// after it stays padding.
 		{"ipv6 empty payload then padding", eth(nil, setIPLen(AppendIP(nil, IPSpec{Src: v6a, Dst: v6b, Proto: ipv6NoNext}, make([]byte, 6)), 0)), LinkEthernet, Parsed{
@@ -345,6 +348,7 @@ func errorCases() []errorCase {
 		{"ipv4 ihl 4", set(t4, func(b []byte) { b[0] = 0x44 }), LinkRaw, ErrBadIPv4Header},
 		{"ipv4 total length 19", set(t4, func(b []byte) { b[2], b[3] = 0, 19 }), LinkRaw, ErrBadIPv4Header},
 		{"ipv4 total length 0 in a fragment", set(t4, func(b []byte) { b[2], b[3], b[6] = 0, 0, 0x20 }), LinkRaw, ErrBadIPv4Header},
+		{"udp length 0 with an ip length", setUDPLen(udp4([]byte{1, 2}), 0), LinkRaw, ErrBadUDPLength},
 		{"ipv4 total length inside options", set(withIPv4Options(t4, make([]byte, 4)), func(b []byte) { b[2], b[3] = 0, 22 }), LinkRaw, ErrBadIPv4Header},
 		{"ipv6 header cut", t6[:39], LinkRaw, ErrTruncatedIPv6},
 		{"ipv6 hop-by-hop second", hbhSecond, LinkRaw, ErrBadIPv6ExtChain},

@@ -139,3 +139,15 @@ func setIPLen(pkt []byte, n uint16) []byte {
 	b[at], b[at+1] = byte(n>>8), byte(n)
 	return b
 }
+
+// setUDPLen returns a copy of the raw IP packet pkt, carrying UDP without IP
+// options or extension headers, with the UDP length set to n.
+func setUDPLen(pkt []byte, n uint16) []byte {
+	b := slices.Clone(pkt)
+	at := 20 + 4
+	if b[0]>>4 == 6 {
+		at = 40 + 4
+	}
+	b[at], b[at+1] = byte(n>>8), byte(n)
+	return b
+}
