@@ -112,13 +112,13 @@ type Parsed struct {
 	FragOffset uint16   // fragment offset in bytes
 	MoreFrags  bool     // MF bit / M flag
 	IPOffset   int      // start of the IP header
-	IPLen      int      // IP total length as the header states (header included)
+	IPLen      int      // IP total length as the header states (header included; but see IPLenFromCapture)
+	L4Offset   int      // start of the transport header (valid unless LaterFragment)
+	ExtHeaders uint8    // number of IPv6 extension headers walked
 	// IPLenFromCapture: the header's length field was 0, as in a TCP segmentation
 	// offload or BIG TCP send captured before the NIC cut it up (tcpdump and
 	// Wireshark read it the same way), and IPLen is the captured length instead.
 	IPLenFromCapture bool
-	L4Offset   int      // start of the transport header (valid unless LaterFragment)
-	ExtHeaders uint8    // number of IPv6 extension headers walked
 
 	// Transport layer.
 	SrcPort, DstPort uint16
