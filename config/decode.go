@@ -47,8 +47,9 @@ func Parse(name string, data []byte) (*Config, error) {
 	if !ok {
 		return nil, d.errs.Err()
 	}
+	def := Default()
 	dec := &decoder{
-		d: d, c: &Config{Settings: Default().Settings, Policy: policy.Model{DefaultAction: Default().Policy.DefaultAction}},
+		d: d, def: def, c: &Config{Settings: def.Settings, Policy: policy.Model{DefaultAction: def.Policy.DefaultAction}},
 		settingPos: map[string]pos{}, blockPos: map[string]pos{},
 		ifacePos: map[string]pos{}, devicePos: map[string]pos{}, groupPos: map[string]pos{},
 		servicePos: map[string]pos{}, rulePos: map[string]pos{}, groupEdges: map[string][]edge{},
@@ -90,6 +91,7 @@ type ref struct {
 type decoder struct {
 	d          *diag
 	c          *Config
+	def        *Config // the built-in configuration, for what the file leaves out
 	settingPos map[string]pos
 	blockPos   map[string]pos
 	ifacePos   map[string]pos
@@ -484,7 +486,7 @@ func (dec *decoder) terms(f *fields, field string) []policy.Term {
 
 // defaultMissingLists gives every list the file does not have the built-in one.
 func (dec *decoder) defaultMissingLists() {
-	def := Default().Policy
+	def := dec.def.Policy
 	m := &dec.c.Policy
 	for _, l := range listOrder {
 		if _, ok := dec.blockPos["list "+l]; ok {
