@@ -24,28 +24,38 @@ func splitList(s string) []string {
 	return parts
 }
 
-var protocolNames = map[string]policy.Protocol{
-	"any": policy.ProtoAny, "tcp/udp": policy.ProtoTCPUDP, "tcp": policy.ProtoTCP,
-	"udp": policy.ProtoUDP, "icmp": policy.ProtoICMP, "icmpv6": policy.ProtoICMPv6,
+// protocolNames are the protocol words of rules and services, in the order an error
+// message lists them.
+var protocolNames = []struct {
+	name  string
+	proto policy.Protocol
+}{
+	{"tcp", policy.ProtoTCP}, {"udp", policy.ProtoUDP}, {"tcp/udp", policy.ProtoTCPUDP},
+	{"icmp", policy.ProtoICMP}, {"icmpv6", policy.ProtoICMPv6}, {"any", policy.ProtoAny},
 }
 
 func parseProtocol(s string) (policy.Protocol, error) {
 	s = strings.TrimSpace(s)
-	if p, ok := protocolNames[s]; ok {
-		return p, nil
+	for _, pn := range protocolNames {
+		if pn.name == s {
+			return pn.proto, nil
+		}
 	}
 	n, err := strconv.Atoi(s)
 	if err != nil || n < 0 || n > 255 {
-		names := []string{"tcp", "udp", "tcp/udp", "icmp", "icmpv6", "any"}
+		names := make([]string, len(protocolNames))
+		for i, pn := range protocolNames {
+			names[i] = pn.name
+		}
 		return 0, fmt.Errorf("unknown protocol %q: want %s or a protocol number 0-255%s", s, strings.Join(names, ", "), suggest(s, names))
 	}
 	return policy.Protocol(n), nil
 }
 
 func formatProtocol(p policy.Protocol) string {
-	for name, v := range protocolNames {
-		if v == p {
-			return name
+	for _, pn := range protocolNames {
+		if pn.proto == p {
+			return pn.name
 		}
 	}
 	return strconv.Itoa(int(p))
