@@ -26,19 +26,23 @@
 //     26-bit entry index) with linear probing and backward-shift deletion: about 8
 //     bytes per connection, and most mismatches are rejected by the tag without
 //     touching the entry.
-//   - Each entry is on exactly one intrusive doubly linked list (prev/next uint32)
-//     per timeout class (SYN_SENT, ESTABLISHED, UDP replied, ...). Within a class
-//     every entry has the same timeout, so a list kept in last-seen order is also in
-//     expiry order: expiry walks from the head and stops at the first entry that
-//     cannot have expired, costing O(expired), never a scan. To keep the packet
+//   - Each entry is on exactly one intrusive doubly linked list (prev/next uint32),
+//     one list per timeout class (SYN_SENT, ESTABLISHED, UDP replied, ...). Within a
+//     class every entry has the same timeout, so a list kept in last-seen order is
+//     also in expiry order: expiry walks from the head and stops at the first entry
+//     that cannot have expired, costing O(expired), never a scan. (Established
+//     connections are the exception, below: they may sit on the
+//     unacknowledged-data list, whose timeout is never longer than theirs.) To keep the packet
 //     path cheap an entry is moved to its list's tail only when a packet brings it
 //     into a new time slice (a 16th of its class's timeout, between about 1 and
 //     17 s) or a new class, not on every packet;
 //     the slice start of an entry bounds the last-seen time of everything behind it,
-//     which is all the early stop needs (see sliceShiftFor). An established
-//     connection whose data was acknowledged stays on the unacknowledged-data list
-//     until expiry hands it to a list of its own, so that data and its
-//     acknowledgement do not move it back and forth (see entry.list). Track and
+//     which is all the early stop needs (see sliceShiftFor). A connection is filed
+//     on the unacknowledged-data list when its handshake completes, and stays there
+//     whether or not its data is acknowledged until expiry, one
+//     unacknowledged-data timeout after it was last seen, hands it to a list of its
+//     own: so that neither its first data nor data and its acknowledgement move it
+//     (see entry.list). Track and
 //     Create reap a few heads per call; Expire(now) reaps everything due, to the
 //     nanosecond.
 //   - An entry is 112 bytes; with the index, about 120 bytes per connection all

@@ -50,7 +50,9 @@ func (t *Table) reapSome(sh *shard, s *settings, now int64, ended *endBuf) {
 
 // Expire removes every connection that has timed out at now and returns how many.
 //
-// Its cost is O(expired + shards x classes), not a scan: a class list is ordered by
+// Its cost is O(expired + handed over + shards x classes), not a scan (an
+// established connection idle for an unacknowledged-data timeout is handed once
+// from that list to the refiled one: see entry.list): a class list is ordered by
 // the time entries were last moved, and an entry's lastSeen lies in the time slice
 // of its last move (see sliceShiftFor). Walking from the head, once an entry's slice
 // starts less than one timeout before now, nothing behind it can have expired. Before

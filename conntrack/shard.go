@@ -106,7 +106,8 @@ const (
 // timeout after it was last seen, it is handed over to the refiled list, which
 // holds such entries in the order expiry reached them and so also in last-seen
 // order: from then on it expires on time under the established timeout. A packet
-// that moves it to a new time slice files it normally.
+// that moves it to a new time slice takes it from the refiled list to the
+// established list; one on the unacknowledged-data list moves to that list's tail.
 func (e *entry) list() class {
 	c := e.class()
 	if c == clsEstablished {
@@ -591,8 +592,8 @@ func (sh *shard) touch(s *settings, from class, i uint32, e *entry, oldSeen int6
 		// A connection that has just become established is filed on the
 		// unacknowledged-data list, where it may stay (see entry.list): its
 		// first data would otherwise move it there from the established list,
-		// one move with two neighbour misses for every connection, a quarter of
-		// all packets when connections carry a few each.
+		// one move with two neighbour misses for every connection (a quarter of
+		// the packets in bench engine's traffic, about four per connection).
 		to = clsUnacked
 	}
 	if to == from && e.lastSeen>>s.shift[to] == oldSeen>>s.shift[to] {

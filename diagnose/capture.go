@@ -86,7 +86,7 @@ func ReadCapture(path string) (*Capture, error) {
 			return c, nil
 		}
 		c.Total++
-		if p.Decode(pkt.Data, pkt.Link) != nil || p.IPVersion == 0 {
+		if p.DecodeWire(pkt.Data, pkt.Link, pkt.OrigLen) != nil || p.IPVersion == 0 {
 			c.Skipped++
 			continue
 		}

@@ -59,7 +59,8 @@ func ExplainSpec(cfg *config.Config, sp Spec, now int64) (*Explanation, error) {
 			return nil, fmt.Errorf("no interface %q in the configuration (it has %s)", sp.Iface, strings.Join(names, ", "))
 		}
 	}
-	x := explainPacket(eng, sp.Build(), packet.LinkRaw, in, now)
+	frame := sp.Build()
+	x := explainPacket(eng, frame, len(frame), packet.LinkRaw, in, now)
 	x.Packet = sp.String()
 	return x, nil
 }
@@ -80,6 +81,7 @@ func ExplainCapture(cfg *config.Config, path string, n int) (*Explanation, error
 	}
 	defer rd.Close()
 	var p packet.Parsed
+	var d firewall.Decision
 	var lastExpire int64
 	ingress := replay.NewIngress(eng, nil)
 	for i := 1; ; i++ {
@@ -96,10 +98,10 @@ func ExplainCapture(cfg *config.Config, path string, n int) (*Explanation, error
 		}
 		in := ingress.Of(rd, &pkt)
 		if i < n {
-			eng.Decide(pkt.Data, pkt.Link, in, pkt.Time, &p)
+			eng.DecideCutInto(pkt.Data, pkt.OrigLen, pkt.Link, in, pkt.Time, &p, &d)
 			continue
 		}
-		x := explainPacket(eng, pkt.Data, pkt.Link, in, pkt.Time)
+		x := explainPacket(eng, pkt.Data, pkt.OrigLen, pkt.Link, in, pkt.Time)
 		x.Context = fmt.Sprintf("packet %d of %s, captured at %s, after the %d before it were replayed",
 			n, path, utc(pkt.Time).Format("2006-01-02 15:04:05.000000"), n-1)
 		return x, nil
@@ -109,11 +111,11 @@ func ExplainCapture(cfg *config.Config, path string, n int) (*Explanation, error
 // explainPacket runs one frame through eng and says what every stage did. The
 // stages before connection tracking are pure questions to the ruleset; the rest is
 // read off the engine's Decision, so the explanation is the engine's own verdict.
-func explainPacket(eng *firewall.Engine, frame []byte, link packet.LinkType, in int, now int64) *Explanation {
+func explainPacket(eng *firewall.Engine, frame []byte, wireLen int, link packet.LinkType, in int, now int64) *Explanation {
 	cfg := eng.Config()
 	rs := eng.Ruleset()
 	var p packet.Parsed
-	decodeErr := p.Decode(frame, link)
+	decodeErr := p.DecodeWire(frame, link, wireLen)
 	x := &Explanation{Packet: parsedString(&p)}
 	add := func(stage, result, format string, a ...any) {
 		x.Steps = append(x.Steps, Step{Stage: stage, Result: result, Detail: fmt.Sprintf(format, a...)})
@@ -125,7 +127,8 @@ func explainPacket(eng *firewall.Engine, frame []byte, link packet.LinkType, in 
 	if decodeErr == nil {
 		spoofOK = rs.SpoofOK(in, p.Src)
 	}
-	d := eng.Decide(frame, link, in, now, &p)
+	var d firewall.Decision
+	eng.DecideCutInto(frame, wireLen, link, in, now, &p, &d)
 	x.Action = d.Action.String()
 	if d.Reason != reason.None {
 		x.Reason, x.Text = d.Reason.String(), d.Reason.Text()

@@ -39,6 +39,7 @@ const (
 type Batch struct {
 	n      int
 	frames [BatchSize][]byte
+	wire   [BatchSize]int // each frame's length on the wire
 	links  [BatchSize]packet.LinkType
 	in     [BatchSize]int
 	now    [BatchSize]int64
@@ -54,11 +55,18 @@ type Batch struct {
 // at now. The frame must stay unchanged until DecideBatch has returned. Add reports
 // false, adding nothing, when the batch is full.
 func (b *Batch) Add(frame []byte, link packet.LinkType, in int, now int64) bool {
+	return b.AddCut(frame, len(frame), link, in, now)
+}
+
+// AddCut is Add for a frame that may have been cut short (by a capture's
+// snapshot length, or NFQUEUE's copy range), given its length on the wire: see
+// packet.Parsed.DecodeWire.
+func (b *Batch) AddCut(frame []byte, wireLen int, link packet.LinkType, in int, now int64) bool {
 	if b.n == BatchSize {
 		return false
 	}
 	i := b.n
-	b.frames[i], b.links[i], b.in[i], b.now[i] = frame, link, in, now
+	b.frames[i], b.wire[i], b.links[i], b.in[i], b.now[i] = frame, wireLen, link, in, now
 	b.n++
 	return true
 }
@@ -89,7 +97,7 @@ func (e *Engine) DecideBatch(b *Batch) {
 	// prepare decodes and keys packet i and requests its index slot.
 	prepare := func(i int) {
 		p, d := &b.Packets[i], &b.Decisions[i]
-		if !e.decode(b.frames[i], b.links[i], b.in[i], p, d) {
+		if !e.decode(b.frames[i], b.wire[i], b.links[i], b.in[i], p, d) {
 			undecoded |= 1 << i
 			b.probes[i] = conntrack.Probe{}
 			return

@@ -233,15 +233,22 @@ func (e *Engine) Decide(b []byte, link packet.LinkType, in int, now int64, p *pa
 // packet use it with one Decision they reuse: the decision is large enough that
 // copying it back through the call chain costs about as much as a table lookup.
 func (e *Engine) DecideInto(b []byte, link packet.LinkType, in int, now int64, p *packet.Parsed, d *Decision) {
-	if e.decode(b, link, in, p, d) {
+	e.DecideCutInto(b, len(b), link, in, now, p, d)
+}
+
+// DecideCutInto is DecideInto for a frame that may have been cut short, given its
+// length on the wire (see Batch.AddCut).
+func (e *Engine) DecideCutInto(b []byte, wireLen int, link packet.LinkType, in int, now int64, p *packet.Parsed, d *Decision) {
+	if e.decode(b, wireLen, link, in, p, d) {
 		e.ProcessInto(p, in, now, d)
 	}
 }
 
-// decode decodes frame b into p and, if checksums are verified, checks them. On
-// failure it writes the drop into d, counts it and returns false.
-func (e *Engine) decode(b []byte, link packet.LinkType, in int, p *packet.Parsed, d *Decision) bool {
-	if err := p.Decode(b, link); err != nil {
+// decode decodes frame b, wireLen bytes long on the wire, into p and, if checksums
+// are verified, checks them. On failure it writes the drop into d, counts it and
+// returns false.
+func (e *Engine) decode(b []byte, wireLen int, link packet.LinkType, in int, p *packet.Parsed, d *Decision) bool {
+	if err := p.DecodeWire(b, link, wireLen); err != nil {
 		r := decodeReason(err)
 		*d = Decision{Action: Drop, Reason: r, Rule: NoRule, InIface: in, OutIface: -1, DecodeErr: err}
 		e.dropped[r].Add(1)

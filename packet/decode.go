@@ -13,10 +13,24 @@ const MaxVLANTags = 8
 // decoded before the problem; the error is an Error.
 //
 // A capture cut short by its snapshot length is not an error as long as the headers
-// are present: IPLen keeps the length the IP header states and Truncated reports
-// the cut. Bytes after the IP packet (Ethernet padding) are ignored.
+// are present: IPLen keeps the length the IP header states (or, for an offloaded
+// send whose header states none, the wire length: see IPLenFromCapture) and
+// Truncated reports the cut. Bytes after the IP packet (Ethernet padding) are
+// ignored.
+//
+// Decode takes b for the whole frame; DecodeWire is Decode for a frame that may have
+// been cut, given its length on the wire.
 func (p *Parsed) Decode(b []byte, link LinkType) error {
-	*p = Parsed{Link: link, Length: len(b)}
+	return p.DecodeWire(b, link, len(b))
+}
+
+// DecodeWire is Decode for frame b, captured on link, that was wireLen bytes long on
+// the wire (a capture record's original length; NFQUEUE's NFQA_CAP_LEN). It matters
+// only for a packet whose IP header gives no length (see IPLenFromCapture): the
+// packet is then as long as the wire length says, and Truncated reports the cut. A
+// wireLen below len(b) counts as len(b).
+func (p *Parsed) DecodeWire(b []byte, link LinkType, wireLen int) error {
+	*p = Parsed{Link: link, Length: len(b), WireLength: max(wireLen, len(b))}
 	off, err := p.decodeLink(b, link)
 	if err != nil {
 		return err

@@ -108,6 +108,7 @@ func linkCases() []decodeCase {
 
 func ipCases() []decodeCase {
 	big := bytes.Repeat([]byte{0xab}, 100)
+	sends := bytes.Repeat([]byte{0xcd}, 3000) // an offloaded send: more than a segment
 	padded := eth(nil, udp4([]byte{1, 2}))
 	padded = append(padded, make([]byte, 60-len(padded))...)
 	snapped := eth(nil, tcp4(ACK, big))[:14+40+10]
@@ -166,13 +167,13 @@ func ipCases() []decodeCase {
 		}},
 		// A segmentation offload send captured before the NIC split it: the IP
 		// length field is 0 and the packet is as long as the capture.
-		{"ipv4 tso total length 0", eth(nil, setIPLen(tcp4(ACK|PSH, big), 0)), LinkEthernet, with(wantTCP4(LinkEthernet, 14, 14+140, ACK|PSH, 20, 100), func(p *Parsed) {
+		{"ipv4 tso total length 0", eth(nil, setIPLen(tcp4(ACK|PSH, sends), 0)), LinkEthernet, with(wantTCP4(LinkEthernet, 14, 14+40+len(sends), ACK|PSH, 20, len(sends)), func(p *Parsed) {
 			p.IPLenFromCapture = true
 		})},
-		{"ipv6 big tcp payload length 0", eth(nil, setIPLen(tcp6(ACK|PSH, big), 0)), LinkEthernet, with(wantTCP6(LinkEthernet, 14, 14+160, ACK|PSH, 20, 100), func(p *Parsed) {
+		{"ipv6 big tcp payload length 0", eth(nil, setIPLen(tcp6(ACK|PSH, sends), 0)), LinkEthernet, with(wantTCP6(LinkEthernet, 14, 14+60+len(sends), ACK|PSH, 20, len(sends)), func(p *Parsed) {
 			p.IPLenFromCapture = true
 		})},
-		{"ipv4 tso udp length 0", eth(nil, setIPLen(setUDPLen(udp4(big), 0), 0)), LinkEthernet, with(wantUDP4(LinkEthernet, 14, 14+128, 100), func(p *Parsed) {
+		{"ipv4 tso udp length 0", eth(nil, setIPLen(setUDPLen(udp4(sends), 0), 0)), LinkEthernet, with(wantUDP4(LinkEthernet, 14, 14+28+len(sends), len(sends)), func(p *Parsed) {
 			p.IPLenFromCapture = true
 		})},
 		// An empty IPv6 payload is not taken for a BIG TCP send: the link padding
@@ -264,8 +265,14 @@ func icmpCases() []decodeCase {
 	}
 }
 
+// allGoodCases are the cases above, each frame decoded whole: its wire length is
+// its length.
 func allGoodCases() []decodeCase {
-	return slices.Concat(linkCases(), ipCases(), tcpUDPCases(), icmpCases())
+	cases := slices.Concat(linkCases(), ipCases(), tcpUDPCases(), icmpCases())
+	for i := range cases {
+		cases[i].want.WireLength = cases[i].want.Length
+	}
+	return cases
 }
 
 func TestDecode(t *testing.T) {
@@ -298,6 +305,38 @@ func TestDecodeSnaplenTruncated(t *testing.T) {
 	}
 	if err := p.Decode(frame, LinkEthernet); err != nil || p.Truncated() || len(p.Payload(frame)) != 100 {
 		t.Errorf("whole frame: err %v, Truncated %v, payload %d", err, p.Truncated(), len(p.Payload(frame)))
+	}
+}
+
+// An offloaded send (IP length 0) cut by the capture: told the wire length, the
+// decoder takes the packet's length from it and reports the cut, as for any
+// packet; without it, it can only go by what was captured, which is why the
+// feeders pass it.
+func TestDecodeWireOffloadedSend(t *testing.T) {
+	frame := eth(nil, setIPLen(tcp4(ACK, bytes.Repeat([]byte{1}, 100_000)), 0))
+	cut := frame[:200]
+	var p Parsed
+	if err := p.DecodeWire(cut, LinkEthernet, len(frame)); err != nil {
+		t.Fatal(err)
+	}
+	if !p.IPLenFromCapture || p.IPLen != len(frame)-14 || p.PayloadLen != 100_000 || !p.Truncated() {
+		t.Errorf("cut offloaded send: from capture %v, IPLen %d, payload %d, truncated %v; want true, %d, 100000, true",
+			p.IPLenFromCapture, p.IPLen, p.PayloadLen, p.Truncated(), len(frame)-14)
+	}
+	if got := len(p.Payload(cut)); got != 200-54 {
+		t.Errorf("captured payload %d bytes, want %d", got, 200-54)
+	}
+	// Without the wire length, a long cut passes for the whole send, and a short
+	// one for a broken packet.
+	if err := p.Decode(frame[:1000], LinkEthernet); err != nil || p.PayloadLen != 1000-54 || p.Truncated() {
+		t.Errorf("1000 bytes without the wire length: err %v, payload %d, truncated %v", err, p.PayloadLen, p.Truncated())
+	}
+	if err := p.Decode(cut, LinkEthernet); err != ErrBadIPv4Header {
+		t.Errorf("200 bytes without the wire length: err %v, want %v", err, ErrBadIPv4Header)
+	}
+	// A wire length below the captured one is the captured one.
+	if err := p.DecodeWire(frame, LinkEthernet, 10); err != nil || p.WireLength != len(frame) || p.PayloadLen != 100_000 {
+		t.Errorf("wire length 10: err %v, wire %d, payload %d", err, p.WireLength, p.PayloadLen)
 	}
 }
 
@@ -348,6 +387,9 @@ func errorCases() []errorCase {
 		{"ipv4 ihl 4", set(t4, func(b []byte) { b[0] = 0x44 }), LinkRaw, ErrBadIPv4Header},
 		{"ipv4 total length 19", set(t4, func(b []byte) { b[2], b[3] = 0, 19 }), LinkRaw, ErrBadIPv4Header},
 		{"ipv4 total length 0 in a fragment", set(t4, func(b []byte) { b[2], b[3], b[6] = 0, 0, 0x20 }), LinkRaw, ErrBadIPv4Header},
+		// Too short for an offloaded send: the Ethernet padding is not payload.
+		{"ipv4 total length 0 padded", padTo60(eth(nil, setIPLen(t4, 0))), LinkEthernet, ErrBadIPv4Header},
+		{"ipv4 total length 0 icmp", setIPLen(AppendIP(nil, IPSpec{Src: v4a, Dst: v4b, Proto: ProtoICMP}, make([]byte, 1000)), 0), LinkRaw, ErrBadIPv4Header},
 		{"udp length 0 with an ip length", setUDPLen(udp4([]byte{1, 2}), 0), LinkRaw, ErrBadUDPLength},
 		{"ipv4 total length inside options", set(withIPv4Options(t4, make([]byte, 4)), func(b []byte) { b[2], b[3] = 0, 22 }), LinkRaw, ErrBadIPv4Header},
 		{"ipv6 header cut", t6[:39], LinkRaw, ErrTruncatedIPv6},
@@ -420,7 +462,7 @@ func TestDecodeEveryTruncation(t *testing.T) {
 		for n := 0; n < len(c.frame); n++ {
 			cut := c.frame[:n:n] // capacity n too: reading past it would panic
 			var p Parsed
-			err := p.Decode(cut, c.link)
+			err := p.DecodeWire(cut, c.link, len(c.frame)) // as a capture record says
 			name := fmt.Sprintf("%s cut at %d", c.name, n)
 			if err != nil {
 				e, ok := err.(Error)
@@ -436,11 +478,6 @@ func TestDecodeEveryTruncation(t *testing.T) {
 			// the frame length (and the ICMP quote, which is cut too) must match.
 			want := c.want
 			want.Length = n
-			if want.IPLenFromCapture {
-				// The capture is the only length there is: the packet ends at the cut.
-				want.IPLen = n - want.IPOffset
-				want.PayloadLen = n - want.PayloadOffset
-			}
 			if p.IsICMPError() {
 				want.Inner = p.Inner
 			}

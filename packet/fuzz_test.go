@@ -41,6 +41,22 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("Decode not deterministic or leaves stale fields:\n%+v %v\n%+v %v", p, err, dirty, err2)
 		}
 
+		// The same frame as if the capture had cut it: a wire length taken from
+		// the input.
+		wire := len(b)
+		if len(b) > 0 {
+			wire += int(b[len(b)-1]) * 257
+		}
+		var w Parsed
+		werr := w.DecodeWire(b, link, wire)
+		checkDecodeInvariants(t, b, link, &w, werr)
+		if w.WireLength != wire {
+			t.Fatalf("WireLength %d, told %d", w.WireLength, wire)
+		}
+		if werr == nil && w.IPLenFromCapture && w.IPOffset+w.IPLen != wire {
+			t.Fatalf("length from capture: IP packet [%d, +%d) does not end at the wire length %d", w.IPOffset, w.IPLen, wire)
+		}
+
 		cerr := p.VerifyChecksums(b)
 		if cerr != nil {
 			if e, ok := cerr.(Error); !ok || !e.BadChecksum() {

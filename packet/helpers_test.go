@@ -151,3 +151,8 @@ func setUDPLen(pkt []byte, n uint16) []byte {
 	b[at], b[at+1] = byte(n>>8), byte(n)
 	return b
 }
+
+// padTo60 pads an Ethernet frame to the 60-byte minimum, as a NIC does.
+func padTo60(frame []byte) []byte {
+	return append(frame, make([]byte, max(0, 60-len(frame)))...)
+}

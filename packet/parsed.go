@@ -117,7 +117,10 @@ type Parsed struct {
 	ExtHeaders uint8    // number of IPv6 extension headers walked
 	// IPLenFromCapture: the header's length field was 0, as in a TCP segmentation
 	// offload or BIG TCP send captured before the NIC cut it up (tcpdump and
-	// Wireshark read it the same way), and IPLen is the captured length instead.
+	// Wireshark read it the same way), and IPLen is taken from the frame's length
+	// on the wire instead. Only for TCP or UDP packets of at least
+	// minOffloadIPv4Len bytes over IPv4, and after TCP or a hop-by-hop header
+	// over IPv6, so that link padding is never taken for payload.
 	IPLenFromCapture bool
 
 	// Transport layer.
@@ -136,8 +139,10 @@ type Parsed struct {
 	PayloadOffset int // start of the transport payload
 	PayloadLen    int // TCP data length, UDP payload length, or IP payload for others
 
-	// Length is the length of the whole slice given to Decode (the captured frame).
-	Length int
+	// Length is the length of the whole slice given to Decode (the captured frame),
+	// WireLength the frame's length on the wire as DecodeWire was told (Length for
+	// Decode).
+	Length, WireLength int
 }
 
 // IsICMPError reports whether the packet is an ICMP or ICMPv6 error message, which

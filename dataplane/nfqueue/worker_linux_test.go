@@ -149,3 +149,47 @@ func TestRunDropsEarlyPackets(t *testing.T) {
 		t.Errorf("run after close: %v", err)
 	}
 }
+
+// A BIG TCP super-packet (IP length 0, more than 64 KiB) comes cut to the copy
+// range with its real length in NFQA_CAP_LEN: the worker passes that length on, so
+// the send is tracked at its size and the acknowledgement of all of it passes.
+func TestServeTracksCutBigTCPSend(t *testing.T) {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Skip(err)
+	}
+	defer unix.Close(fd)
+	c, peer := pairConn(t, 6)
+	eng := labEngine(t)
+	w := newWorker(c, eng, nil, nil, newIfaceMap(eng, fd))
+
+	cli := netip.MustParseAddrPort("198.18.1.2:40000")
+	srv := netip.AddrPortFrom(netip.MustParseAddr("198.18.2.2"), portPermit)
+	seg := func(src, dst netip.AddrPort, flags packet.TCPFlags, seq, ack uint32, wscale bool, n int) []byte {
+		spec := packet.TCPSpec{Src: src, Dst: dst, Seq: seq, Ack: ack, Flags: flags, Window: 65535, Payload: make([]byte, n)}
+		if wscale {
+			spec.Options = packet.TCPOptions{MSS: 1460, HasMSS: true, WScale: 9, HasWScale: true}
+		}
+		return packet.AppendTCP(nil, spec)
+	}
+	const big = 150_000
+	send := seg(srv, cli, packet.ACK|packet.PSH, 5001, 1001, false, big)
+	send[2], send[3] = 0, 0
+	datagrams := [][]byte{
+		kernelPacketMsg(200, 2, 0, 0, seg(cli, srv, packet.SYN, 1000, 0, true, 0), 0, 0),
+		kernelPacketMsg(201, 2, 0, 0, seg(srv, cli, packet.SYN|packet.ACK, 5000, 1001, true, 0), 0, 0),
+		kernelPacketMsg(202, 2, 0, 0, seg(cli, srv, packet.ACK, 1001, 5001, false, 0), 0, 0),
+		kernelPacketMsg(203, 2, 0, 0, send[:copyRange], uint32(len(send)), skbInfoGSO),
+		kernelPacketMsg(204, 2, 0, 0, seg(cli, srv, packet.ACK, 1001, 5001+big, false, 0), 0, 0),
+	}
+	for i, d := range datagrams {
+		copy(w.batch.bufs[i], d)
+		w.batch.msgs[i].len = uint32(len(d))
+	}
+	w.serve(len(datagrams))
+
+	got := readVerdicts(t, peer)
+	if want := (sentVerdict{true, nfAccept, 204, 6}); len(got) != 1 || got[0] != want {
+		t.Fatalf("verdicts %+v, want only %+v", got, want)
+	}
+}

@@ -140,7 +140,7 @@ func decideOneByOne(t *testing.T, path string, cfg *config.Config, opts firewall
 		}
 		var o observed
 		o.t = pkt.Time
-		eng.DecideInto(pkt.Data, pkt.Link, ingress.Of(rd, &pkt), pkt.Time, &o.p, &o.d)
+		eng.DecideCutInto(pkt.Data, pkt.OrigLen, pkt.Link, ingress.Of(rd, &pkt), pkt.Time, &o.p, &o.d)
 		out = append(out, o)
 	}
 }

@@ -144,10 +144,12 @@ type runState struct {
 }
 
 // queue adds a packet to the batch, deciding the batch when it is full.
-func (st *runState) queue(o *Options, s *Summary, data []byte, link packet.LinkType, in int, t int64) {
+// wireLen is the packet's length on the wire (the record's original length),
+// which tells an offloaded send cut by the snapshot length its real size.
+func (st *runState) queue(o *Options, s *Summary, data []byte, wireLen int, link packet.LinkType, in int, t int64) {
 	k := st.batch.Len()
 	st.frames[k] = append(st.frames[k][:0], data...)
-	st.batch.Add(st.frames[k], link, in, t)
+	st.batch.AddCut(st.frames[k], wireLen, link, in, t)
 	if st.batch.Full() {
 		st.decide(o, s)
 	}
@@ -232,7 +234,7 @@ func replayFile(path string, o *Options, s *Summary, st *runState) (fr FileResul
 		if !o.InferIngress {
 			in = ingress.Of(rd, &pkt)
 		}
-		st.queue(o, s, pkt.Data, pkt.Link, in, t)
+		st.queue(o, s, pkt.Data, pkt.OrigLen, pkt.Link, in, t)
 		if o.Progress != nil && fr.Packets&0xffff == 0 {
 			progress.draw(o.Progress, path, counted.n, size, s.Packets+fr.Packets)
 		}

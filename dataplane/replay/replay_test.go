@@ -188,3 +188,56 @@ func TestSLL2IngressByIndex(t *testing.T) {
 		t.Errorf("without the index map anti-spoofing judged an inferred ingress: %v", sum.DropsByReason)
 	}
 }
+
+// A sender's capture with TCP segmentation offload, cut by a 128-byte snapshot
+// length: a 60 000-byte send shows an IP length of 0 and only its first bytes. The
+// record's original length gives its size, so the receiver's acknowledgement of
+// all of it passes.
+func TestOffloadedSendInCutCapture(t *testing.T) {
+	web, srv := netip.MustParseAddrPort("10.0.0.1:40000"), netip.MustParseAddrPort("10.0.0.2:80")
+	seg := func(src, dst netip.AddrPort, flags packet.TCPFlags, seq, ack uint32, wscale bool, n int) []byte {
+		spec := packet.TCPSpec{Src: src, Dst: dst, Seq: seq, Ack: ack, Flags: flags, Window: 65535, TTL: 64,
+			Payload: make([]byte, n)}
+		if wscale {
+			spec.Options = packet.TCPOptions{MSS: 1460, HasMSS: true, WScale: 7, HasWScale: true}
+		}
+		return packet.AppendTCP(nil, spec)
+	}
+	send := seg(web, srv, packet.ACK|packet.PSH, 1001, 5001, false, 60_000)
+	send[2], send[3] = 0, 0
+	frames := [][]byte{
+		seg(web, srv, packet.SYN, 1000, 0, true, 0),
+		seg(srv, web, packet.SYN|packet.ACK, 5000, 1001, true, 0),
+		seg(web, srv, packet.ACK, 1001, 5001, false, 0),
+		send,
+		seg(srv, web, packet.ACK, 5001, 61_001, false, 0),
+	}
+	var buf bytes.Buffer
+	w, err := capture.NewPcapWriter(&buf, packet.LinkRaw, 128, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, f := range frames {
+		if err := w.WritePacket(int64(1.7e18)+int64(i)*1000, f, len(f)); err != nil { // cut to the snap length
+			t.Fatal(err)
+		}
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "tso.pcap")
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	eng, err := firewall.New(config.Default(), firewall.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum, err := Run([]string{path}, Options{Engine: eng})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Packets != 5 || sum.Dropped != 0 {
+		t.Fatalf("%d packets, %d dropped (%v), want 5 and none; %+v", sum.Packets, sum.Dropped, sum.DropsByReason, sum.Files)
+	}
+}
