@@ -20,12 +20,12 @@ const (
 )
 
 // decodeIPv4 parses the IPv4 header at b[off:] and then the transport header.
-// minOffloadIPv4Len is the least IP length for which an IPv4 length field of 0 is
+// minOffloadLen is the least IP packet length for which a length field of 0 is
 // read as an offloaded send. Such a send is larger than a path MTU, which is at
 // least this (RFC 791's 576); a shorter frame with a zero length is a broken
 // packet, perhaps padded to the Ethernet minimum, whose padding must not pass for
 // payload.
-const minOffloadIPv4Len = 576
+const minOffloadLen = 576
 
 func (p *Parsed) decodeIPv4(b []byte, off int) error {
 	p.IPOffset = off
@@ -40,7 +40,7 @@ func (p *Parsed) decodeIPv4(b []byte, off int) error {
 	p.TOS = h[1]
 	frag := binary.BigEndian.Uint16(h[6:8])
 	total := int(binary.BigEndian.Uint16(h[2:4]))
-	if wire := p.WireLength - off; total == 0 && frag&0x3fff == 0 && wire >= minOffloadIPv4Len &&
+	if wire := p.WireLength - off; total == 0 && frag&0x3fff == 0 && wire >= minOffloadLen &&
 		(h[9] == uint8(ProtoTCP) || h[9] == uint8(ProtoUDP)) {
 		// A segmentation offload send, captured before the NIC split it: the
 		// packet is as long as the frame (see IPLenFromCapture).
@@ -91,12 +91,12 @@ func (p *Parsed) decodeIPv6(b []byte, off int) error {
 	p.IPVersion = 6
 	p.TOS = h[0]<<4 | h[1]>>4
 	plen := int(binary.BigEndian.Uint16(h[4:6]))
-	if plen == 0 && (h[6] == uint8(ProtoTCP) || h[6] == ipv6HopByHop) && p.WireLength > off+40 {
-		// A BIG TCP send, or a jumbogram (RFC 2675: its length is in a hop-by-hop
-		// option), captured whole: as for IPv4, the packet is as long as what was
-		// captured. Only after TCP or a hop-by-hop header, which cannot be empty:
-		// any other header may legitimately end at the IPv6 header, followed by
-		// link padding.
+	if plen == 0 && p.WireLength-off >= minOffloadLen &&
+		(h[6] == uint8(ProtoTCP) || h[6] == uint8(ProtoUDP) || h[6] == ipv6HopByHop) {
+		// A BIG TCP send (alone or in a UDP tunnel), or a jumbogram (RFC 2675:
+		// its length is in a hop-by-hop option): as for IPv4, the packet is as
+		// long as the frame. Only after headers that cannot be empty: any other
+		// may legitimately end at the IPv6 header, followed by link padding.
 		plen, p.IPLenFromCapture = p.WireLength-off-40, true
 	}
 	p.IPLen = 40 + plen

@@ -176,6 +176,9 @@ func ipCases() []decodeCase {
 		{"ipv4 tso udp length 0", eth(nil, setIPLen(setUDPLen(udp4(sends), 0), 0)), LinkEthernet, with(wantUDP4(LinkEthernet, 14, 14+28+len(sends), len(sends)), func(p *Parsed) {
 			p.IPLenFromCapture = true
 		})},
+		{"ipv6 big tcp in a udp tunnel", eth(nil, setIPLen(setUDPLen(udp6(sends), 0), 0)), LinkEthernet, with(wantUDP6(LinkEthernet, 14, 14+48+len(sends), len(sends)), func(p *Parsed) {
+			p.IPLenFromCapture = true
+		})},
 		// An empty IPv6 payload is not taken for a BIG TCP send: the link padding
 		// after it stays padding.
 		{"ipv6 empty payload then padding", eth(nil, setIPLen(AppendIP(nil, IPSpec{Src: v6a, Dst: v6b, Proto: ipv6NoNext}, make([]byte, 6)), 0)), LinkEthernet, Parsed{
@@ -389,6 +392,7 @@ func errorCases() []errorCase {
 		{"ipv4 total length 0 in a fragment", set(t4, func(b []byte) { b[2], b[3], b[6] = 0, 0, 0x20 }), LinkRaw, ErrBadIPv4Header},
 		// Too short for an offloaded send: the Ethernet padding is not payload.
 		{"ipv4 total length 0 padded", padTo60(eth(nil, setIPLen(t4, 0))), LinkEthernet, ErrBadIPv4Header},
+		{"ipv6 payload length 0 padded", padTo60(eth(nil, setIPLen(t6, 0))), LinkEthernet, ErrTruncatedTCP},
 		{"ipv4 total length 0 icmp", setIPLen(AppendIP(nil, IPSpec{Src: v4a, Dst: v4b, Proto: ProtoICMP}, make([]byte, 1000)), 0), LinkRaw, ErrBadIPv4Header},
 		{"udp length 0 with an ip length", setUDPLen(udp4([]byte{1, 2}), 0), LinkRaw, ErrBadUDPLength},
 		{"ipv4 total length inside options", set(withIPv4Options(t4, make([]byte, 4)), func(b []byte) { b[2], b[3] = 0, 22 }), LinkRaw, ErrBadIPv4Header},

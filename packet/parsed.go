@@ -118,9 +118,9 @@ type Parsed struct {
 	// IPLenFromCapture: the header's length field was 0, as in a TCP segmentation
 	// offload or BIG TCP send captured before the NIC cut it up (tcpdump and
 	// Wireshark read it the same way), and IPLen is taken from the frame's length
-	// on the wire instead. Only for TCP or UDP packets of at least
-	// minOffloadIPv4Len bytes over IPv4, and after TCP or a hop-by-hop header
-	// over IPv6, so that link padding is never taken for payload.
+	// on the wire instead. Only for packets of at least minOffloadLen bytes
+	// carrying TCP or UDP (or, over IPv6, a hop-by-hop header), so that link
+	// padding is never taken for payload.
 	IPLenFromCapture bool
 
 	// Transport layer.
