@@ -169,8 +169,18 @@ func (t *Table) ReadSnapshot(r io.Reader, now int64) error {
 	s := t.cfg.Load()
 	// The class lists must be in last-seen order (see sliceShiftFor): oldest first.
 	slices.SortStableFunc(entries, func(a, b snapEntry) int { return cmp.Compare(b.idle, a.idle) })
+	merging := t.Len() > 0
 	for n := range entries {
 		t.restoreEntry(s, &entries[n], now)
+	}
+	if merging && len(entries) > 0 {
+		// Restored connections went to the lists' tails, behind connections
+		// that may have been seen after them: put every list back in order.
+		for _, sh := range t.shards {
+			sh.mu.Lock()
+			sh.sortLists()
+			sh.mu.Unlock()
+		}
 	}
 	for n := range tombs {
 		tb := tombs[n]
@@ -323,4 +333,23 @@ func (t *Table) restoreEntry(s *settings, se *snapEntry, now int64) {
 	}
 	sh.pushBack(e.class(), i)
 	t.count.Add(1)
+}
+
+// sortLists puts every class list of sh in last-seen order, relinking it. It is
+// for the rare restore into a table that already holds connections: O(n log n).
+func (sh *shard) sortLists() {
+	var idx []uint32
+	for c := range sh.lists {
+		idx = idx[:0]
+		for i := sh.lists[c].head; i != nilIdx; i = sh.at(i).next {
+			idx = append(idx, i)
+		}
+		slices.SortStableFunc(idx, func(a, b uint32) int { return cmp.Compare(sh.at(a).lastSeen, sh.at(b).lastSeen) })
+		for _, i := range idx {
+			sh.unlink(class(c), i)
+		}
+		for _, i := range idx {
+			sh.pushBack(class(c), i)
+		}
+	}
 }

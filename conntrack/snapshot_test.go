@@ -271,3 +271,30 @@ func checkInvariants(t testing.TB, tab *Table) {
 }
 
 var _ = packet.ProtoTCP
+
+// Restoring into a table that already holds connections keeps the lists in
+// last-seen order: a restored connection idle for longer than one already there
+// still expires on time.
+func TestSnapshotMergeKeepsExpiryOrder(t *testing.T) {
+	cfg := Config{Shards: 1, Timeouts: Timeouts{UDPUnreplied: 120 * time.Second}} // one shard: one list for both
+	src := New(cfg)
+	src.Create(udp(addr4(1), srvAddr, 1, 53, 0), t0, Meta{})
+	var buf bytes.Buffer
+	if err := src.WriteSnapshot(&buf, t0+100*sec); err != nil { // idle 100 s
+		t.Fatal(err)
+	}
+	now := t0 + 200*sec
+	dst := New(cfg)
+	dst.Create(udp(addr4(2), srvAddr, 1, 53, 0), now, Meta{})
+	if err := dst.ReadSnapshot(&buf, now); err != nil || dst.Len() != 2 {
+		t.Fatalf("ReadSnapshot: %v, %d connections", err, dst.Len())
+	}
+	checkInvariants(t, dst)
+	// The restored one was last seen at now-100 s: it expires 20 s from now.
+	if n := dst.Expire(now + 20*sec - 1); n != 0 {
+		t.Fatalf("expired %d before its time", n)
+	}
+	if n := dst.Expire(now + 20*sec); n != 1 {
+		t.Fatalf("expired %d at the restored connection's time, want 1", n)
+	}
+}
