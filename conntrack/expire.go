@@ -124,7 +124,7 @@ func (t *Table) reserve(s *settings, now int64) bool {
 			return true
 		}
 		t.count.Add(-1)
-		if try == 0 && t.fullExpireDue(now) && t.Expire(now) > 0 {
+		if try == 0 && t.fullExpiries.due(now, fullExpireEvery) && t.Expire(now) > 0 {
 			continue
 		}
 		if !t.evictOne(s, now) {
@@ -139,16 +139,6 @@ func (t *Table) reserve(s *settings, now int64) bool {
 // connections against a full table would otherwise make one per packet, when one
 // at a given time finds everything that is due by then.
 const fullExpireEvery = int64(time.Millisecond)
-
-// fullExpireDue reports whether a full table should sweep at now, and claims the
-// sweep.
-func (t *Table) fullExpireDue(now int64) bool {
-	last := t.lastFullExpire.Load()
-	if now-last < fullExpireEvery && now >= last {
-		return false
-	}
-	return t.lastFullExpire.CompareAndSwap(last, now)
-}
 
 // evictionTiers lists the classes whose entries may be evicted when the table is
 // full, best victims first: connections already closed, then those that never
@@ -175,11 +165,12 @@ var evictTier = func() (t [numClasses]int8) {
 // to within one time slice of its list (a head refreshed within its slice keeps its
 // published time: see shard.headSeen). It chooses the shard from the shards'
 // published oldest heads (tierSeen) without locking any, then locks that one shard
-// and ends the oldest head of the tier there. Locking every shard to compare their heads made each new connection a
-// full table admits, and each it refuses, take every lock of the table: a flood of
-// SYNs then contended with the established path on all of them. A table full of
-// assured connections now refuses without taking a lock here (reserve still sweeps
-// expiry over every shard, at most once a millisecond).
+// and ends the oldest head of the tier there. Locking every shard to compare their
+// heads made each new connection a full table admits, and each it refuses, take
+// every lock of the table: a flood of SYNs then contended with the established path
+// on all of them. A table full of assured connections now refuses without taking a
+// lock here (reserve still sweeps expiry over every shard, at most once a
+// millisecond).
 func (t *Table) evictOne(s *settings, now int64) bool {
 	for tier, classes := range evictionTiers {
 		best, bestSeen := -1, noHead

@@ -32,7 +32,22 @@ type srcLimiter struct {
 		mu sync.Mutex
 		m  map[[16]byte]srcState
 	}
-	lastSweep atomic.Int64 // table time of the last sweep
+	sweeps pacer // at most one sweep per sweepEvery
+}
+
+// pacer lets a job run at most once per period of table time. Of many goroutines
+// that find it due, one claims the run; if time goes back, it runs at once and
+// counts from there.
+type pacer struct{ last atomic.Int64 } // table time of the last run
+
+// due reports whether the job should run at now, every ns after the last run,
+// and claims the run.
+func (p *pacer) due(now, every int64) bool {
+	last := p.last.Load()
+	if now-last < every && now >= last {
+		return false
+	}
+	return p.last.CompareAndSwap(last, now)
 }
 
 // sweepEvery is how much table time passes between two sweeps. Sources only turn
@@ -116,8 +131,7 @@ func (l *srcLimiter) release(seed *hashSeed, src [16]byte, now int64) {
 // out. It visits at most a bounded number per part per call (map iteration starts
 // at a random point), so its cost does not grow with the number of sources.
 func (l *srcLimiter) sweep(now int64) {
-	last := l.lastSweep.Load()
-	if now-last < sweepEvery && now >= last || !l.lastSweep.CompareAndSwap(last, now) {
+	if !l.sweeps.due(now, sweepEvery) {
 		return
 	}
 	for i := range l.parts {

@@ -207,8 +207,7 @@ type shard struct {
 
 	lists [numClasses]list
 	// headSeen[c], for the classes of an eviction tier, is the lastSeen its list's
-	// head had when it became the head, or last moved to a new time slice as the
-	// list's only entry (noHead if the list is empty). A head refreshed within its
+	// head had when it was last put at the head (noHead if the list is empty). A head refreshed within its
 	// slice keeps its older value, which makes the shard look at most one slice
 	// older than it is. tierSeen[t] is the least headSeen of tier t's
 	// classes, published for evictOne, which reads it without the lock to choose a
@@ -287,13 +286,11 @@ func (s *slab) take() (uint32, bool) {
 	}
 	first := s.top
 	if int(first>>chunkBits) == len(s.chunks) {
-		c := new([chunkLen]entry)
-		if len(s.chunks) == cap(s.chunks) {
-			s.chunks = append(s.chunks, c)
+		had := cap(s.chunks)
+		s.chunks = append(s.chunks, new([chunkLen]entry))
+		if cap(s.chunks) != had { // moved: publish the new array
 			full := s.chunks[:cap(s.chunks)]
 			s.pub.Store(&full)
-		} else {
-			s.chunks = append(s.chunks, c)
 		}
 		s.n.Store(uint32(len(s.chunks)))
 	}
@@ -605,14 +602,10 @@ func (sh *shard) touch(s *settings, from class, i uint32, e *entry, oldSeen int6
 		// there as its tail with a new slice is not allowed either.
 		to = clsEstablished
 	}
-	if to == from && sh.lists[to].tail == i {
-		// Already last: nothing behind it was last seen earlier. If it is also
-		// the head, alone on its list, it stays there for as long as it is
-		// active, so its new slice must be published now, or eviction would keep
-		// taking it for as old as when it arrived.
-		if sh.lists[to].head == i {
-			sh.setHeadSeen(to, e.lastSeen)
-		}
+	if to == from && sh.lists[to].tail == i && sh.lists[to].head != i {
+		// Already last: nothing behind it was last seen earlier. (Alone on its
+		// list it is re-filed all the same, which costs no neighbour and
+		// publishes its new slice as the head's: see shard.headSeen.)
 		return
 	}
 	sh.unlink(from, i)

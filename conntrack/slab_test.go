@@ -50,26 +50,36 @@ func TestSlabBlocks(t *testing.T) {
 // expiry at most once a millisecond (both again at once if time goes back).
 func TestSweepsAreRateLimited(t *testing.T) {
 	var l srcLimiter
+	var seed hashSeed
 	now := int64(1e18)
-	l.sweep(now)
-	if l.lastSweep.Load() != now {
-		t.Fatal("first sweep did not run")
+	// An idle source: its rate window ran out and it has no connection open.
+	addIdleSource := func(b byte) {
+		a := [16]byte{15: b}
+		p := &l.parts[l.part(&seed, a)]
+		if p.m == nil {
+			p.m = make(map[[16]byte]srcState)
+		}
+		p.m[a] = srcState{rateCount: 1, rateStart: now - rateWindow}
 	}
+	l.sweep(now)
+	addIdleSource(1)
 	l.sweep(now + sweepEvery - 1)
-	if l.lastSweep.Load() != now {
+	if l.sources() != 1 {
 		t.Error("swept again within a second")
 	}
 	l.sweep(now + sweepEvery)
-	if l.lastSweep.Load() != now+sweepEvery {
+	if l.sources() != 0 {
 		t.Error("did not sweep after a second")
 	}
+	addIdleSource(2)
 	l.sweep(now) // the clock went back: sweep, and count from there
-	if l.lastSweep.Load() != now {
+	if l.sources() != 0 {
 		t.Error("did not sweep when time went back")
 	}
 
-	tab := New(Config{})
-	if !tab.fullExpireDue(now) || tab.fullExpireDue(now+fullExpireEvery-1) || !tab.fullExpireDue(now+fullExpireEvery) {
-		t.Error("full-table expiry not limited to once a millisecond")
+	var full pacer
+	if !full.due(now, fullExpireEvery) || full.due(now+fullExpireEvery-1, fullExpireEvery) ||
+		!full.due(now+fullExpireEvery, fullExpireEvery) || !full.due(now, fullExpireEvery) {
+		t.Error("full-table expiry not limited to once a millisecond, or not at once when time goes back")
 	}
 }

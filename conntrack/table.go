@@ -18,7 +18,7 @@ type Table struct {
 	cfg   atomic.Pointer[settings]
 	count atomic.Int64 // live entries plus in-flight Create reservations
 
-	lastFullExpire atomic.Int64 // table time of the last sweep made because the table was full
+	fullExpiries pacer // the sweeps a full table makes before evicting
 
 	slab  slab // every shard's entries
 	src   srcLimiter
@@ -212,7 +212,7 @@ func (t *Table) track(p *packet.Parsed, k *Key, h uint64, now int64, r *Result) 
 	i, dir, ok := sh.lookup(k, h)
 	if ok {
 		e := sh.at(i)
-		if now-e.lastSeen >= t.timeoutOf(s, e) {
+		if t.expiredAt(s, e, now) {
 			t.end(sh, i, s, now, endCauseOf(e), &ended)
 			ok = false
 		} else {

@@ -59,8 +59,8 @@ func (b *Batch) Add(frame []byte, link packet.LinkType, in int, now int64) bool 
 }
 
 // AddCut is Add for a frame that may have been cut short (by a capture's
-// snapshot length, or NFQUEUE's copy range), given its length on the wire: see
-// packet.Parsed.DecodeWire.
+// snapshot length, or NFQUEUE's copy range), given its length on the wire (one
+// below len(frame), 0 included, means whole): see packet.Parsed.DecodeWire.
 func (b *Batch) AddCut(frame []byte, wireLen int, link packet.LinkType, in int, now int64) bool {
 	if b.n == BatchSize {
 		return false

@@ -299,7 +299,7 @@ func TestSegmentationOffloadSend(t *testing.T) {
 			t.Fatalf("%s: %v (%v)", st.name, d.Reason, d.DecodeErr)
 		}
 	}
-	if err := p.Decode(send, packet.LinkRaw); err != nil || !p.IPLenFromCapture || p.PayloadLen != big {
-		t.Fatalf("the send decodes as %d bytes (from capture %v, %v)", p.PayloadLen, p.IPLenFromCapture, err)
+	if err := p.Decode(send, packet.LinkRaw); err != nil || !p.IPLenFromWire || p.PayloadLen != big {
+		t.Fatalf("the send decodes as %d bytes (from capture %v, %v)", p.PayloadLen, p.IPLenFromWire, err)
 	}
 }

@@ -14,7 +14,7 @@ const MaxVLANTags = 8
 //
 // A capture cut short by its snapshot length is not an error as long as the headers
 // are present: IPLen keeps the length the IP header states (or, for an offloaded
-// send whose header states none, the wire length: see IPLenFromCapture) and
+// send whose header states none, the wire length: see IPLenFromWire) and
 // Truncated reports the cut. Bytes after the IP packet (Ethernet padding) are
 // ignored.
 //
@@ -26,7 +26,7 @@ func (p *Parsed) Decode(b []byte, link LinkType) error {
 
 // DecodeWire is Decode for frame b, captured on link, that was wireLen bytes long on
 // the wire (a capture record's original length; NFQUEUE's NFQA_CAP_LEN). It matters
-// only for a packet whose IP header gives no length (see IPLenFromCapture): the
+// only for a packet whose IP header gives no length (see IPLenFromWire): the
 // packet is then as long as the wire length says, and Truncated reports the cut. A
 // wireLen below len(b) counts as len(b).
 func (p *Parsed) DecodeWire(b []byte, link LinkType, wireLen int) error {

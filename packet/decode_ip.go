@@ -19,7 +19,6 @@ const (
 	ipv6DestOptions = 60
 )
 
-// decodeIPv4 parses the IPv4 header at b[off:] and then the transport header.
 // minOffloadLen is the least IP packet length for which a length field of 0 is
 // read as an offloaded send. Such a send is larger than a path MTU, which is at
 // least this (RFC 791's 576); a shorter frame with a zero length is a broken
@@ -27,6 +26,7 @@ const (
 // payload.
 const minOffloadLen = 576
 
+// decodeIPv4 parses the IPv4 header at b[off:] and then the transport header.
 func (p *Parsed) decodeIPv4(b []byte, off int) error {
 	p.IPOffset = off
 	if len(b) < off+20 {
@@ -43,8 +43,8 @@ func (p *Parsed) decodeIPv4(b []byte, off int) error {
 	if wire := p.WireLength - off; total == 0 && frag&0x3fff == 0 && wire >= minOffloadLen &&
 		(h[9] == uint8(ProtoTCP) || h[9] == uint8(ProtoUDP)) {
 		// A segmentation offload send, captured before the NIC split it: the
-		// packet is as long as the frame (see IPLenFromCapture).
-		total, p.IPLenFromCapture = wire, true
+		// packet is as long as the frame (see IPLenFromWire).
+		total, p.IPLenFromWire = wire, true
 	}
 	p.IPLen = total
 	p.IPID = uint32(binary.BigEndian.Uint16(h[4:6]))
@@ -97,7 +97,7 @@ func (p *Parsed) decodeIPv6(b []byte, off int) error {
 		// its length is in a hop-by-hop option): as for IPv4, the packet is as
 		// long as the frame. Only after headers that cannot be empty: any other
 		// may legitimately end at the IPv6 header, followed by link padding.
-		plen, p.IPLenFromCapture = p.WireLength-off-40, true
+		plen, p.IPLenFromWire = p.WireLength-off-40, true
 	}
 	p.IPLen = 40 + plen
 	p.Proto = Proto(h[6])

@@ -135,7 +135,7 @@ func (p *Parsed) decodeUDP(b []byte, l4, end int) error {
 	p.DstPort = binary.BigEndian.Uint16(u[2:4])
 	ulen := int(binary.BigEndian.Uint16(u[4:6]))
 	p.PayloadOffset = l4 + 8
-	if ulen == 0 && p.IPLenFromCapture {
+	if ulen == 0 && p.IPLenFromWire {
 		// A datagram longer than 64 KiB carries 0 here too (RFC 2675 section 4:
 		// a tunnel's BIG TCP send): it fills the IP packet.
 		ulen = seg

@@ -168,16 +168,16 @@ func ipCases() []decodeCase {
 		// A segmentation offload send captured before the NIC split it: the IP
 		// length field is 0 and the packet is as long as the capture.
 		{"ipv4 tso total length 0", eth(nil, setIPLen(tcp4(ACK|PSH, sends), 0)), LinkEthernet, with(wantTCP4(LinkEthernet, 14, 14+40+len(sends), ACK|PSH, 20, len(sends)), func(p *Parsed) {
-			p.IPLenFromCapture = true
+			p.IPLenFromWire = true
 		})},
 		{"ipv6 big tcp payload length 0", eth(nil, setIPLen(tcp6(ACK|PSH, sends), 0)), LinkEthernet, with(wantTCP6(LinkEthernet, 14, 14+60+len(sends), ACK|PSH, 20, len(sends)), func(p *Parsed) {
-			p.IPLenFromCapture = true
+			p.IPLenFromWire = true
 		})},
 		{"ipv4 tso udp length 0", eth(nil, setIPLen(setUDPLen(udp4(sends), 0), 0)), LinkEthernet, with(wantUDP4(LinkEthernet, 14, 14+28+len(sends), len(sends)), func(p *Parsed) {
-			p.IPLenFromCapture = true
+			p.IPLenFromWire = true
 		})},
 		{"ipv6 big tcp in a udp tunnel", eth(nil, setIPLen(setUDPLen(udp6(sends), 0), 0)), LinkEthernet, with(wantUDP6(LinkEthernet, 14, 14+48+len(sends), len(sends)), func(p *Parsed) {
-			p.IPLenFromCapture = true
+			p.IPLenFromWire = true
 		})},
 		// An empty IPv6 payload is not taken for a BIG TCP send: the link padding
 		// after it stays padding.
@@ -322,9 +322,9 @@ func TestDecodeWireOffloadedSend(t *testing.T) {
 	if err := p.DecodeWire(cut, LinkEthernet, len(frame)); err != nil {
 		t.Fatal(err)
 	}
-	if !p.IPLenFromCapture || p.IPLen != len(frame)-14 || p.PayloadLen != 100_000 || !p.Truncated() {
+	if !p.IPLenFromWire || p.IPLen != len(frame)-14 || p.PayloadLen != 100_000 || !p.Truncated() {
 		t.Errorf("cut offloaded send: from capture %v, IPLen %d, payload %d, truncated %v; want true, %d, 100000, true",
-			p.IPLenFromCapture, p.IPLen, p.PayloadLen, p.Truncated(), len(frame)-14)
+			p.IPLenFromWire, p.IPLen, p.PayloadLen, p.Truncated(), len(frame)-14)
 	}
 	if got := len(p.Payload(cut)); got != 200-54 {
 		t.Errorf("captured payload %d bytes, want %d", got, 200-54)

@@ -53,7 +53,7 @@ func FuzzDecode(f *testing.F) {
 		if w.WireLength != wire {
 			t.Fatalf("WireLength %d, told %d", w.WireLength, wire)
 		}
-		if werr == nil && w.IPLenFromCapture && w.IPOffset+w.IPLen != wire {
+		if werr == nil && w.IPLenFromWire && w.IPOffset+w.IPLen != wire {
 			t.Fatalf("length from capture: IP packet [%d, +%d) does not end at the wire length %d", w.IPOffset, w.IPLen, wire)
 		}
 

@@ -112,16 +112,16 @@ type Parsed struct {
 	FragOffset uint16   // fragment offset in bytes
 	MoreFrags  bool     // MF bit / M flag
 	IPOffset   int      // start of the IP header
-	IPLen      int      // IP total length as the header states (header included; but see IPLenFromCapture)
+	IPLen      int      // IP total length as the header states (header included; but see IPLenFromWire)
 	L4Offset   int      // start of the transport header (valid unless LaterFragment)
 	ExtHeaders uint8    // number of IPv6 extension headers walked
-	// IPLenFromCapture: the header's length field was 0, as in a TCP segmentation
+	// IPLenFromWire: the header's length field was 0, as in a TCP segmentation
 	// offload or BIG TCP send captured before the NIC cut it up (tcpdump and
 	// Wireshark read it the same way), and IPLen is taken from the frame's length
 	// on the wire instead. Only for packets of at least minOffloadLen bytes
 	// carrying TCP or UDP (or, over IPv6, a hop-by-hop header), so that link
 	// padding is never taken for payload.
-	IPLenFromCapture bool
+	IPLenFromWire bool
 
 	// Transport layer.
 	SrcPort, DstPort uint16

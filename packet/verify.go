@@ -11,13 +11,13 @@ import (
 //
 // Transport checksums cover the whole datagram, so they are skipped (nil) for
 // fragments and for captures cut short by their snapshot length; the IPv4 header
-// checksum is still checked then. An offloaded send (IPLenFromCapture) has nothing
-// to check: the NIC fills in its checksums as it cuts it into packets. A zero UDP checksum over IPv4 means "none"; over
-// IPv6 it is an error. Unknown protocols have nothing to check. Whatever p holds,
+// checksum is still checked then. An offloaded send (IPLenFromWire) has nothing
+// to check: the NIC fills in its checksums as it cuts it into packets. A zero UDP
+// checksum over IPv4 means "none"; over IPv6 it is an error. Unknown protocols have nothing to check. Whatever p holds,
 // VerifyChecksums never reads outside b.
 func (p *Parsed) VerifyChecksums(b []byte) error {
 	ip := p.IPOffset
-	if p.IPVersion == 0 || p.IPLenFromCapture || ip < 0 || ip >= len(b) {
+	if p.IPVersion == 0 || p.IPLenFromWire || ip < 0 || ip >= len(b) {
 		return nil
 	}
 	v4 := p.IPVersion == 4

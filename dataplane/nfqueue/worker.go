@@ -194,13 +194,9 @@ func (w *worker) add(body []byte, now int64) {
 		w.stat.gso.Add(1)
 	}
 	w.ids[w.pending.Len()] = m.ID
-	wire := len(m.Payload)
-	if m.CapLen > 0 {
-		// Cut to the copy range: the real length tells an offloaded (BIG TCP)
-		// super-packet, whose IP length field is 0, its size.
-		wire = int(m.CapLen)
-	}
-	w.pending.AddCut(m.Payload, wire, packet.LinkRaw, w.ifs.ingress(m.InDev, now), now)
+	// CapLen, set when the copy range cut the packet, tells an offloaded (BIG
+	// TCP) super-packet, whose IP length field is 0, its size; 0 means whole.
+	w.pending.AddCut(m.Payload, int(m.CapLen), packet.LinkRaw, w.ifs.ingress(m.InDev, now), now)
 	if w.pending.Full() {
 		w.decidePending(now)
 	}
