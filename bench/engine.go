@@ -21,9 +21,10 @@ type EngineOptions struct {
 	Flows   int    // concurrent connections
 	Packets int    // established-path packets, spread over the flows
 	Seed    uint64 // for the interleaving; the same seed gives the same traffic
-	// NewConnSamples is how many new connections the new-connection figure is
+	// NewConnSamples is how many new connections the new-connection figures are
 	// taken from, opened on fresh engines of Flows connections each (default
-	// 1 000 000): the median of the engines' rounds.
+	// 1 000 000): in wall time the median of the engines' rounds, in CPU time
+	// their mean.
 	NewConnSamples int
 }
 
@@ -60,11 +61,12 @@ type EngineResult struct {
 
 	// Context for reading the figures.
 	// EstablishedSingleNsPerPacket is the established path decided one packet at a
-	// time (DecideInto) instead of in batches: what a cache miss costs when
-	// nothing overlaps it.
+	// time (DecideInto) instead of in batches, in one second pass over the same
+	// packets: what a cache miss costs when nothing overlaps it.
 	EstablishedSingleNsPerPacket float64 `json:"established_single_ns_per_packet"`
-	// Rounds: the established path, the map floor and the tuple and one-at-a-time
-	// loops are medians over this many alternating rounds.
+	// Rounds: the wall figures of the established path, the map floor, the tuple
+	// lookup and MapLookupDependentNs are medians over this many alternating
+	// rounds; their CPU figures are totals over them.
 	Rounds              int     `json:"rounds"`
 	TeardownNsPerPacket float64 `json:"teardown_ns_per_packet"`
 	// BytesPerConnection counts everything a connection costs: its entry, list
@@ -148,11 +150,11 @@ func RunEngine(o EngineOptions) (EngineResult, error) {
 	var p packet.Parsed
 	var d firewall.Decision
 	now := time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC).UnixNano()
-	// run times one phase in wall time and in the thread's CPU time.
+	// The thread's CPU time is only meaningful if the work stays on this thread.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	// run times one phase in batches, as the feeders decide packets.
-	// runRange times packets [from, to) of s.
+	// runRange times packets [from, to) of s in batches, as the feeders decide
+	// packets, in wall time and in the thread's CPU time.
 	runRange := func(s *stream, from, to int) (wallNs, cpuNs float64) {
 		start, cpu0 := time.Now(), threadCPU()
 		for i := from; i < to; i++ {
@@ -171,6 +173,7 @@ func RunEngine(o EngineOptions) (EngineResult, error) {
 		n := float64(to - from)
 		return float64(time.Since(start).Nanoseconds()) / n, float64(threadCPU()-cpu0) / n
 	}
+	// run times a whole phase.
 	run := func(s *stream) (wallNs, cpuNs float64) { return runRange(s, 0, s.len()) }
 	// runSingle times a phase one packet at a time (DecideInto), for comparison.
 	runSingle := func(s *stream) (wallNs float64) {
@@ -196,59 +199,65 @@ func RunEngine(o EngineOptions) (EngineResult, error) {
 	res.BytesPerConnection = float64(int64(after)-int64(before)+indexBytes) / float64(o.Flows)
 
 	// The established path and the map floor are timed in alternating rounds over
-	// the same stretches of traffic, and each figure is the median of its rounds:
-	// on a shared machine a neighbour's burst then spoils a round of each, not
-	// one figure, and the ratio compares like with like.
+	// the same stretches of traffic, and each wall figure is the median of its
+	// rounds: on a shared machine a neighbour's burst then spoils a round of each,
+	// not one figure, and the ratio compares like with like. The CPU figures are
+	// totals over the rounds instead: the thread's CPU clock ticks every few
+	// milliseconds, as long as a round of map lookups lasts, so a round's CPU
+	// time is too coarse to take a median of.
 	fl := newMapFloor(traffic, order)
 	rounds := max(1, min(engineRounds, o.Packets/minRoundPackets))
-	var estWall, estCPU, mapWall, mapCPU, tupleWall, tupleCPU, depWall []float64
+	var estWall, mapWall, tupleWall, depWall []float64
+	var estCPU, mapCPU, tupleCPU float64 // ns, summed over the rounds
 	var allocs uint64
 	for r := range rounds {
 		from, to := r*o.Packets/rounds, (r+1)*o.Packets/rounds
 		var m0, m1 runtime.MemStats
 		runtime.ReadMemStats(&m0)
+		n := float64(to - from)
 		w, c := runRange(&data, from, to)
 		runtime.ReadMemStats(&m1)
 		allocs += m1.Mallocs - m0.Mallocs
-		estWall, estCPU = append(estWall, w), append(estCPU, c)
+		estWall, estCPU = append(estWall, w), estCPU+c*n
 		// The map loops go over the same keys in the same order, and the first
 		// leaves the caches warmer for the next: which one goes first rotates.
 		for step := range 3 {
 			switch (r + step) % 3 {
 			case 0:
 				w, c := fl.time(from, to)
-				mapWall, mapCPU = append(mapWall, w), append(mapCPU, c)
+				mapWall, mapCPU = append(mapWall, w), mapCPU+c*n
 			case 1:
 				w, c, err := fl.timeTuples(&data, from, to)
 				if err != nil {
 					return res, err
 				}
-				tupleWall, tupleCPU = append(tupleWall, w), append(tupleCPU, c)
+				tupleWall, tupleCPU = append(tupleWall, w), tupleCPU+c*n
 			case 2:
 				depWall = append(depWall, fl.timeDependent(from, to))
 			}
 		}
 	}
+	packets := float64(o.Packets)
 	res.MapLookupDependentNs = median(depWall)
-	res.EstablishedNsPerPacket, res.EstablishedCPUNsPerPacket = median(estWall), median(estCPU)
-	res.MapLookupNs, res.MapLookupCPUNs = median(mapWall), median(mapCPU)
-	res.TupleLookupNs, res.TupleLookupCPUNs = median(tupleWall), median(tupleCPU)
+	res.EstablishedNsPerPacket, res.EstablishedCPUNsPerPacket = median(estWall), estCPU/packets
+	res.MapLookupNs, res.MapLookupCPUNs = median(mapWall), mapCPU/packets
+	res.TupleLookupNs, res.TupleLookupCPUNs = median(tupleWall), tupleCPU/packets
 	res.Rounds = rounds
 	// ReadMemStats allocates nothing itself; any allocation here is the engine's.
-	res.AllocsPerPacket = float64(allocs) / float64(o.Packets)
+	res.AllocsPerPacket = float64(allocs) / packets
+	// A second pass over the same packets, which the table has seen: for
+	// comparison only.
 	res.EstablishedSingleNsPerPacket = runSingle(&data)
 	res.TeardownNsPerPacket, _ = run(&teardown)
 	if n := eng.Table().Len(); n != o.Flows {
 		return res, fmt.Errorf("table holds %d connections after teardown, want %d in TIME_WAIT", n, o.Flows)
 	}
 
-	runtime.KeepAlive(eng)
-	runtime.KeepAlive(fl)
-
 	// One pass of SYNs over a small table is too short to time well (10 000 SYNs take
-	// a few milliseconds, below the CPU clock's resolution), so new connections are
-	// timed again on fresh engines of the same size until NewConnSamples were opened
-	// (the rounds are capped for tables of a few dozen connections).
+	// a few milliseconds, about a tick of the thread's CPU clock), so new
+	// connections are timed again on fresh engines of the same size until
+	// NewConnSamples were opened (the rounds are capped for tables of a few dozen
+	// connections).
 	samples := o.NewConnSamples
 	if samples <= 0 {
 		samples = newConnSamples
@@ -256,8 +265,8 @@ func RunEngine(o EngineOptions) (EngineResult, error) {
 	extra := min(maxNewConnRounds-1, (samples+o.Flows-1)/o.Flows-1)
 	// The wall figures are medians of the rounds, which alternate with the map
 	// floor for inserts, as the established path's do; the CPU figure is the
-	// mean, since the thread's CPU clock ticks about once a millisecond and a round
-	// of 10 000 SYNs lasts a few.
+	// mean, since the thread's CPU clock ticks every few milliseconds, about as
+	// long as a round of 10 000 SYNs lasts.
 	floorMap := make(map[connKey]uint32, cfg.Settings.MaxConnections)
 	newWall, cpu := []float64{res.NewConnectionNs}, res.NewConnectionCPUNs
 	var insertWall []float64

@@ -72,7 +72,7 @@ func runBenchEngine(e *env, args []string) int {
 	fmt.Fprintf(w, "  plain map lookup   %8.1f  %8.1f  the floor: a Go map of %d connection-sized keys\n", r.MapLookupNs, r.MapLookupCPUNs, r.Flows)
 	fmt.Fprintf(w, "  map, one at a time %8.1f            each lookup waiting for the last: the latency of one, not the throughput of many\n", r.MapLookupDependentNs)
 	fmt.Fprintf(w, "  tuple + map lookup %8.1f  %8.1f  the least any table does: the tuple read from each packet, then the same lookup\n", r.TupleLookupNs, r.TupleLookupCPUNs)
-	fmt.Fprintf(w, "                     (all four: medians of %d alternating rounds; packets decided in batches of %d)\n", r.Rounds, firewall.BatchSize)
+	fmt.Fprintf(w, "                     (wall: medians of %d alternating rounds, CPU: totals; packets decided in batches of %d)\n", r.Rounds, firewall.BatchSize)
 	fmt.Fprintf(w, "  one by one         %8.1f            the established path without batches (DecideInto)\n", r.EstablishedSingleNsPerPacket)
 	fmt.Fprintf(w, "  new connection     %8.1f  %8.1f  decode, miss, rules, insert\n", r.NewConnectionNs, r.NewConnectionCPUNs)
 	fmt.Fprintf(w, "  tuple + map insert %8.1f            the least any table does: each SYN's tuple read and inserted into an emptied map sized for the limit\n", r.TupleInsertNs)
