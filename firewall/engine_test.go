@@ -10,6 +10,7 @@ import (
 	"keepstate/packet"
 	"keepstate/policy"
 	"keepstate/reason"
+	"keepstate/synth"
 )
 
 var (
@@ -275,31 +276,16 @@ func TestLoosePickupOrientation(t *testing.T) {
 func TestSegmentationOffloadSend(t *testing.T) {
 	e := newEngine(t, testConfig(), nil)
 	var p packet.Parsed
-	scaled := packet.TCPOptions{MSS: 1460, HasMSS: true, WScale: 7, HasWScale: true}
-	seg := func(src, dst netip.AddrPort, flags packet.TCPFlags, seq, ack uint32, opts packet.TCPOptions, n int) []byte {
-		return packet.AppendTCP(nil, packet.TCPSpec{Src: src, Dst: dst, Seq: seq, Ack: ack, Flags: flags,
-			Window: 65535, Options: opts, Payload: make([]byte, n)})
-	}
 	const big = 100_000
-	send := seg(tomcat, web, packet.ACK|packet.PSH, 5001, 1001, packet.TCPOptions{}, big)
-	send[2], send[3] = 0, 0 // what the capture shows of a send the NIC segments
-	steps := []struct {
-		name  string
-		frame []byte
-	}{
-		{"SYN", seg(web, tomcat, packet.SYN, 1000, 0, scaled, 0)},
-		{"SYN-ACK", seg(tomcat, web, packet.SYN|packet.ACK, 5000, 1001, scaled, 0)},
-		{"ACK", seg(web, tomcat, packet.ACK, 1001, 5001, packet.TCPOptions{}, 0)},
-		{"100 000-byte send", send},
-		{"its acknowledgement", seg(web, tomcat, packet.ACK, 1001, 5001+big, packet.TCPOptions{}, 0)},
-	}
-	for i, st := range steps {
-		d := e.Decide(st.frame, packet.LinkRaw, -1, t0+int64(i), &p)
+	frames := synth.OffloadedSend(web, tomcat, big)
+	names := []string{"SYN", "SYN-ACK", "ACK", "100 000-byte send", "its acknowledgement"}
+	for i, frame := range frames {
+		d := e.Decide(frame, packet.LinkRaw, -1, t0+int64(i), &p)
 		if d.Action != Accept {
-			t.Fatalf("%s: %v (%v)", st.name, d.Reason, d.DecodeErr)
+			t.Fatalf("%s: %v (%v)", names[i], d.Reason, d.DecodeErr)
 		}
 	}
-	if err := p.Decode(send, packet.LinkRaw); err != nil || !p.IPLenFromWire || p.PayloadLen != big {
-		t.Fatalf("the send decodes as %d bytes (from capture %v, %v)", p.PayloadLen, p.IPLenFromWire, err)
+	if err := p.Decode(frames[3], packet.LinkRaw); err != nil || !p.IPLenFromWire || p.PayloadLen != big {
+		t.Fatalf("the send decodes as %d bytes (from the wire length %v, %v)", p.PayloadLen, p.IPLenFromWire, err)
 	}
 }

@@ -109,8 +109,7 @@ func linkCases() []decodeCase {
 func ipCases() []decodeCase {
 	big := bytes.Repeat([]byte{0xab}, 100)
 	sends := bytes.Repeat([]byte{0xcd}, 3000) // an offloaded send: more than a segment
-	padded := eth(nil, udp4([]byte{1, 2}))
-	padded = append(padded, make([]byte, 60-len(padded))...)
+	padded := padTo60(eth(nil, udp4([]byte{1, 2})))
 	snapped := eth(nil, tcp4(ACK, big))[:14+40+10]
 
 	u4big := udp4(big)

@@ -129,7 +129,8 @@ func eth(vlans []uint16, ip []byte) []byte { return AppendEthernet(nil, macA, ma
 
 // setIPLen returns a copy of the raw IP packet pkt with its length field (IPv4
 // total length, IPv6 payload length) set to n, as a segmentation offload send
-// leaves it at 0.
+// leaves it at 0. The IPv4 header checksum is left as it was: such a send's is
+// the NIC's to fill in.
 func setIPLen(pkt []byte, n uint16) []byte {
 	b := slices.Clone(pkt)
 	at := 2
@@ -141,7 +142,8 @@ func setIPLen(pkt []byte, n uint16) []byte {
 }
 
 // setUDPLen returns a copy of the raw IP packet pkt, carrying UDP without IP
-// options or extension headers, with the UDP length set to n.
+// options or extension headers, with the UDP length set to n (the UDP checksum
+// left as it was).
 func setUDPLen(pkt []byte, n uint16) []byte {
 	b := slices.Clone(pkt)
 	at := 20 + 4

@@ -154,3 +154,18 @@ func (r *Recorder) WritePcapNG(w interface{ Write([]byte) (int, error) }) error 
 func sortByTime(p []recorded) {
 	slices.SortStableFunc(p, func(a, b recorded) int { return a.t.Compare(b.t) })
 }
+
+// OffloadedSend is a TCP handshake from client to server, then an n-byte send from
+// the server as a capture on the server shows it when its NIC does the
+// segmenting (TSO, BIG TCP): one IPv4 packet whose total length field is 0. Then
+// the client acknowledges all of it. The windows are scaled so that n fits.
+func OffloadedSend(client, server netip.AddrPort, n int) [][]byte {
+	c := NewConv(client, server, 1)
+	c.Window = 65535
+	syn := c.Segment(FromClient, packet.SYN, 0)
+	synAck := c.Segment(FromServer, packet.SYN|packet.ACK, 0)
+	ack := c.Segment(FromClient, packet.ACK, 0)
+	send := c.Segment(FromServer, packet.ACK|packet.PSH, n)
+	send[2], send[3] = 0, 0
+	return [][]byte{syn, synAck, ack, send, c.Segment(FromClient, packet.ACK, 0)}
+}

@@ -128,6 +128,12 @@ func (t *Traffic) Teardowns(y Yield) {
 // packet per microsecond from start, headers only (snapshot length 96, original
 // lengths as on the wire): the kind of capture replay's speed is measured on.
 func WriteTraffic(w io.Writer, t *Traffic, start time.Time) (packets int, err error) {
+	return WriteTrafficEvery(w, t, start, time.Microsecond)
+}
+
+// WriteTrafficEvery is WriteTraffic with one packet every step: a slow enough
+// clock lets connections time out between their packets.
+func WriteTrafficEvery(w io.Writer, t *Traffic, start time.Time, step time.Duration) (packets int, err error) {
 	pw, err := capture.NewPcapWriter(w, packet.LinkEthernet, 96, false)
 	if err != nil {
 		return 0, err
@@ -141,7 +147,7 @@ func WriteTraffic(w io.Writer, t *Traffic, start time.Time) (packets int, err er
 		frame = packet.AppendEthernet(frame[:0], macA, macB, nil, ip)
 		wire := len(frame) - len(ip) + int(binary.BigEndian.Uint16(ip[2:4]))
 		err = pw.WritePacket(now, frame, wire)
-		now += int64(time.Microsecond)
+		now += int64(step)
 		packets++
 	}
 	t.SYNs(emit)

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"keepstate/packet"
+	"keepstate/synth"
 )
 
 // pairConn is a conn whose verdicts land in the other end of a socket pair.
@@ -70,17 +71,33 @@ func readVerdicts(t *testing.T, peer *os.File) []sentVerdict {
 	return out
 }
 
-// A batch of accepted and dropped packets: every drop is sent on its own first,
-// then one batch verdict accepts the rest up to the last accepted id.
-func TestServeSendsDropsThenOneBatchAccept(t *testing.T) {
+// servingWorker is a worker on queue 6 of the lab engine, its verdicts landing in
+// the returned end of a socket pair.
+func servingWorker(t *testing.T) (*worker, *os.File) {
+	t.Helper()
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		t.Skip(err)
 	}
-	defer unix.Close(fd)
+	t.Cleanup(func() { unix.Close(fd) })
 	c, peer := pairConn(t, 6)
 	eng := labEngine(t)
-	w := newWorker(c, eng, nil, nil, newIfaceMap(eng, fd))
+	return newWorker(c, eng, nil, nil, newIfaceMap(eng, fd)), peer
+}
+
+// serveDatagrams has w serve the datagrams as one receive batch.
+func serveDatagrams(w *worker, datagrams [][]byte) {
+	for i, d := range datagrams {
+		copy(w.batch.bufs[i], d)
+		w.batch.msgs[i].len = uint32(len(d))
+	}
+	w.serve(len(datagrams))
+}
+
+// A batch of accepted and dropped packets: every drop is sent on its own first,
+// then one batch verdict accepts the rest up to the last accepted id.
+func TestServeSendsDropsThenOneBatchAccept(t *testing.T) {
+	w, peer := servingWorker(t)
 
 	cli := netip.MustParseAddrPort("198.18.1.2:40000")
 	syn := func(port uint16) []byte {
@@ -98,11 +115,7 @@ func TestServeSendsDropsThenOneBatchAccept(t *testing.T) {
 	errMsg := appendHeader(nil, nlmsgError, 0, 0, 0, 16)
 	ne.PutUint32(errMsg[nlmsgHdrLen:], uint32(0xfffffffe)) // -ENOENT over the nfgenmsg bytes
 	datagrams = append(datagrams, append(errMsg, make([]byte, 12)...))
-	for i, d := range datagrams {
-		copy(w.batch.bufs[i], d)
-		w.batch.msgs[i].len = uint32(len(d))
-	}
-	w.serve(len(datagrams))
+	serveDatagrams(w, datagrams)
 
 	got := readVerdicts(t, peer)
 	want := []sentVerdict{
@@ -154,39 +167,19 @@ func TestRunDropsEarlyPackets(t *testing.T) {
 // range with its real length in NFQA_CAP_LEN: the worker passes that length on, so
 // the send is tracked at its size and the acknowledgement of all of it passes.
 func TestServeTracksCutBigTCPSend(t *testing.T) {
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Skip(err)
-	}
-	defer unix.Close(fd)
-	c, peer := pairConn(t, 6)
-	eng := labEngine(t)
-	w := newWorker(c, eng, nil, nil, newIfaceMap(eng, fd))
-
+	w, peer := servingWorker(t)
 	cli := netip.MustParseAddrPort("198.18.1.2:40000")
 	srv := netip.AddrPortFrom(netip.MustParseAddr("198.18.2.2"), portPermit)
-	seg := func(src, dst netip.AddrPort, flags packet.TCPFlags, seq, ack uint32, wscale bool, n int) []byte {
-		spec := packet.TCPSpec{Src: src, Dst: dst, Seq: seq, Ack: ack, Flags: flags, Window: 65535, Payload: make([]byte, n)}
-		if wscale {
-			spec.Options = packet.TCPOptions{MSS: 1460, HasMSS: true, WScale: 9, HasWScale: true}
+	var datagrams [][]byte
+	for i, f := range synth.OffloadedSend(cli, srv, 150_000) {
+		id := uint32(200 + i)
+		if i == 3 { // the send, cut to the copy range, its length in NFQA_CAP_LEN
+			datagrams = append(datagrams, kernelPacketMsg(id, 2, 0, 0, f[:copyRange], uint32(len(f)), skbInfoGSO))
+			continue
 		}
-		return packet.AppendTCP(nil, spec)
+		datagrams = append(datagrams, kernelPacketMsg(id, 2, 0, 0, f, 0, 0))
 	}
-	const big = 150_000
-	send := seg(srv, cli, packet.ACK|packet.PSH, 5001, 1001, false, big)
-	send[2], send[3] = 0, 0
-	datagrams := [][]byte{
-		kernelPacketMsg(200, 2, 0, 0, seg(cli, srv, packet.SYN, 1000, 0, true, 0), 0, 0),
-		kernelPacketMsg(201, 2, 0, 0, seg(srv, cli, packet.SYN|packet.ACK, 5000, 1001, true, 0), 0, 0),
-		kernelPacketMsg(202, 2, 0, 0, seg(cli, srv, packet.ACK, 1001, 5001, false, 0), 0, 0),
-		kernelPacketMsg(203, 2, 0, 0, send[:copyRange], uint32(len(send)), skbInfoGSO),
-		kernelPacketMsg(204, 2, 0, 0, seg(cli, srv, packet.ACK, 1001, 5001+big, false, 0), 0, 0),
-	}
-	for i, d := range datagrams {
-		copy(w.batch.bufs[i], d)
-		w.batch.msgs[i].len = uint32(len(d))
-	}
-	w.serve(len(datagrams))
+	serveDatagrams(w, datagrams)
 
 	got := readVerdicts(t, peer)
 	if want := (sentVerdict{true, nfAccept, 204, 6}); len(got) != 1 || got[0] != want {

@@ -1,7 +1,6 @@
 package replay
 
 import (
-	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -53,9 +52,10 @@ func TestBatchedReplayDecidesAsOneByOne(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// 3 000 connections opened, interleaved and closed, with a capture clock that
-	// lets some expire between their packets, so expiry sweeps fall mid-batch.
-	if _, err := synth.WriteTraffic(f, synth.NewTraffic(3000, 60000, 7), time.Unix(1.7e9, 0)); err != nil {
+	// 3 000 connections opened, interleaved and closed, one packet every 20 ms:
+	// an expiry sweep (one a second) every 50 packets, so at every place in a
+	// batch, and the last SYNs time out (120 s) before their SYN-ACKs come.
+	if _, err := synth.WriteTrafficEvery(f, synth.NewTraffic(3000, 60000, 7), time.Unix(1.7e9, 0), 20*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.Close(); err != nil {
@@ -131,7 +131,7 @@ func decideOneByOne(t *testing.T, path string, cfg *config.Config, opts firewall
 	var lastExpire int64
 	for {
 		pkt, err := rd.Next()
-		if err == io.EOF || err != nil {
+		if err != nil {
 			return out
 		}
 		if pkt.Time-lastExpire >= ExpireEvery {

@@ -151,8 +151,9 @@ func TestGzipCapture(t *testing.T) {
 }
 
 // An SLL2 capture (tcpdump -i any) names no interfaces, only indexes: with the
-// user's index map the ingress is known and anti-spoofing applies; without it the
-// ingress is inferred and anti-spoofing cannot judge.
+// user's index map (to an interface's name or its device's) the ingress is known
+// and anti-spoofing applies; without it the ingress is inferred and anti-spoofing
+// cannot judge.
 func TestSLL2IngressByIndex(t *testing.T) {
 	var buf bytes.Buffer
 	w, err := capture.NewPcapWriter(&buf, packet.LinkLinuxSLL2, 0, true)
@@ -168,17 +169,22 @@ func TestSLL2IngressByIndex(t *testing.T) {
 	}
 	add(3, "10.1.0.2:40000", "10.2.0.2:8080") // a web server on LAN: fine
 	add(3, "10.2.0.9:40001", "10.2.0.2:8080") // a DMZ address arriving on LAN: spoofed
-	w.Close()
+	add(4, "10.1.0.7:40002", "10.2.0.2:8080") // a LAN address arriving on eth2, the DMZ's device: spoofed
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
 	path := filepath.Join(t.TempDir(), "any.pcap")
-	os.WriteFile(path, buf.Bytes(), 0o644)
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	cfgText, _ := synth.Story1Config(true)
 
 	sum, err := Run([]string{path}, Options{Engine: engineFor(t, cfgText), IfIndex: map[int32]string{3: "LAN", 4: "eth2"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sum.Accepted != 1 || sum.DropsByReason[reason.AntiSpoofing.String()] != 1 {
-		t.Errorf("with the index map: accepted %d, drops %v; want 1 accepted, 1 anti_spoofing", sum.Accepted, sum.DropsByReason)
+	if sum.Accepted != 1 || sum.DropsByReason[reason.AntiSpoofing.String()] != 2 {
+		t.Errorf("with the index map: accepted %d, drops %v; want 1 accepted, 2 anti_spoofing", sum.Accepted, sum.DropsByReason)
 	}
 	sum, err = Run([]string{path}, Options{Engine: engineFor(t, cfgText)})
 	if err != nil {
@@ -194,24 +200,7 @@ func TestSLL2IngressByIndex(t *testing.T) {
 // record's original length gives its size, so the receiver's acknowledgement of
 // all of it passes.
 func TestOffloadedSendInCutCapture(t *testing.T) {
-	web, srv := netip.MustParseAddrPort("10.0.0.1:40000"), netip.MustParseAddrPort("10.0.0.2:80")
-	seg := func(src, dst netip.AddrPort, flags packet.TCPFlags, seq, ack uint32, wscale bool, n int) []byte {
-		spec := packet.TCPSpec{Src: src, Dst: dst, Seq: seq, Ack: ack, Flags: flags, Window: 65535, TTL: 64,
-			Payload: make([]byte, n)}
-		if wscale {
-			spec.Options = packet.TCPOptions{MSS: 1460, HasMSS: true, WScale: 7, HasWScale: true}
-		}
-		return packet.AppendTCP(nil, spec)
-	}
-	send := seg(web, srv, packet.ACK|packet.PSH, 1001, 5001, false, 60_000)
-	send[2], send[3] = 0, 0
-	frames := [][]byte{
-		seg(web, srv, packet.SYN, 1000, 0, true, 0),
-		seg(srv, web, packet.SYN|packet.ACK, 5000, 1001, true, 0),
-		seg(web, srv, packet.ACK, 1001, 5001, false, 0),
-		send,
-		seg(srv, web, packet.ACK, 5001, 61_001, false, 0),
-	}
+	frames := synth.OffloadedSend(netip.MustParseAddrPort("10.0.0.1:40000"), netip.MustParseAddrPort("10.0.0.2:80"), 60_000)
 	var buf bytes.Buffer
 	w, err := capture.NewPcapWriter(&buf, packet.LinkRaw, 128, false)
 	if err != nil {
