@@ -141,15 +141,20 @@ func writeSynced(path string, data []byte, mode os.FileMode) error {
 	if err != nil {
 		return err
 	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
+	return finishSynced(f, data)
+}
+
+// finishSynced writes data to f, syncs it and closes it, closing it whatever
+// fails.
+func finishSynced(f *os.File, data []byte) error {
+	_, err := f.Write(data)
+	if err == nil {
+		err = f.Sync()
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
+	if cerr := f.Close(); err == nil {
+		err = cerr
 	}
-	return f.Close()
+	return err
 }
 
 // WriteFileAtomic replaces path with data through a synced temporary file in the
@@ -162,19 +167,11 @@ func WriteFileAtomic(path string, data []byte, mode os.FileMode) error {
 		return err
 	}
 	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
 	if err := tmp.Chmod(mode); err != nil {
 		tmp.Close()
 		return err
 	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
+	if err := finishSynced(tmp, data); err != nil {
 		return err
 	}
 	if err := os.Rename(tmp.Name(), path); err != nil {

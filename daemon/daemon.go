@@ -304,9 +304,7 @@ func (d *Daemon) stop() error {
 	d.admin.close()
 	d.mu.Lock()
 	d.stopped = true
-	if p := d.pending; p != nil {
-		p.timer.Stop()
-		d.pending = nil
+	if d.takePendingLocked() != nil {
 		d.warn("config_unconfirmed_at_stop", "stopped with an unconfirmed configuration (%s from %s): it was not saved; the next start uses %s (%s)",
 			d.cur.hash, d.cur.source, d.o.ConfigPath, d.confirmed.hash)
 	}

@@ -116,8 +116,7 @@ func (d *Daemon) Import(name string, data []byte, confirmWithin time.Duration) (
 	res.Warnings = append(res.Warnings, importWarnings(b, d.confirmed.bundle)...)
 
 	if confirmWithin > 0 {
-		if p := d.pending; p != nil {
-			p.timer.Stop()
+		if p := d.takePendingLocked(); p != nil {
 			d.warn("config_superseded", "unconfirmed configuration %s from %s replaced by %s from %s", p.v.hash, p.v.source, v.hash, name)
 		}
 		p := &pending{v: v, deadline: d.now().Add(confirmWithin)}
@@ -134,14 +133,14 @@ func (d *Daemon) Import(name string, data []byte, confirmWithin time.Duration) (
 		// In force but not saved would be undone by the next restart without anyone
 		// knowing: undo it now and say so.
 		prev := d.confirmed
-		d.dropPendingLocked()
+		d.takePendingLocked()
 		if _, rerr := d.applyLocked(prev); rerr != nil {
 			err = errors.Join(err, fmt.Errorf("and going back failed: %w", rerr))
 		}
 		d.fail("configuration %s from %s not saved to %s, so not kept: %v", v.hash, name, d.o.ConfigPath, err)
 		return nil, fmt.Errorf("saving to %s: %w; the previous configuration %s is back in force", d.o.ConfigPath, err, prev.hash)
 	}
-	d.dropPendingLocked()
+	d.takePendingLocked()
 	d.confirmed = v
 	res.Saved = saved
 	d.warn("config_applied", "configuration %s from %s in force and saved to %s (%d connection(s) closed, %d kept)",
@@ -198,8 +197,7 @@ func (d *Daemon) Confirm() (*ConfirmResult, error) {
 		d.fail("confirmed configuration %s not saved to %s: %v", p.v.hash, d.o.ConfigPath, err)
 		return nil, fmt.Errorf("saving to %s: %w; the change is still unconfirmed and rolls back at %s", d.o.ConfigPath, err, p.deadline.Format(time.RFC3339))
 	}
-	p.timer.Stop()
-	d.pending = nil
+	d.takePendingLocked()
 	d.confirmed = p.v
 	d.warn("config_confirmed", "configuration %s from %s confirmed and saved to %s", p.v.hash, p.v.source, saved)
 	return &ConfirmResult{Config: p.v.info(d.o.ConfigPath), Saved: saved}, nil
@@ -226,9 +224,7 @@ func (d *Daemon) Reload() (*ImportResult, error) {
 		d.warn("config_refused", "reload of %s refused, nothing changed: %v", path, firstLine(err))
 		return nil, &ConfigError{Source: path, Err: err}
 	}
-	if p := d.pending; p != nil {
-		p.timer.Stop()
-		d.pending = nil
+	if p := d.takePendingLocked(); p != nil {
 		d.warn("config_superseded", "unconfirmed configuration %s from %s dropped by the reload of %s", p.v.hash, p.v.source, path)
 	}
 	d.confirmed = v
@@ -328,11 +324,13 @@ func firstLine(err error) string {
 	return err.Error()
 }
 
-// dropPendingLocked forgets the unconfirmed import, if any, and stops its
-// rollback timer. d.mu is held.
-func (d *Daemon) dropPendingLocked() {
-	if d.pending != nil {
-		d.pending.timer.Stop()
+// takePendingLocked forgets the unconfirmed import, if any, stops its rollback
+// timer and returns it (nil if there was none). d.mu is held.
+func (d *Daemon) takePendingLocked() *pending {
+	p := d.pending
+	if p != nil {
+		p.timer.Stop()
 		d.pending = nil
 	}
+	return p
 }

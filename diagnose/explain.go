@@ -179,17 +179,10 @@ func explainPacket(eng *firewall.Engine, frame []byte, wireLen int, link packet.
 		return x
 	}
 
-	q := policy.Query{
-		Src: p.Src, Dst: p.Dst, Proto: uint8(p.Proto), SrcPort: p.SrcPort, DstPort: p.DstPort,
-		ICMPType: p.ICMPType, InIface: d.InIface, OutIface: d.OutIface,
-	}
+	q := d.RuleQuery(&p)
 	if d.Reversed {
 		// The engine asked about the connection as it was opened: the other way round.
-		q = policy.Query{
-			Src: p.Dst, Dst: p.Src, Proto: uint8(p.Proto), SrcPort: p.DstPort, DstPort: p.SrcPort,
-			InIface: d.OutIface, OutIface: d.InIface,
-		}
-		why := "the rules permit this packet's connection only the other way round"
+		why := "the rules permit this packet's connection the other way round (the lower port taken for the server when they permit both)"
 		if p.TCPFlags&(packet.SYN|packet.ACK) == packet.SYN|packet.ACK {
 			why = "a SYN-ACK is a reply"
 		}

@@ -369,21 +369,13 @@ func (e *Engine) process(p *packet.Parsed, in int, now int64, d *Decision, pr *c
 // orientation the rules permit wins, and when both are permitted the side with the
 // lower port is taken for the server.
 func decideNew(rs *policy.Ruleset, p *packet.Parsed, d *Decision) (rule int, action policy.Action, as conntrack.Dir) {
-	q := policy.Query{
-		Src: p.Src, Dst: p.Dst, Proto: uint8(p.Proto),
-		SrcPort: p.SrcPort, DstPort: p.DstPort, ICMPType: p.ICMPType,
-		InIface: d.InIface, OutIface: d.OutIface,
-	}
+	q := packetQuery(p, d)
 	pickup := p.Proto == packet.ProtoTCP && p.TCPFlags&packet.SYN == 0
 	if d.Conn.Dir != conntrack.Reply && !pickup {
 		rule, action = rs.Match(&q)
 		return rule, action, conntrack.Original
 	}
-	rq := policy.Query{
-		Src: p.Dst, Dst: p.Src, Proto: q.Proto,
-		SrcPort: p.DstPort, DstPort: p.SrcPort,
-		InIface: d.OutIface, OutIface: d.InIface,
-	}
+	rq := q.Reverse()
 	rrule, raction := rs.Match(&rq)
 	if d.Conn.Dir == conntrack.Reply {
 		return rrule, raction, conntrack.Reply
@@ -423,6 +415,27 @@ func ruleReason(rule int) reason.Reason {
 		return reason.DefaultRule
 	}
 	return reason.TrafficRule
+}
+
+// packetQuery is the rules' question about p as it travels, between d's
+// interfaces.
+func packetQuery(p *packet.Parsed, d *Decision) policy.Query {
+	return policy.Query{
+		Src: p.Src, Dst: p.Dst, Proto: uint8(p.Proto),
+		SrcPort: p.SrcPort, DstPort: p.DstPort, ICMPType: p.ICMPType,
+		InIface: d.InIface, OutIface: d.OutIface,
+	}
+}
+
+// RuleQuery is the question the rules were asked about p, the packet d decided,
+// when p could open a connection: about the connection the other way round when
+// d.Reversed.
+func (d *Decision) RuleQuery(p *packet.Parsed) policy.Query {
+	q := packetQuery(p, d)
+	if d.Reversed {
+		return q.Reverse()
+	}
+	return q
 }
 
 // Counters is a snapshot of the engine's packet counters.

@@ -17,6 +17,7 @@ import (
 type DropLimiter struct {
 	mu      sync.Mutex
 	lim     *rate.Limiter // nil: unlimited
+	last    time.Time     // of the latest drop asked about: the limiter's clock
 	pending Suppressed
 }
 
@@ -30,28 +31,28 @@ type Suppressed struct {
 // NewDropLimiter allows perSecond drop lines on average with bursts of burst
 // lines (at least 1). perSecond <= 0 means no limit.
 func NewDropLimiter(perSecond float64, burst int) *DropLimiter {
-	d := &DropLimiter{}
-	if perSecond > 0 {
-		d.lim = rate.NewLimiter(rate.Limit(perSecond), max(burst, 1))
-	}
-	return d
+	return &DropLimiter{lim: newRate(perSecond, burst)}
 }
 
-// SetRate changes the rate and burst from now on, as NewDropLimiter reads them;
-// drops already refused stay counted for the next report.
+// newRate is the limiter NewDropLimiter describes: nil for no limit.
+func newRate(perSecond float64, burst int) *rate.Limiter {
+	if perSecond <= 0 {
+		return nil
+	}
+	return rate.NewLimiter(rate.Limit(perSecond), max(burst, 1))
+}
+
+// SetRate changes the rate and burst from the latest drop on, as NewDropLimiter
+// reads them; drops already refused stay counted for the next report.
 func (d *DropLimiter) SetRate(perSecond float64, burst int) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	switch {
-	case perSecond <= 0:
-		d.lim = nil
-	case d.lim == nil:
-		d.lim = rate.NewLimiter(rate.Limit(perSecond), max(burst, 1))
-	default:
-		now := time.Now()
-		d.lim.SetLimitAt(now, rate.Limit(perSecond))
-		d.lim.SetBurstAt(now, max(burst, 1))
+	if d.lim == nil || perSecond <= 0 {
+		d.lim = newRate(perSecond, burst)
+		return
 	}
+	d.lim.SetLimitAt(d.last, rate.Limit(perSecond))
+	d.lim.SetBurstAt(d.last, max(burst, 1))
 }
 
 // Allow reports whether the line of a drop at time t for reason r may be written.
@@ -61,6 +62,7 @@ func (d *DropLimiter) SetRate(perSecond float64, burst int) {
 func (d *DropLimiter) Allow(t time.Time, r reason.Reason, report *Suppressed) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.last = t
 	if d.lim != nil && !d.lim.AllowN(t, 1) {
 		if d.pending.Total == 0 {
 			d.pending.First = t

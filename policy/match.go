@@ -15,6 +15,13 @@ type Query struct {
 	OutIface         int // index into Ruleset.Interfaces(), -1 unknown
 }
 
+// Reverse is q about the other direction: addresses, ports and interfaces
+// swapped. The ICMP type is dropped, as it belongs to one direction's packet.
+func (q Query) Reverse() Query {
+	return Query{Src: q.Dst, Dst: q.Src, Proto: q.Proto, SrcPort: q.DstPort, DstPort: q.SrcPort,
+		InIface: q.OutIface, OutIface: q.InIface}
+}
+
 // Match returns the index of the first enabled rule matching q and its action, or
 // -1 and the default action. An unknown interface (-1) matches no iface: or
 // ifgroup: term; an invalid address matches only "any". It does not allocate.

@@ -18,7 +18,12 @@ func init() {
 	})
 }
 
-const benchUsage = "bench engine [--flows N] [--packets M] [--json] [--cpuprofile FILE]\n       keepstate bench live [--seconds N] [--streams K] [--rounds R] [--fanout hash|cpu] [--json]"
+// The usage lines of the two benches, once each.
+const (
+	benchEngineUsage = "bench engine [--flows N] [--packets M] [--json] [--cpuprofile FILE]"
+	benchLiveLine    = "bench live [--seconds N] [--streams K] [--payload B] [--rounds R] [--fanout hash|cpu] [--json]"
+	benchUsage       = benchEngineUsage + "\n       keepstate " + benchLiveLine
+)
 
 func runBench(e *env, args []string) int {
 	return runSubcommands(e, "bench", benchUsage, []subcommand{
@@ -27,13 +32,13 @@ func runBench(e *env, args []string) int {
 }
 
 func runBenchEngine(e *env, args []string) int {
-	fs := newFlagSet(e, "bench engine", "bench engine [--flows N] [--packets M] [--json] [--cpuprofile FILE]")
+	fs := newFlagSet(e, "bench engine", benchEngineUsage)
 	flows := fs.Int("flows", 10000, "concurrent connections")
 	packets := fs.Int("packets", 0, "established-path packets (default: the larger of 2,000,000 and 4 per flow)")
 	seed := fs.Uint64("seed", 1, "seed of the traffic's interleaving")
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file, for go tool pprof")
-	if _, err := parseFlags(fs, args); err != nil {
+	if !parseNoArgs(fs, args) {
 		return exitUsage
 	}
 	if *packets == 0 {

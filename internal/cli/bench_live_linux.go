@@ -12,7 +12,7 @@ import (
 	"keepstate/bench"
 )
 
-const benchLiveUsage = `bench live [--seconds N] [--streams K] [--payload B] [--rounds R] [--fanout hash|cpu] [--json]
+const benchLiveUsage = benchLiveLine + `
 
 Builds the lab topology (client - firewall - server network namespaces, root) and
 measures with iperf3 one TCP stream, K streams and small UDP packets, first through
@@ -27,7 +27,7 @@ func runBenchLive(e *env, args []string) int {
 	rounds := fs.Int("rounds", 1, "alternate keepstate and the kernel this many times; print medians")
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	fanout := fs.String("fanout", "hash", "keepstate run --fanout: hash or cpu")
-	if rest, err := parseFlags(fs, args); err != nil || len(rest) != 0 {
+	if !parseNoArgs(fs, args) {
 		return exitUsage
 	}
 	if *seconds < 1 || *streams < 1 || *payload < 16 || *payload > 1400 || *rounds < 1 {

@@ -84,9 +84,6 @@ func loadBundle(e *env, path string) (*config.Bundle, int) {
 	return b, exitOK
 }
 
-// summary is the one-line description of a configuration that every subcommand
-// prints on success.
-
 func configCheck(e *env, args []string) int {
 	fs := newFlagSet(e, "config check", "config check PATH")
 	paths, err := parseFlags(fs, args)
