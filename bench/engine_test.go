@@ -8,11 +8,11 @@ import (
 	"keepstate/packet"
 )
 
-// A small run, in two rounds: every synthetic packet is accepted, nothing
-// allocates per packet, the memory figure is that of a connection, every figure is
-// there, and the JSON carries the keys the issue names.
+// A small run: every synthetic packet is accepted, nothing allocates per packet,
+// the memory figure is that of a connection, every figure is there, and the JSON
+// carries the keys the issue names.
 func TestRunEngine(t *testing.T) {
-	r, err := RunEngine(EngineOptions{Flows: 2000, Packets: 2 * minRoundPackets, Seed: 1, NewConnSamples: 30000})
+	r, err := RunEngine(EngineOptions{Flows: 2000, Packets: 20000, Seed: 1, NewConnSamples: 30000})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,11 +29,8 @@ func TestRunEngine(t *testing.T) {
 	}
 	if r.EstablishedNsPerPacket <= 0 || r.NewConnectionNs <= 0 || r.MapLookupNs <= 0 || r.NewConnectionSamples != 30000 ||
 		r.TupleLookupNs <= 0 || r.TupleInsertNs <= 0 || r.MapLookupDependentNs <= 0 ||
-		r.EstablishedSingleNsPerPacket <= 0 || r.TeardownNsPerPacket <= 0 || r.EstablishedCPUNsPerPacket <= 0 {
+		r.EstablishedSingleNsPerPacket <= 0 || r.TeardownNsPerPacket <= 0 {
 		t.Errorf("timings missing: %+v", r)
-	}
-	if r.Rounds != 2 {
-		t.Errorf("%d rounds for %d packets, want 2", r.Rounds, r.Packets)
 	}
 	if _, err := RunEngine(EngineOptions{Flows: 0, Packets: 1}); err == nil {
 		t.Error("zero flows accepted")
@@ -47,6 +44,24 @@ func TestRunEngine(t *testing.T) {
 		if _, ok := m[k]; !ok {
 			t.Errorf("JSON lacks %q", k)
 		}
+	}
+}
+
+// Enough packets for two rounds: the rounds split the packets, and the figures
+// come out of them. The allocation count is the process's, over seconds under
+// the race detector, so it is checked against one per packet rather than zero:
+// the runtime's own allocations show there (TestRunEngine checks zero).
+func TestRunEngineRounds(t *testing.T) {
+	r, err := RunEngine(EngineOptions{Flows: 2000, Packets: 2 * minRoundPackets, Seed: 1, NewConnSamples: 2000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Rounds != 2 || r.Dropped != 0 || r.AllocsPerPacket >= 1e-3 {
+		t.Errorf("%d rounds, %d dropped, %v allocations per packet; want 2, 0, none per packet", r.Rounds, r.Dropped, r.AllocsPerPacket)
+	}
+	if r.EstablishedNsPerPacket <= 0 || r.MapLookupNs <= 0 || r.TupleLookupNs <= 0 || r.MapLookupDependentNs <= 0 ||
+		r.EstablishedCPUNsPerPacket <= 0 {
+		t.Errorf("timings missing: %+v", r)
 	}
 }
 
