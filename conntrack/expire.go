@@ -28,11 +28,11 @@ func (b *endBuf) flush(s *settings) {
 	b.events = b.events[:0]
 }
 
-// reapSome is the expiry amortised into Track: every 16th call on a shard looks at
+// reapSomeLocked is the expiry amortised into Track: every 16th call on a shard looks at
 // the head of one class list, round robin, and removes up to two expired entries.
 // Correctness does not depend on it (an expired entry is also ended when a packet
 // finds it); it keeps memory from piling up between Expire calls.
-func (t *Table) reapSome(sh *shard, s *settings, now int64, ended *endBuf) {
+func (t *Table) reapSomeLocked(sh *shard, s *settings, now int64, ended *endBuf) {
 	sh.tick++
 	if sh.tick&15 != 0 {
 		return
@@ -44,7 +44,7 @@ func (t *Table) reapSome(sh *shard, s *settings, now int64, ended *endBuf) {
 		if i == nilIdx || !t.expiredAt(s, sh.at(i), now) {
 			return
 		}
-		t.end(sh, i, s, now, endCauseOf(sh.at(i)), ended)
+		t.endLocked(sh, i, s, now, endCauseOf(sh.at(i)), ended)
 	}
 }
 
@@ -68,7 +68,7 @@ func (t *Table) Expire(now int64) int {
 			// packets of this shard are not held up behind it.
 			var n int
 			sh.mu.Lock()
-			n, more = t.expireShard(sh, s, now, &ended, expireBatch)
+			n, more = t.expireShardLocked(sh, s, now, &ended, expireBatch)
 			sh.mu.Unlock()
 			ended.flush(s)
 			total += n
@@ -80,9 +80,9 @@ func (t *Table) Expire(now int64) int {
 
 const expireBatch = 1024
 
-// expireShard removes up to limit expired entries; more reports that it stopped
+// expireShardLocked removes up to limit expired entries; more reports that it stopped
 // at the limit.
-func (t *Table) expireShard(sh *shard, s *settings, now int64, ended *endBuf, limit int) (n int, more bool) {
+func (t *Table) expireShardLocked(sh *shard, s *settings, now int64, ended *endBuf, limit int) (n int, more bool) {
 	for c := range sh.lists {
 		// The list's own timeout decides where to stop: the unacknowledged-data
 		// list also holds established entries, whose timeout is longer.
@@ -98,13 +98,13 @@ func (t *Table) expireShard(sh *shard, s *settings, now int64, ended *endBuf, li
 				if n == limit {
 					return n, true
 				}
-				t.end(sh, i, s, now, endCauseOf(e), ended)
+				t.endLocked(sh, i, s, now, endCauseOf(e), ended)
 				n++
 			case class(c) == clsUnacked && e.class() == clsEstablished:
 				// Its data was acknowledged since it was filed here: hand it
 				// over to the refiled list (see entry.list).
-				sh.unlink(clsUnacked, i)
-				sh.pushBack(clsRefiled, i)
+				sh.unlinkLocked(clsUnacked, i)
+				sh.pushBackLocked(clsRefiled, i)
 			}
 			i = next
 		}
@@ -194,7 +194,7 @@ func (t *Table) evictOne(s *settings, now int64) bool {
 			}
 		}
 		if victim != nilIdx {
-			t.end(sh, victim, s, now, EndEvicted, &ended)
+			t.endLocked(sh, victim, s, now, EndEvicted, &ended)
 		}
 		sh.mu.Unlock()
 		ended.flush(s)
@@ -220,11 +220,11 @@ func (t *Table) related(p *packet.Parsed, now int64) Result {
 	sh := t.shardOf(h)
 	r := drop(reason.ICMPUnrelated)
 	sh.mu.Lock()
-	if i, dir, ok := sh.lookup(&k, h); ok && !t.expiredAt(s, sh.at(i), now) {
+	if i, dir, ok := sh.lookupLocked(&k, h); ok && !t.expiredAt(s, sh.at(i), now) {
 		if e := sh.at(i); p.Inner.Proto != packet.ProtoTCP || e.quotedSeqPlausible(dir, p.Inner.Seq) {
 			// The error travels against the packet it quotes.
 			r = Result{}
-			sh.accept(e, 1-dir, &r)
+			sh.acceptLocked(e, 1-dir, &r)
 		}
 	}
 	sh.mu.Unlock()
@@ -242,7 +242,7 @@ func (t *Table) Range(fn func(ConnInfo) bool) {
 		sh.mu.Lock()
 		for c := range sh.lists {
 			for i := sh.lists[c].head; i != nilIdx; i = sh.at(i).next {
-				buf = append(buf, t.info(sh, sh.at(i), s))
+				buf = append(buf, t.infoLocked(sh, sh.at(i), s))
 			}
 		}
 		sh.mu.Unlock()
@@ -270,7 +270,7 @@ func (t *Table) CloseIf(close func(*ConnInfo) bool, cause EndCause) int {
 		sh.mu.Lock()
 		for c := range sh.lists {
 			for i := sh.lists[c].head; i != nilIdx; i = sh.at(i).next {
-				infos = append(infos, t.info(sh, sh.at(i), s))
+				infos = append(infos, t.infoLocked(sh, sh.at(i), s))
 				idx = append(idx, victim{i, sh.at(i).idSeq})
 			}
 		}
@@ -290,7 +290,7 @@ func (t *Table) CloseIf(close func(*ConnInfo) bool, cause EndCause) int {
 			// The entry may have ended, or been reused by this shard (entries
 			// never change shards), while close ran.
 			if sh.at(v.i).idSeq == v.seq && v.seq != 0 {
-				t.end(sh, v.i, s, sh.clock, cause, &ended)
+				t.endLocked(sh, v.i, s, sh.clock, cause, &ended)
 				total++
 			}
 		}
@@ -345,9 +345,9 @@ func (t *Table) Lookup(p *packet.Parsed, now int64) (ConnInfo, Dir, bool) {
 	sh := t.shardOf(h)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	i, dir, ok := sh.lookup(&k, h)
+	i, dir, ok := sh.lookupLocked(&k, h)
 	if !ok || t.expiredAt(s, sh.at(i), now) {
 		return ConnInfo{}, Original, false
 	}
-	return t.info(sh, sh.at(i), s), dir, true
+	return t.infoLocked(sh, sh.at(i), s), dir, true
 }

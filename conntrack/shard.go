@@ -102,7 +102,7 @@ const (
 // both list neighbours: two cache misses in a large table, on most packets of a
 // busy connection. So an established entry stays where it is (lazily) on the
 // unacknowledged-data list, and is filed there from the start, when its handshake
-// completes (see touch). When expiry reaches it there, one unacknowledged-data
+// completes (see touchLocked). When expiry reaches it there, one unacknowledged-data
 // timeout after it was last seen, it is handed over to the refiled list, which
 // holds such entries in the order expiry reached them and so also in last-seen
 // order: from then on it expires on time under the established timeout. A packet
@@ -186,7 +186,10 @@ const (
 
 type list struct{ head, tail uint32 }
 
-// shard is one lock's worth of the table.
+// shard is one lock's worth of the table. Everything in it is guarded by mu except
+// what is said otherwise (seed, slab, and the atomics that lock-free readers use).
+// A function or method whose name ends in Locked must be called with mu held, as
+// in package daemon; the others take it themselves or touch nothing guarded.
 type shard struct {
 	mu   sync.Mutex
 	num  uint8     // this shard's number, the low byte of its ids
@@ -211,7 +214,7 @@ type shard struct {
 	// slice keeps its older value, which makes the shard look at most one slice
 	// older than it is. tierSeen[t] is the least headSeen of tier t's
 	// classes, published for evictOne, which reads it without the lock to choose a
-	// shard. Both are kept by pushBack and unlink.
+	// shard. Both are kept by pushBackLocked and unlinkLocked.
 	headSeen [numClasses]int64
 	tierSeen [len(evictionTiers)]atomic.Int64
 
@@ -347,8 +350,8 @@ func (sh *shard) id(e *entry) uint64 { return uint64(e.idSeq)<<8 | uint64(sh.num
 
 func tagOf(h uint64) uint32 { return uint32(h>>32) & tagMask }
 
-// lookup finds the entry of k in either direction.
-func (sh *shard) lookup(k *Key, h uint64) (uint32, Dir, bool) {
+// lookupLocked finds the entry of k in either direction.
+func (sh *shard) lookupLocked(k *Key, h uint64) (uint32, Dir, bool) {
 	tag := tagOf(h)
 	for pos := uint32(h) & sh.mask; ; pos = (pos + 1) & sh.mask {
 		v := sh.index[pos]
@@ -369,10 +372,10 @@ func (sh *shard) lookup(k *Key, h uint64) (uint32, Dir, bool) {
 	}
 }
 
-// insert allocates an entry for k (which must not be present), indexes it and
+// insertLocked allocates an entry for k (which must not be present), indexes it and
 // returns its index, or nilIdx if the slab is full. The entry is zeroed except for
 // its key and is on no list.
-func (sh *shard) insert(k *Key, h uint64) uint32 {
+func (sh *shard) insertLocked(k *Key, h uint64) uint32 {
 	i := sh.free
 	if i != nilIdx {
 		sh.free = sh.at(i).next
@@ -391,14 +394,14 @@ func (sh *shard) insert(k *Key, h uint64) uint32 {
 	e := sh.at(i)
 	*e = entry{key: *k, prev: nilIdx, next: nilIdx}
 	if (sh.used+1)*4 > len(sh.index)*3 {
-		sh.grow()
+		sh.growLocked()
 	}
-	sh.place(h, i)
+	sh.placeLocked(h, i)
 	sh.used++
 	return i
 }
 
-func (sh *shard) place(h uint64, i uint32) {
+func (sh *shard) placeLocked(h uint64, i uint32) {
 	pos := uint32(h) & sh.mask
 	for sh.index[pos] != 0 {
 		pos = (pos + 1) & sh.mask
@@ -406,15 +409,15 @@ func (sh *shard) place(h uint64, i uint32) {
 	atomic.StoreUint32(&sh.index[pos], tagOf(h)|(i+1))
 }
 
-// grow doubles the index and re-places every entry.
-func (sh *shard) grow() {
+// growLocked doubles the index and re-places every entry.
+func (sh *shard) growLocked() {
 	old := sh.index
 	sh.index = make([]uint32, 2*len(old))
 	sh.mask = uint32(len(sh.index) - 1)
 	for _, v := range old {
 		if v != 0 {
 			i := v&idxMask - 1
-			sh.place(sh.at(i).key.hash(sh.seed), i)
+			sh.placeLocked(sh.at(i).key.hash(sh.seed), i)
 		}
 	}
 	sh.pubIndex.Store(&sh.index)
@@ -459,9 +462,9 @@ func (sh *shard) warmEntry(h uint64) {
 	}
 }
 
-// unindex removes entry i from the index with backward-shift deletion, which keeps
+// unindexLocked removes entry i from the index with backward-shift deletion, which keeps
 // every probe sequence unbroken without tombstone slots.
-func (sh *shard) unindex(i uint32, h uint64) {
+func (sh *shard) unindexLocked(i uint32, h uint64) {
 	pos := uint32(h) & sh.mask
 	for sh.index[pos]&idxMask != i+1 {
 		pos = (pos + 1) & sh.mask
@@ -483,17 +486,17 @@ func (sh *shard) unindex(i uint32, h uint64) {
 	atomic.StoreUint32(&sh.index[hole], 0)
 }
 
-// release unindexes entry i (already off its list; h is its key's hash) and puts it
+// releaseLocked unindexes entry i (already off its list; h is its key's hash) and puts it
 // on the free list.
-func (sh *shard) release(i uint32, h uint64) {
-	sh.unindex(i, h)
+func (sh *shard) releaseLocked(i uint32, h uint64) {
+	sh.unindexLocked(i, h)
 	e := sh.at(i)
 	*e = entry{prev: nilIdx, next: sh.free}
 	sh.free = i
 	sh.used--
 }
 
-func (sh *shard) pushBack(c class, i uint32) {
+func (sh *shard) pushBackLocked(c class, i uint32) {
 	e := sh.at(i)
 	e.setList(c)
 	l := &sh.lists[c]
@@ -504,12 +507,12 @@ func (sh *shard) pushBack(c class, i uint32) {
 		l.head = i
 	}
 	if l.head == i {
-		sh.setHeadSeen(c, e.lastSeen)
+		sh.setHeadSeenLocked(c, e.lastSeen)
 	}
 	l.tail = i
 }
 
-func (sh *shard) unlink(c class, i uint32) {
+func (sh *shard) unlinkLocked(c class, i uint32) {
 	e := sh.at(i)
 	l := &sh.lists[c]
 	if e.prev != nilIdx {
@@ -521,7 +524,7 @@ func (sh *shard) unlink(c class, i uint32) {
 			if e.next != nilIdx {
 				seen = sh.at(e.next).lastSeen
 			}
-			sh.setHeadSeen(c, seen)
+			sh.setHeadSeenLocked(c, seen)
 		}
 	}
 	if e.next != nilIdx {
@@ -535,9 +538,9 @@ func (sh *shard) unlink(c class, i uint32) {
 // noHead is headSeen's value for an empty list: later than any time.
 const noHead = int64(^uint64(0) >> 1)
 
-// setHeadSeen records that class c's list has a new head last seen at seen
+// setHeadSeenLocked records that class c's list has a new head last seen at seen
 // (noHead: the list is now empty) and republishes the tier's least.
-func (sh *shard) setHeadSeen(c class, seen int64) {
+func (sh *shard) setHeadSeenLocked(c class, seen int64) {
 	t := evictTier[c]
 	if t < 0 {
 		return
@@ -578,9 +581,9 @@ func sliceShiftFor(timeout int64) uint8 {
 
 func sliceStart(t int64, shift uint8) int64 { return t >> shift << shift }
 
-// touch re-files entry i (e), which was on list from and last seen at oldSeen,
+// touchLocked re-files entry i (e), which was on list from and last seen at oldSeen,
 // after its state and lastSeen were updated.
-func (sh *shard) touch(s *settings, from class, i uint32, e *entry, oldSeen int64) {
+func (sh *shard) touchLocked(s *settings, from class, i uint32, e *entry, oldSeen int64) {
 	to := e.class()
 	switch {
 	case to == clsEstablished && (from == clsUnacked || from == clsRefiled):
@@ -608,14 +611,14 @@ func (sh *shard) touch(s *settings, from class, i uint32, e *entry, oldSeen int6
 		// publishes its new slice as the head's: see shard.headSeen.)
 		return
 	}
-	sh.unlink(from, i)
-	sh.pushBack(to, i)
+	sh.unlinkLocked(from, i)
+	sh.pushBackLocked(to, i)
 }
 
-// intern returns the index of m in the shard's Meta table, adding it if there is
+// internLocked returns the index of m in the shard's Meta table, adding it if there is
 // room. Engines have few distinct (rule, flags) pairs, so the table stays tiny; if
 // 65535 are ever exceeded, ok is false and the entry stores Meta{}.
-func (sh *shard) intern(m Meta) (idx uint16, ok bool) {
+func (sh *shard) internLocked(m Meta) (idx uint16, ok bool) {
 	if m == sh.metas[sh.lastMeta] {
 		return sh.lastMeta, true
 	}

@@ -61,7 +61,7 @@ func (t *Table) WriteSnapshot(w io.Writer, now int64) error {
 		sh.mu.Lock()
 		for c := range sh.lists {
 			for i := sh.lists[c].head; i != nilIdx; i = sh.at(i).next {
-				buf = appendEntry(buf, sh, sh.at(i), now)
+				buf = appendEntryLocked(buf, sh, sh.at(i), now)
 				entries++
 			}
 		}
@@ -89,7 +89,7 @@ func (t *Table) WriteSnapshot(w io.Writer, now int64) error {
 	return err
 }
 
-func appendEntry(b []byte, sh *shard, e *entry, now int64) []byte {
+func appendEntryLocked(b []byte, sh *shard, e *entry, now int64) []byte {
 	le := binary.LittleEndian
 	b = append(b, recEntry)
 	b = appendKey(b, &e.key)
@@ -178,7 +178,7 @@ func (t *Table) ReadSnapshot(r io.Reader, now int64) error {
 		// that may have been seen after them: put every list back in order.
 		for _, sh := range t.shards {
 			sh.mu.Lock()
-			sh.sortLists()
+			sh.sortListsLocked()
 			sh.mu.Unlock()
 		}
 	}
@@ -303,10 +303,10 @@ func (t *Table) restoreEntry(s *settings, se *snapEntry, now int64) {
 	counted := s.perSrcConns > 0 || s.perSrcRate > 0
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if _, _, ok := sh.lookup(&k, h); ok {
+	if _, _, ok := sh.lookupLocked(&k, h); ok {
 		return
 	}
-	i := sh.insert(&k, h)
+	i := sh.insertLocked(&k, h)
 	if i == nilIdx {
 		return
 	}
@@ -323,7 +323,7 @@ func (t *Table) restoreEntry(s *settings, se *snapEntry, now int64) {
 	e.created = uint32(max(now-se.age, 0) / 1e9)
 	sh.seq++
 	e.idSeq = sh.seq
-	if idx, ok := sh.intern(se.meta); ok {
+	if idx, ok := sh.internLocked(se.meta); ok {
 		e.meta = idx
 	} else {
 		sh.st.metaOverflow++
@@ -331,13 +331,13 @@ func (t *Table) restoreEntry(s *settings, se *snapEntry, now int64) {
 	for d := range Dir(2) {
 		e.setCounters(d, se.counts[d][0], se.counts[d][1])
 	}
-	sh.pushBack(e.class(), i)
+	sh.pushBackLocked(e.class(), i)
 	t.count.Add(1)
 }
 
-// sortLists puts every class list of sh in last-seen order, relinking it. It is
+// sortListsLocked puts every class list of sh in last-seen order, relinking it. It is
 // for the rare restore into a table that already holds connections: O(n log n).
-func (sh *shard) sortLists() {
+func (sh *shard) sortListsLocked() {
 	var idx []uint32
 	for c := range sh.lists {
 		idx = idx[:0]
@@ -346,10 +346,10 @@ func (sh *shard) sortLists() {
 		}
 		slices.SortStableFunc(idx, func(a, b uint32) int { return cmp.Compare(sh.at(a).lastSeen, sh.at(b).lastSeen) })
 		for _, i := range idx {
-			sh.unlink(class(c), i)
+			sh.unlinkLocked(class(c), i)
 		}
 		for _, i := range idx {
-			sh.pushBack(class(c), i)
+			sh.pushBackLocked(class(c), i)
 		}
 	}
 }

@@ -51,7 +51,7 @@ func byID(tab *Table) map[Key]ConnInfo {
 func entryOf(tab *Table, k Key) entry {
 	h := k.hash(&tab.seed)
 	sh := tab.shardOf(h)
-	i, _, _ := sh.lookup(&k, h)
+	i, _, _ := sh.lookupLocked(&k, h)
 	return *sh.at(i)
 }
 
@@ -211,7 +211,7 @@ func checkInvariants(t testing.TB, tab *Table) {
 				if tab.shardOf(h) != sh {
 					t.Fatalf("entry %d in the wrong shard", i)
 				}
-				if j, d, ok := sh.lookup(&e.key, h); !ok || j != i || d != Original {
+				if j, d, ok := sh.lookupLocked(&e.key, h); !ok || j != i || d != Original {
 					t.Fatalf("shard %d: entry %d not found by lookup (%d %v %v)", sn, i, j, d, ok)
 				}
 				prev = i

@@ -208,20 +208,20 @@ func (t *Table) track(p *packet.Parsed, k *Key, h uint64, now int64, r *Result) 
 
 	sh.mu.Lock()
 	sh.clock = max(sh.clock, now)
-	t.reapSome(sh, s, now, &ended)
-	i, dir, ok := sh.lookup(k, h)
+	t.reapSomeLocked(sh, s, now, &ended)
+	i, dir, ok := sh.lookupLocked(k, h)
 	if ok {
 		e := sh.at(i)
 		if t.expiredAt(s, e, now) {
-			t.end(sh, i, s, now, endCauseOf(e), &ended)
+			t.endLocked(sh, i, s, now, endCauseOf(e), &ended)
 			ok = false
 		} else {
-			t.update(sh, i, e, e.list(), dir, p, s, now, &ended, r)
+			t.updateLocked(sh, i, e, e.list(), dir, p, s, now, &ended, r)
 			ok = r.Verdict != 0
 		}
 	}
 	if !ok {
-		*r = t.miss(sh, k, h, p, s, now)
+		*r = t.missLocked(sh, k, h, p, s, now)
 	}
 	sh.mu.Unlock()
 
@@ -233,11 +233,11 @@ func (t *Table) track(p *packet.Parsed, k *Key, h uint64, now int64, r *Result) 
 	}
 }
 
-// update advances connection i (entry e, on list from) with packet p
+// updateLocked advances connection i (entry e, on list from) with packet p
 // travelling in direction dir, writing the answer to r.
-func (t *Table) update(sh *shard, i uint32, e *entry, from class, dir Dir, p *packet.Parsed, s *settings, now int64, ended *endBuf, r *Result) {
+func (t *Table) updateLocked(sh *shard, i uint32, e *entry, from class, dir Dir, p *packet.Parsed, s *settings, now int64, ended *endBuf, r *Result) {
 	if p.Proto == packet.ProtoTCP {
-		t.updateTCP(sh, i, e, from, dir, p, s, now, ended, r)
+		t.updateTCPLocked(sh, i, e, from, dir, p, s, now, ended, r)
 		return
 	}
 	if dir == Reply && !e.has(fSeenReply) {
@@ -254,24 +254,24 @@ func (t *Table) update(sh *shard, i uint32, e *entry, from class, dir Dir, p *pa
 	old := e.lastSeen
 	e.lastSeen = max(old, now)
 	e.account(dir, ipBytes(p))
-	sh.touch(s, from, i, e, old)
-	sh.accept(e, dir, r)
+	sh.touchLocked(s, from, i, e, old)
+	sh.acceptLocked(e, dir, r)
 }
 
-// accept fills r with an Accept for connection e.
-func (sh *shard) accept(e *entry, dir Dir, r *Result) {
+// acceptLocked fills r with an Accept for connection e.
+func (sh *shard) acceptLocked(e *entry, dir Dir, r *Result) {
 	r.Verdict, r.Dir, r.State, r.ID, r.Meta = Accept, dir, e.state(), sh.id(e), sh.metas[e.meta]
 }
 
-// refuse fills r with a Drop that still names the connection, for the logs.
-func (sh *shard) refuse(e *entry, dir Dir, why reason.Reason, r *Result) {
-	sh.accept(e, dir, r)
+// refuseLocked fills r with a Drop that still names the connection, for the logs.
+func (sh *shard) refuseLocked(e *entry, dir Dir, why reason.Reason, r *Result) {
+	sh.acceptLocked(e, dir, r)
 	r.Verdict, r.Reason = Drop, why
 }
 
-// updateTCP runs the TCP state machine and window checks. On a reopening SYN it
+// updateTCPLocked runs the TCP state machine and window checks. On a reopening SYN it
 // ends the old connection and leaves r zero, which Track turns into a miss.
-func (t *Table) updateTCP(sh *shard, i uint32, e *entry, from class, dir Dir, p *packet.Parsed, s *settings, now int64, ended *endBuf, r *Result) {
+func (t *Table) updateTCPLocked(sh *shard, i uint32, e *entry, from class, dir Dir, p *packet.Parsed, s *settings, now int64, ended *endBuf, r *Result) {
 	old := e.state()
 	fc := flagClass(p.TCPFlags)
 	next := tcpNext[dir][fc][old]
@@ -281,34 +281,34 @@ func (t *Table) updateTCP(sh *shard, i uint32, e *entry, from class, dir Dir, p 
 		if inHandshake(old) {
 			why = reason.HandshakeWrongDirection
 		}
-		sh.refuse(e, dir, why, r)
+		sh.refuseLocked(e, dir, why, r)
 		return
 	case fc == fcSyn && dir == Original && (old == StateTimeWait || old == StateClose):
 		// A new connection on the tuple of a closed one (RFC 1122 4.2.2.13): end the
 		// old one; the engine decides on the new one as for any SYN.
-		t.end(sh, i, s, now, EndReopened, ended)
+		t.endLocked(sh, i, s, now, EndReopened, ended)
 		return
 	case next == sIG:
 		if s.strict && fc == fcAck && dir == Reply && (old == StateSynSent || old == StateSynSent2) {
 			// The responder acknowledges before it sent its SYN-ACK: the SYN was
 			// not seen by us (asymmetric path) or this is forged.
-			sh.refuse(e, dir, reason.HandshakeWrongDirection, r)
+			sh.refuseLocked(e, dir, reason.HandshakeWrongDirection, r)
 			return
 		}
 		e.account(dir, ipBytes(p))
-		sh.accept(e, dir, r)
+		sh.acceptLocked(e, dir, r)
 		return
 	}
 	if s.strict && old == StateSynRecv && dir == Reply && fc == fcAck && p.PayloadLen > 0 {
 		// The responder sends data before the originator completed the handshake.
-		sh.refuse(e, dir, reason.HandshakeWrongDirection, r)
+		sh.refuseLocked(e, dir, reason.HandshakeWrongDirection, r)
 		return
 	}
 	if fc == fcSyn && dir == Original && old == StateSynSent && segEnd(p) == e.tcp[Original].end {
 		// A retransmitted SYN passes but does not refresh the timer: a client
 		// retrying forever must not keep a half-open entry alive.
 		e.account(dir, ipBytes(p))
-		sh.accept(e, dir, r)
+		sh.acceptLocked(e, dir, r)
 		return
 	}
 	// A RST on an established connection closes it only if its sequence number is
@@ -322,8 +322,8 @@ func (t *Table) updateTCP(sh *shard, i uint32, e *entry, from class, dir Dir, p 
 	}
 	// from was taken before inWindow, which may change the class (dfUnacked).
 	if !e.inWindow(dir, p, old) {
-		sh.touch(s, from, i, e, e.lastSeen)
-		sh.refuse(e, dir, reason.OutOfWindow, r)
+		sh.touchLocked(s, from, i, e, e.lastSeen)
+		sh.refuseLocked(e, dir, reason.OutOfWindow, r)
 		return
 	}
 	if blind && p.Seq != tcpBefore[dir].end {
@@ -345,7 +345,7 @@ func (t *Table) updateTCP(sh *shard, i uint32, e *entry, from class, dir Dir, p 
 		e.tcp, e.dflags = tcpBefore, dflagsBefore
 		sh.st.rstInexact++
 		e.account(dir, ipBytes(p))
-		sh.accept(e, dir, r)
+		sh.acceptLocked(e, dir, r)
 		return
 	}
 
@@ -367,12 +367,12 @@ func (t *Table) updateTCP(sh *shard, i uint32, e *entry, from class, dir Dir, p 
 	oldSeen := e.lastSeen
 	e.lastSeen = max(oldSeen, now)
 	e.account(dir, ipBytes(p))
-	sh.touch(s, from, i, e, oldSeen)
-	sh.accept(e, dir, r)
+	sh.touchLocked(s, from, i, e, oldSeen)
+	sh.acceptLocked(e, dir, r)
 }
 
-// miss answers a packet that matches no live connection.
-func (t *Table) miss(sh *shard, k *Key, h uint64, p *packet.Parsed, s *settings, now int64) Result {
+// missLocked answers a packet that matches no live connection.
+func (t *Table) missLocked(sh *shard, k *Key, h uint64, p *packet.Parsed, s *settings, now int64) Result {
 	switch p.Proto {
 	case packet.ProtoTCP:
 		fc := flagClass(p.TCPFlags)
@@ -532,15 +532,15 @@ func (t *Table) create(p *packet.Parsed, pr *Probe, now int64, m Meta, as Dir) R
 	var ended endBuf
 	sh.mu.Lock()
 	sh.clock = max(sh.clock, now)
-	i, dir, ok := sh.lookup(&pk, h)
+	i, dir, ok := sh.lookupLocked(&pk, h)
 	if ok && t.expiredAt(s, sh.at(i), now) {
-		t.end(sh, i, s, now, endCauseOf(sh.at(i)), &ended)
+		t.endLocked(sh, i, s, now, endCauseOf(sh.at(i)), &ended)
 		ok = false
 	}
 	if ok && st == StateSynSent && dir == Original {
 		if old := sh.at(i).state(); old == StateTimeWait || old == StateClose {
 			// Create without Track for a SYN reopening a closed tuple.
-			t.end(sh, i, s, now, EndReopened, &ended)
+			t.endLocked(sh, i, s, now, EndReopened, &ended)
 			ok = false
 		}
 	}
@@ -551,9 +551,9 @@ func (t *Table) create(p *packet.Parsed, pr *Probe, now int64, m Meta, as Dir) R
 		if counted {
 			t.src.release(&t.seed, k.Src, now)
 		}
-		t.update(sh, i, sh.at(i), sh.at(i).list(), dir, p, s, now, &ended, &r)
+		t.updateLocked(sh, i, sh.at(i), sh.at(i).list(), dir, p, s, now, &ended, &r)
 	default:
-		i = sh.insert(&k, h) // the hash does not depend on direction
+		i = sh.insertLocked(&k, h) // the hash does not depend on direction
 		if i == nilIdx {
 			t.count.Add(-1)
 			if counted {
@@ -563,7 +563,7 @@ func (t *Table) create(p *packet.Parsed, pr *Probe, now int64, m Meta, as Dir) R
 			r = drop(reason.TableFull)
 			break
 		}
-		r = t.initEntry(sh, i, p, now, m, st, liberal, counted, as)
+		r = t.initEntryLocked(sh, i, p, now, m, st, liberal, counted, as)
 	}
 	sh.mu.Unlock()
 
@@ -574,7 +574,7 @@ func (t *Table) create(p *packet.Parsed, pr *Probe, now int64, m Meta, as Dir) R
 	return r
 }
 
-func (t *Table) initEntry(sh *shard, i uint32, p *packet.Parsed, now int64, m Meta, st State, liberal, counted bool, dir Dir) Result {
+func (t *Table) initEntryLocked(sh *shard, i uint32, p *packet.Parsed, now int64, m Meta, st State, liberal, counted bool, dir Dir) Result {
 	e := sh.at(i)
 	e.setState(st)
 	if counted {
@@ -584,7 +584,7 @@ func (t *Table) initEntry(sh *shard, i uint32, p *packet.Parsed, now int64, m Me
 	e.created = uint32(max(now, 0) / 1e9)
 	sh.seq++
 	e.idSeq = sh.seq
-	if idx, ok := sh.intern(m); ok {
+	if idx, ok := sh.internLocked(m); ok {
 		e.meta = idx
 	} else {
 		sh.st.metaOverflow++
@@ -605,10 +605,10 @@ func (t *Table) initEntry(sh *shard, i uint32, p *packet.Parsed, now int64, m Me
 		e.set(fSeenReply)
 	}
 	e.account(dir, ipBytes(p))
-	sh.pushBack(e.class(), i)
+	sh.pushBackLocked(e.class(), i)
 	sh.st.created++
 	var r Result
-	sh.accept(e, dir, &r)
+	sh.acceptLocked(e, dir, &r)
 	return r
 }
 
@@ -638,10 +638,9 @@ func endCauseOf(e *entry) EndCause {
 	return EndExpired
 }
 
-// end removes entry i: off its list, out of the index, into the tombstones (unless
-// reopened), out of the per-source count, and queued for OnEnd. The shard lock is
-// held.
-func (t *Table) end(sh *shard, i uint32, s *settings, now int64, cause EndCause, ended *endBuf) {
+// endLocked removes entry i: off its list, out of the index, into the tombstones (unless
+// reopened), out of the per-source count, and queued for OnEnd.
+func (t *Table) endLocked(sh *shard, i uint32, s *settings, now int64, cause EndCause, ended *endBuf) {
 	e := sh.at(i)
 	timeout := t.timeoutOf(s, e)
 	endedAt := now
@@ -670,15 +669,15 @@ func (t *Table) end(sh *shard, i uint32, s *settings, now int64, cause EndCause,
 		t.src.release(&t.seed, e.key.Src, now)
 	}
 	if s.onEnd != nil {
-		ended.add(t.info(sh, e, s), cause)
+		ended.add(t.infoLocked(sh, e, s), cause)
 	}
-	sh.unlink(e.list(), i)
-	sh.release(i, h)
+	sh.unlinkLocked(e.list(), i)
+	sh.releaseLocked(i, h)
 	t.count.Add(-1)
 }
 
-// info describes entry e.
-func (t *Table) info(sh *shard, e *entry, s *settings) ConnInfo {
+// infoLocked describes entry e.
+func (t *Table) infoLocked(sh *shard, e *entry, s *settings) ConnInfo {
 	return ConnInfo{
 		ID:       sh.id(e),
 		Src:      addr(e.key.Src),

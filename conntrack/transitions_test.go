@@ -55,10 +55,10 @@ func TestEveryTransition(t *testing.T) {
 				sh := tab.shards[tab.shardOf(e.key.hash(&tab.seed)).num]
 				cls := e.class()
 				i := sh.lists[cls].head
-				sh.unlink(cls, i)
+				sh.unlinkLocked(cls, i)
 				e.setState(from)
 				e.set(fLiberal | fSeenReply)
-				sh.pushBack(e.class(), i)
+				sh.pushBackLocked(e.class(), i)
 
 				r := tab.Track(seg(dir, flagsOf[class], cliISN+1, srvISN+1, 0), t0+1)
 				name := row + " in " + from.String()
