@@ -10,19 +10,14 @@ import (
 	"sort"
 	"strings"
 	"testing"
-)
 
-// corpusDir holds the tcpdump test captures: hundreds of real files of every link type,
-// many deliberately damaged.
-const corpusDir = "/work/shared/corpus/tcpdump"
+	"keepstate/internal/testcorpus"
+)
 
 // TestCorpus reads every capture of the corpus to its end or to a FormatError, checking
 // that offsets and records are consistent, and reports how the damaged files end.
 func TestCorpus(t *testing.T) {
-	names, err := filepath.Glob(filepath.Join(corpusDir, "*.pcap*"))
-	if err != nil || len(names) == 0 {
-		t.Skipf("no captures in %s (%v): corpus not present on this machine", corpusDir, err)
-	}
+	names := testcorpus.Need(t)
 	var files, packets, rejected int
 	kinds := map[string][]string{}
 	for _, name := range names {
@@ -115,10 +110,7 @@ func readCorpusFile(name string) (packets int, err error) {
 // first record that does not fit (or io.EOF when the cut falls between records of an
 // uncompressed file).
 func TestCorpusCutShort(t *testing.T) {
-	names, err := filepath.Glob(filepath.Join(corpusDir, "*.pcap*"))
-	if err != nil || len(names) == 0 {
-		t.Skipf("no captures in %s (%v): corpus not present on this machine", corpusDir, err)
-	}
+	names := testcorpus.Need(t)
 	var cuts int
 	for i, name := range names {
 		data, err := os.ReadFile(name)

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"keepstate/internal/testcorpus"
 	"keepstate/packet"
 )
 
@@ -73,6 +74,7 @@ func TestTsharkAgreesOnTimestamps(t *testing.T) {
 	tshark := needTshark(t)
 	dir := t.TempDir()
 	files := map[string]string{}
+	corpus := testcorpus.Dir()
 	for _, name := range []string{
 		"afs.pcap",                // the largest of the corpus, little-endian microseconds
 		"ipoib.pcap",              // big-endian
@@ -81,7 +83,7 @@ func TestTsharkAgreesOnTimestamps(t *testing.T) {
 		"vsock-1.pcapng",          // pcapng, if_tsresol 9
 		"time_2107.pcapng",        // seconds past 2^32
 	} {
-		if path := filepath.Join(corpusDir, name); fileExists(path) {
+		if path := filepath.Join(corpus, name); corpus != "" && fileExists(path) {
 			files[name] = path
 		}
 	}

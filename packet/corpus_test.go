@@ -3,26 +3,19 @@ package packet_test
 import (
 	"errors"
 	"io"
-	"path/filepath"
 	"sort"
 	"testing"
 
 	"keepstate/capture"
+	"keepstate/internal/testcorpus"
 	"keepstate/packet"
 )
-
-// corpusDir holds the tcpdump project's regression captures, many of them
-// deliberately malformed; it sits beside the project and is not copied into it.
-const corpusDir = "../../shared/corpus/tcpdump"
 
 // TestCorpus decodes every packet of every capture with a link type the decoder
 // knows, checking the same invariants as FuzzDecode. It is a crash and
 // out-of-bounds test, not a test of verdicts.
 func TestCorpus(t *testing.T) {
-	files, _ := filepath.Glob(filepath.Join(corpusDir, "*.pcap*"))
-	if len(files) == 0 {
-		t.Skipf("capture corpus not found at %s (it lives beside the project, see shared/corpus/README.md)", corpusDir)
-	}
+	files := testcorpus.Need(t)
 	if testing.Short() {
 		files = files[:min(len(files), 50)]
 	}

@@ -9,6 +9,7 @@ import (
 	"keepstate/capture"
 	"keepstate/config"
 	"keepstate/firewall"
+	"keepstate/internal/testcorpus"
 	"keepstate/packet"
 	"keepstate/synth"
 )
@@ -33,19 +34,9 @@ func (o observed) comparable() observed {
 // exactly the decision that deciding one packet at a time with DecideInto gives,
 // in strict and in loose mode.
 func TestBatchedReplayDecidesAsOneByOne(t *testing.T) {
-	var paths []string
-	if dir := corpusDirIfPresent(); dir != "" {
-		entries, err := os.ReadDir(dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, ent := range entries {
-			if !ent.IsDir() && ent.Name() != "LICENSE" {
-				paths = append(paths, filepath.Join(dir, ent.Name()))
-			}
-		}
-	} else {
-		t.Log("capture corpus not present: synthetic traffic only")
+	paths := testcorpus.Captures()
+	if len(paths) == 0 {
+		t.Log(testcorpus.Missing() + ": synthetic traffic only")
 	}
 	busy := filepath.Join(t.TempDir(), "busy.pcap")
 	f, err := os.Create(busy)

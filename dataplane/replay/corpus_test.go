@@ -1,67 +1,26 @@
 package replay
 
 import (
-	"os"
 	"path/filepath"
 	"testing"
 
 	"keepstate/config"
 	"keepstate/dataplane"
 	"keepstate/firewall"
+	"keepstate/internal/testcorpus"
 	"keepstate/logging"
 	"keepstate/reason"
 )
-
-// corpusDir is ../shared/corpus/tcpdump from the repository root, where every
-// developer machine and CI keep the tcpdump project's regression captures.
-func corpusDir(t *testing.T) string {
-	t.Helper()
-	c := corpusDirIfPresent()
-	if c == "" {
-		t.Skip("capture corpus not present at ../shared/corpus/tcpdump from the repository root (it sits beside the repository on developer machines and in CI)")
-	}
-	return c
-}
-
-// corpusDirIfPresent is corpusDir, or "" when the corpus is not there.
-func corpusDirIfPresent() string {
-	dir, err := filepath.Abs(".")
-	if err != nil {
-		return ""
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return ""
-		}
-		dir = parent
-	}
-	c := filepath.Join(dir, "..", "shared", "corpus", "tcpdump")
-	if _, err := os.Stat(c); err != nil {
-		return ""
-	}
-	return c
-}
 
 // Every capture of the corpus goes through replay with full logging and a drop
 // capture: read to its end or to a reported offset, every packet accepted or given
 // a reason, and no panic.
 func TestCorpusReplay(t *testing.T) {
-	dir := corpusDir(t)
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	paths := testcorpus.Need(t)
 	var files, failed, packets, dropped int
 	var byReason reason.Counters
-	for _, ent := range entries {
-		if ent.IsDir() || ent.Name() == "LICENSE" {
-			continue
-		}
-		path := filepath.Join(dir, ent.Name())
+	for _, path := range paths {
+		name := filepath.Base(path)
 		files++
 		cfg := config.Default()
 		cfg.Settings.Require3WayHandshake = false // pick up the mid-stream slices: more code runs
@@ -76,20 +35,20 @@ func TestCorpusReplay(t *testing.T) {
 		rep.Engine = eng
 		sum, err := Run([]string{path}, Options{Engine: eng, Reporter: rep})
 		if err != nil {
-			t.Fatalf("%s: %v", ent.Name(), err)
+			t.Fatalf("%s: %v", name, err)
 		}
 		f := sum.Files[0]
 		if f.Error != "" {
 			failed++
 			if f.Offset < 0 {
-				t.Errorf("%s: negative error offset %d", ent.Name(), f.Offset)
+				t.Errorf("%s: negative error offset %d", name, f.Offset)
 			}
 		}
 		if sum.Accepted+sum.Dropped != sum.Packets {
-			t.Errorf("%s: %d accepted + %d dropped != %d packets", ent.Name(), sum.Accepted, sum.Dropped, sum.Packets)
+			t.Errorf("%s: %d accepted + %d dropped != %d packets", name, sum.Accepted, sum.Dropped, sum.Packets)
 		}
 		if sum.dropsByReason[reason.None] != 0 {
-			t.Errorf("%s: %d packets dropped without a reason", ent.Name(), sum.dropsByReason[reason.None])
+			t.Errorf("%s: %d packets dropped without a reason", name, sum.dropsByReason[reason.None])
 		}
 		for r, n := range sum.dropsByReason {
 			byReason[r] += n
@@ -98,7 +57,7 @@ func TestCorpusReplay(t *testing.T) {
 		dropped += int(sum.Dropped)
 	}
 	if files < 100 {
-		t.Errorf("only %d capture files found in %s", files, dir)
+		t.Errorf("only %d capture files found in %s", files, testcorpus.Dir())
 	}
 	t.Logf("%d captures, %d stopped at a reported error; %d packets, %d dropped: %v", files, failed, packets, dropped, byReason.Map())
 }
