@@ -166,15 +166,15 @@ func (r *LiveResult) fillStats(st *daemon.Stats) {
 	p := &st.Plane
 	r.Backend = p.Backend
 	r.Queues = len(p.Queues)
-	r.Packets = p.Counters.Packets
-	r.GSOPackets = p.Counters.GSO
+	r.Packets = p.Packets
+	r.GSOPackets = p.GSO
 	r.Dropped = st.Dropped
 	r.QueueDrops = st.QueueDrops
 	r.NetlinkErrors = st.NetlinkErrors
 	r.LatencyP50Us = float64(p.Latency.Quantile(0.5)) / 1e3
 	r.LatencyP99Us = float64(p.Latency.Quantile(0.99)) / 1e3
-	if p.Counters.Batches > 0 {
-		r.PacketsPerCall = float64(p.Counters.Packets) / float64(p.Counters.Batches)
+	if p.Batches > 0 {
+		r.PacketsPerCall = float64(p.Packets) / float64(p.Batches)
 	}
 }
 

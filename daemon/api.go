@@ -2,8 +2,6 @@ package daemon
 
 import (
 	"time"
-
-	"keepstate/dataplane/nfqueue"
 )
 
 // The results of the admin commands, as they travel in Response.Result.
@@ -49,7 +47,8 @@ type PendingInfo struct {
 }
 
 // Stats answers CmdStats. Packets, Accepted and DropsByReason are the engine's
-// decisions; Plane is what the data plane saw and did (queue drops, netlink
+// decisions (Accepted includes the packets a kernel fast path accepted for
+// connections the engine handed over: Plane.FastPath.Packets); Plane is what the data plane saw and did (queue drops, netlink
 // errors, verdict latency).
 type Stats struct {
 	Packets       uint64            `json:"packets"`
@@ -59,9 +58,9 @@ type Stats struct {
 
 	Conntrack ConntrackStats `json:"conntrack"`
 
-	QueueDrops    uint64        `json:"queue_drops"`    // kernel queue_dropped + user_dropped + socket overflows
-	NetlinkErrors uint64        `json:"netlink_errors"` // failed netlink calls and error answers
-	Plane         nfqueue.Stats `json:"plane"`
+	QueueDrops    uint64     `json:"queue_drops"`    // kernel queue_dropped + user_dropped + socket overflows
+	NetlinkErrors uint64     `json:"netlink_errors"` // failed netlink calls and error answers
+	Plane         PlaneStats `json:"plane"`
 
 	Log LogStats `json:"log"`
 }

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"keepstate/dataplane"
-	"keepstate/dataplane/nfqueue"
 	"keepstate/firewall"
 	"keepstate/packet"
 )
@@ -58,14 +57,14 @@ func (f *fakePlane) Wait() error { <-f.done; return nil }
 func (f *fakePlane) Backend() string { return "fake" }
 
 // Stats returns fixed kernel-side figures so tests can see them travel.
-func (f *fakePlane) Stats() nfqueue.Stats {
+func (f *fakePlane) Stats() PlaneStats {
 	f.mu.Lock()
 	n := f.packets
 	f.mu.Unlock()
-	return nfqueue.Stats{
-		Backend:  "fake",
-		Counters: nfqueue.Counters{Packets: n, QueueDropped: 3, UserDropped: 2, SocketOverflows: 1, NetlinkErrors: 4},
-		Latency: nfqueue.LatencyHistogram{
+	return PlaneStats{
+		Backend: "fake",
+		Packets: n, QueueDropped: 3, UserDropped: 2, SocketOverflows: 1, NetlinkErrors: 4,
+		Latency: LatencyHistogram{
 			Bounds: []time.Duration{time.Microsecond, 2 * time.Microsecond},
 			Counts: []uint64{5, 2, 1},
 		},

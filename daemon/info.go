@@ -48,6 +48,11 @@ func (d *Daemon) Stats() *Stats {
 	s.Packets = s.Accepted + s.Dropped
 	if d.plane != nil {
 		s.Plane = d.plane.Stats()
+		if f := s.Plane.FastPath; f != nil {
+			// Packets the kernel accepted for the engine's offloaded connections
+			// are the engine's decisions too, made ahead of time.
+			s.Accepted += f.Packets
+		}
 		s.QueueDrops = s.Plane.QueueDropped + s.Plane.UserDropped + s.Plane.SocketOverflows
 		s.NetlinkErrors = s.Plane.NetlinkErrors
 	}

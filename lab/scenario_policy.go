@@ -49,8 +49,8 @@ func runDeny(s *session) error {
 		return err
 	}
 	s.check("answers", "keepstate sent an answer for the Deny and none for the Drop",
-		st.Plane.Counters.Answers >= 1 && st.DropsByReason["default_rule"] >= 1,
-		fmt.Sprintf("%d answer(s) sent; drops by reason %v", st.Plane.Counters.Answers, st.DropsByReason))
+		st.Plane.Answers >= 1 && st.DropsByReason["default_rule"] >= 1,
+		fmt.Sprintf("%d answer(s) sent; drops by reason %v", st.Plane.Answers, st.DropsByReason))
 	return nil
 }
 

@@ -47,8 +47,12 @@ type planeOptions struct {
 // newPlane builds the data plane; tests replace it with a fake.
 var newPlane = func(o planeOptions) daemon.PlaneFactory {
 	return func(eng *firewall.Engine, rep *dataplane.Reporter) (daemon.DataPlane, error) {
-		return nfqueue.New(nfqueue.Options{Engine: eng, Reporter: rep, QueueNum: uint16(o.queue), Queues: o.queues,
+		p, err := nfqueue.New(nfqueue.Options{Engine: eng, Reporter: rep, QueueNum: uint16(o.queue), Queues: o.queues,
 			FailOpen: o.failOpen, Input: o.input, Backend: o.backend, CPUFanout: o.fanout == "cpu"})
+		if err != nil {
+			return nil, err
+		}
+		return daemon.QueuePlane{Plane: p}, nil
 	}
 }
 

@@ -14,7 +14,6 @@ import (
 
 	"keepstate/daemon"
 	"keepstate/dataplane"
-	"keepstate/dataplane/nfqueue"
 	"keepstate/firewall"
 )
 
@@ -31,10 +30,10 @@ func (p *stubPlane) Close() error {
 	}
 	return nil
 }
-func (p *stubPlane) Detach() error        { detachedPlanes.Add(1); return p.Close() }
-func (p *stubPlane) Wait() error          { <-p.done; return nil }
-func (p *stubPlane) Backend() string      { return "stub" }
-func (p *stubPlane) Stats() nfqueue.Stats { return nfqueue.Stats{Backend: "stub"} }
+func (p *stubPlane) Detach() error            { detachedPlanes.Add(1); return p.Close() }
+func (p *stubPlane) Wait() error              { <-p.done; return nil }
+func (p *stubPlane) Backend() string          { return "stub" }
+func (p *stubPlane) Stats() daemon.PlaneStats { return daemon.PlaneStats{Backend: "stub"} }
 
 // detachedPlanes counts stub planes stopped for a restart.
 var detachedPlanes atomic.Int32

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 
 	"keepstate/daemon"
 )
@@ -67,6 +68,10 @@ func printStats(w io.Writer, s *daemon.Stats) {
 		p.Packets, s.QueueDrops, p.QueueDropped, p.UserDropped, p.SocketOverflows, s.NetlinkErrors)
 	if p.Latency.Quantile(1) > 0 {
 		fmt.Fprintf(w, "latency      p50 < %v, p99 < %v, max < %v\n", p.Latency.Quantile(0.5), p.Latency.Quantile(0.99), p.Latency.Quantile(1))
+	}
+	if f := p.FastPath; f != nil {
+		fmt.Fprintf(w, "fast path    %s on %s: %d connections offloaded (%d handed over, %d taken back), %d packets and %d bytes accepted in the kernel, %d passed up, %d map full, %d errors\n",
+			f.Mode, strings.Join(f.Interfaces, ", "), f.Offloaded, f.HandedOut, f.TakenBack, f.Packets, f.Bytes, f.Passed, f.MapFull, f.Errors)
 	}
 	if p.KernelStatsError != "" {
 		fmt.Fprintf(w, "             kernel queue counters unavailable: %s\n", p.KernelStatsError)
