@@ -10,9 +10,9 @@ import (
 	"runtime"
 	"time"
 
-	"keepstate/config"
 	"keepstate/firewall"
 	"keepstate/packet"
+	"keepstate/policy"
 	"keepstate/synth"
 )
 
@@ -120,28 +120,33 @@ func RunEngine(o EngineOptions) (EngineResult, error) {
 	})
 	traffic.Teardowns(teardown.add)
 
-	cfg := config.Default()
-	// A limit sized for the connections, with a little headroom: the index is sized
-	// for the limit, and its share per connection is what a firewall sized for its
-	// load pays.
-	cfg.Settings.MaxConnections = o.Flows + 1024
-	cfg.Settings.ConnLimitPerSource = 0
-	cfg.Settings.NewConnLimitPerSourcePerMinute = 0
-	cfg.Settings.AdaptiveStartPercent = 0 // measure plain timeouts, not the adaptive scaling
+	// The built-in policy (every connection permitted) and default settings, with
+	// a limit sized for the connections, with a little headroom: the index is
+	// sized for the limit, and its share per connection is what a firewall sized
+	// for its load pays.
+	m := policy.PermitAll()
+	rules, err := policy.Compile(&m)
+	if err != nil {
+		return EngineResult{}, err
+	}
+	st := firewall.DefaultSettings()
+	st.Conntrack.MaxConns = o.Flows + 1024
+	st.Conntrack.PerSourceConns, st.Conntrack.PerSourceRate = 0, 0
+	st.Conntrack.AdaptiveStart, st.Conntrack.AdaptiveEnd = 0, 0 // measure plain timeouts, not the adaptive scaling
 
 	res := EngineResult{Flows: o.Flows, Packets: o.Packets, GoVersion: runtime.Version(), GOMAXPROCS: runtime.GOMAXPROCS(0)}
 	// The connection index is sized up front for the configured limit: measure it as
 	// the difference between an empty engine sized for the limit and one sized for
 	// almost nothing, and count it with the connections; fixed-size caches
 	// (tombstones, fragments) are the engine's, not the connections'.
-	small := *cfg
-	small.Settings.MaxConnections = 1
-	indexBytes := emptyEngineBytes(cfg) - emptyEngineBytes(&small)
+	small := st
+	small.Conntrack.MaxConns = 1
+	indexBytes := emptyEngineBytes(rules, st) - emptyEngineBytes(rules, small)
 	// The feeder's batch is not the table's memory: it exists before the table's
 	// first reading.
 	batch := new(firewall.Batch)
 	empty := heapInUse()
-	eng, err := firewall.New(cfg, firewall.Options{})
+	eng, err := firewall.New(rules, st, firewall.Options{})
 	if err != nil {
 		return res, err
 	}
@@ -267,12 +272,12 @@ func RunEngine(o EngineOptions) (EngineResult, error) {
 	// floor for inserts, as the established path's do; the CPU figure is the
 	// mean, since the thread's CPU clock ticks every few milliseconds, about as
 	// long as a round of 10 000 SYNs lasts.
-	floorMap := make(map[connKey]uint32, cfg.Settings.MaxConnections)
+	floorMap := make(map[connKey]uint32, st.Conntrack.MaxConns)
 	newWall, cpu := []float64{res.NewConnectionNs}, res.NewConnectionCPUNs
 	var insertWall []float64
 	for r := range extra + 1 {
 		if r > 0 {
-			eng, err = firewall.New(cfg, firewall.Options{})
+			eng, err = firewall.New(rules, st, firewall.Options{})
 			if err != nil {
 				return res, err
 			}
@@ -306,10 +311,11 @@ const (
 	maxNewConnRounds = 10_000
 )
 
-// emptyEngineBytes is the heap an engine for cfg holds before any connection.
-func emptyEngineBytes(cfg *config.Config) int64 {
+// emptyEngineBytes is the heap an engine with rules and settings st holds before
+// any connection.
+func emptyEngineBytes(rules *policy.Ruleset, st firewall.Settings) int64 {
 	before := heapInUse()
-	eng, err := firewall.New(cfg, firewall.Options{})
+	eng, err := firewall.New(rules, st, firewall.Options{})
 	if err != nil {
 		return 0
 	}

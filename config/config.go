@@ -7,13 +7,14 @@
 // with the nearest known name for a typo. Writing is deterministic, so that
 // export -> import -> export is byte for byte the same.
 //
-// The package knows nothing of packets: the firewall engine compiles Config.Policy
-// with policy.Compile and maps Settings onto connection tracking.
+// The package knows nothing of packets. It is the adapter between the file and the
+// engine: Compile gives the engine its policy.Ruleset and EngineSettings its
+// firewall.Settings; the engine never sees the file model.
 package config
 
 import (
-	"time"
-
+	"keepstate/conntrack"
+	"keepstate/firewall"
 	"keepstate/policy"
 )
 
@@ -41,45 +42,28 @@ func Default() *Config {
 		Settings: Settings{
 			Require3WayHandshake:           true,
 			AntiSpoofing:                   true,
-			ConnLimitPerSource:             600,
-			NewConnLimitPerSourcePerMinute: 600,
+			ConnLimitPerSource:             firewall.DefaultPerSourceConns,
+			NewConnLimitPerSourcePerMinute: firewall.DefaultPerSourceRate,
 			CloseConnectionsOnRuleChange:   true,
 
-			TCPSynSentTimeout:     120 * time.Second,
-			TCPSynRecvTimeout:     60 * time.Second,
-			TCPEstablishedTimeout: 86400 * time.Second,
-			TCPFinWaitTimeout:     120 * time.Second,
-			TCPCloseWaitTimeout:   60 * time.Second,
-			TCPLastAckTimeout:     30 * time.Second,
-			TCPTimeWaitTimeout:    120 * time.Second,
-			TCPCloseTimeout:       10 * time.Second,
-			TCPPickupTimeout:      300 * time.Second,
-			UDPUnrepliedTimeout:   30 * time.Second,
-			UDPRepliedTimeout:     120 * time.Second,
-			ICMPTimeout:           30 * time.Second,
-			OtherUnrepliedTimeout: 60 * time.Second,
-			OtherRepliedTimeout:   600 * time.Second,
-			MaxConnections:        262144,
-			AdaptiveStartPercent:  60,
-			AdaptiveEndPercent:    120,
-			TombstoneCount:        65536,
+			Timeouts:             conntrack.DefaultTimeouts(),
+			MaxConnections:       conntrack.DefaultMaxConns,
+			AdaptiveStartPercent: firewall.DefaultAdaptiveStartPercent,
+			AdaptiveEndPercent:   firewall.DefaultAdaptiveEndPercent,
+			TombstoneCount:       conntrack.DefaultTombstoneCap,
 
 			LogDroppedPackets:    false,
 			DropLogRatePerSecond: 100,
 			DropLogBurst:         200,
 		},
-		Policy: policy.Model{
-			Interfaces: []policy.Interface{
-				{ID: 1, Name: "Internet", Group: policy.Internet, Description: "catches every address; bind Device and add interfaces to use anti-spoofing"},
-			},
-			Services: defaultServices(),
-			Rules: []policy.Rule{
-				{ID: 1, Name: "Permit all connections", Enabled: true, Action: policy.Permit,
-					Description: "built-in default: connection tracking alone decides"},
-			},
-			DefaultAction: policy.Deny,
-		},
+		Policy: defaultPolicy(),
 	}
+}
+
+func defaultPolicy() policy.Model {
+	m := policy.PermitAll()
+	m.Services = defaultServices()
+	return m
 }
 
 func defaultServices() []policy.Service {

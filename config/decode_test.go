@@ -34,8 +34,8 @@ func TestParseStory1(t *testing.T) {
 	if !s.Require3WayHandshake || !s.AntiSpoofing || !s.LogDroppedPackets {
 		t.Errorf("switches: %+v", s)
 	}
-	if s.TCPEstablishedTimeout != 86400*time.Second {
-		t.Errorf("TCPEstablishedTimeout = %v (default expected)", s.TCPEstablishedTimeout)
+	if s.Timeouts.TCPEstablished != 86400*time.Second {
+		t.Errorf("TCPEstablishedTimeout = %v (default expected)", s.Timeouts.TCPEstablished)
 	}
 	if c.Policy.DefaultAction != policy.Drop {
 		t.Errorf("DefaultAction = %v", c.Policy.DefaultAction)
@@ -260,8 +260,8 @@ func TestWarningKeepAlive(t *testing.T) {
 		t.Errorf("warnings = %v", w)
 	}
 	c2, err := Parse("w.cfg", []byte(strings.Replace(file, "3600", "9000", 1)))
-	if err != nil || len(c2.Warnings()) != 0 || c2.Settings.TCPEstablishedTimeout != 9000*time.Second {
-		t.Errorf("9000 s: err %v warnings %v timeout %v", err, c2.Warnings(), c2.Settings.TCPEstablishedTimeout)
+	if err != nil || len(c2.Warnings()) != 0 || c2.Settings.Timeouts.TCPEstablished != 9000*time.Second {
+		t.Errorf("9000 s: err %v warnings %v timeout %v", err, c2.Warnings(), c2.Settings.Timeouts.TCPEstablished)
 	}
 }
 
@@ -285,7 +285,7 @@ func TestSettingsAccessors(t *testing.T) {
 	if got := c.ChangedSettings(); !slices.Equal(got, []string{"LogDropReasons=handshake_not_completed,state_expired"}) {
 		t.Errorf("ChangedSettings = %v", got)
 	}
-	if n := len(AllSettings()); n != 28 {
+	if n := len(AllSettings()); n != 29 {
 		t.Errorf("AllSettings has %d entries", n)
 	}
 }
@@ -314,8 +314,8 @@ func TestParseStory2(t *testing.T) {
 		t.Errorf("warnings: %v", c.Warnings())
 	}
 	s := c.Settings
-	if s.TCPEstablishedTimeout != 9000*time.Second || !slices.Equal(s.LogDropReasons, []reason.Reason{reason.StateExpired, reason.HandshakeNotCompleted}) {
-		t.Errorf("settings: %v %v", s.TCPEstablishedTimeout, s.LogDropReasons)
+	if s.Timeouts.TCPEstablished != 9000*time.Second || !slices.Equal(s.LogDropReasons, []reason.Reason{reason.StateExpired, reason.HandshakeNotCompleted}) {
+		t.Errorf("settings: %v %v", s.Timeouts.TCPEstablished, s.LogDropReasons)
 	}
 	r := c.Policy.Rules[0]
 	if r.ID != 0 || !r.Enabled || r.Action != policy.Permit || !r.LogConnections || r.Destination[0] != policy.Host(netip.MustParseAddr("10.20.1.5")) {

@@ -1,9 +1,13 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"strings"
 	"testing"
+	"time"
+
+	"keepstate/conntrack"
 )
 
 // TestDocsCoverEverySetting keeps docs/config.md honest: every setting appears in a
@@ -22,6 +26,14 @@ func TestDocsCoverEverySetting(t *testing.T) {
 		}
 		if !strings.Contains(text, "| "+s.Name+" | "+def+" |") {
 			t.Errorf("docs/config.md lacks a row \"| %s | %s |\"", s.Name, def)
+		}
+	}
+	// The timeouts' rows are conntrack's table itself: what they apply to and where
+	// the default comes from, word for word.
+	for _, td := range conntrack.TimeoutDefs() {
+		row := fmt.Sprintf("| %s | %d | %s | %s |", td.Name, int64(td.Default/time.Second), td.Conns, td.Source)
+		if !strings.Contains(text, row) {
+			t.Errorf("docs/config.md lacks the row of conntrack's table of timeouts:\n%s", row)
 		}
 	}
 	var companions []string

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"keepstate/conntrack"
 	"keepstate/policy"
 	"keepstate/reason"
 )
@@ -23,25 +24,13 @@ type Settings struct {
 	// Table TrafficPolicy (its DefaultAction lives in Config.Policy.DefaultAction).
 	CloseConnectionsOnRuleChange bool // a rule change closes live connections the new rules refuse
 
-	// Table ConnTrack: idle timeouts per state, table size, adaptive timeouts.
-	TCPSynSentTimeout     time.Duration
-	TCPSynRecvTimeout     time.Duration
-	TCPEstablishedTimeout time.Duration
-	TCPFinWaitTimeout     time.Duration
-	TCPCloseWaitTimeout   time.Duration
-	TCPLastAckTimeout     time.Duration
-	TCPTimeWaitTimeout    time.Duration
-	TCPCloseTimeout       time.Duration
-	TCPPickupTimeout      time.Duration // a connection picked up mid-stream, until both sides spoke
-	UDPUnrepliedTimeout   time.Duration
-	UDPRepliedTimeout     time.Duration
-	ICMPTimeout           time.Duration
-	OtherUnrepliedTimeout time.Duration
-	OtherRepliedTimeout   time.Duration
-	MaxConnections        int // connection table size limit
-	AdaptiveStartPercent  int // of MaxConnections: timeouts start shrinking here; 0 disables
-	AdaptiveEndPercent    int // of MaxConnections: timeouts reach zero here
-	TombstoneCount        int // recently closed connections remembered to explain late packets
+	// Table ConnTrack: idle timeouts per state (one setting per row of
+	// conntrack.TimeoutDefs), table size, adaptive timeouts.
+	Timeouts             conntrack.Timeouts
+	MaxConnections       int // connection table size limit
+	AdaptiveStartPercent int // of MaxConnections: timeouts start shrinking here; 0 disables
+	AdaptiveEndPercent   int // of MaxConnections: timeouts reach zero here
+	TombstoneCount       int // recently closed connections remembered to explain late packets
 
 	// Table Logging: the debug log of dropped packets.
 	LogDroppedPackets    bool            // log every dropped packet ("packets dropped for any reason")
@@ -82,16 +71,24 @@ var tableOrder = []string{tableSecurity, tablePolicy, tableConnTrak, tableLoggin
 
 const maxTimeout = 365 * 24 * 3600 // one year, in seconds
 
-func timeout(name, doc string, f func(*Settings) *time.Duration) settingDef {
-	return settingDef{table: tableConnTrak, name: name, unit: "s", min: 1, max: maxTimeout, doc: doc,
-		field: func(c *Config) any { return f(&c.Settings) }}
+// timeoutSettings are the ConnTrack table's timeouts, one per row of conntrack's
+// table of timeouts.
+func timeoutSettings() []settingDef {
+	var out []settingDef
+	for _, td := range conntrack.TimeoutDefs() {
+		out = append(out, settingDef{table: tableConnTrak, name: td.Name, unit: "s", min: 1, max: maxTimeout, doc: td.Conns,
+			field: func(c *Config) any { return td.Field(&c.Settings.Timeouts) }})
+	}
+	return out
 }
 
 func sfield[T any](f func(*Settings) *T) func(*Config) any {
 	return func(c *Config) any { return f(&c.Settings) }
 }
 
-var settingDefs = []settingDef{
+// settingDefs are the settings in file order: the timeouts come first in the
+// ConnTrack table.
+var settingDefs = withTimeouts([]settingDef{
 	{table: tableSecurity, name: "Require3WayHandshake", doc: "drop TCP packets of connections whose handshake was not seen",
 		field: sfield(func(s *Settings) *bool { return &s.Require3WayHandshake })},
 	{table: tableSecurity, name: "AntiSpoofing", doc: "drop packets whose source address does not belong to the ingress interface",
@@ -106,20 +103,6 @@ var settingDefs = []settingDef{
 	{table: tablePolicy, name: "CloseConnectionsOnRuleChange", doc: "when rules change, close live connections the new rules refuse",
 		field: sfield(func(s *Settings) *bool { return &s.CloseConnectionsOnRuleChange })},
 
-	timeout("TcpSynSentTimeout", "TCP: SYN seen, no SYN-ACK yet", func(s *Settings) *time.Duration { return &s.TCPSynSentTimeout }),
-	timeout("TcpSynRecvTimeout", "TCP: SYN-ACK seen, handshake not completed", func(s *Settings) *time.Duration { return &s.TCPSynRecvTimeout }),
-	timeout("TcpEstablishedTimeout", "TCP: established connection idle", func(s *Settings) *time.Duration { return &s.TCPEstablishedTimeout }),
-	timeout("TcpFinWaitTimeout", "TCP: one side sent FIN", func(s *Settings) *time.Duration { return &s.TCPFinWaitTimeout }),
-	timeout("TcpCloseWaitTimeout", "TCP: FIN acknowledged, other side still open", func(s *Settings) *time.Duration { return &s.TCPCloseWaitTimeout }),
-	timeout("TcpLastAckTimeout", "TCP: both FINs sent, last ACK awaited", func(s *Settings) *time.Duration { return &s.TCPLastAckTimeout }),
-	timeout("TcpTimeWaitTimeout", "TCP: closed by FINs, late segments still expected", func(s *Settings) *time.Duration { return &s.TCPTimeWaitTimeout }),
-	timeout("TcpCloseTimeout", "TCP: closed by RST", func(s *Settings) *time.Duration { return &s.TCPCloseTimeout }),
-	timeout("TcpPickupTimeout", "TCP: picked up mid-stream (Require3WayHandshake=0) until both sides spoke", func(s *Settings) *time.Duration { return &s.TCPPickupTimeout }),
-	timeout("UdpUnrepliedTimeout", "UDP: packets seen in one direction only", func(s *Settings) *time.Duration { return &s.UDPUnrepliedTimeout }),
-	timeout("UdpRepliedTimeout", "UDP: packets seen both ways", func(s *Settings) *time.Duration { return &s.UDPRepliedTimeout }),
-	timeout("IcmpTimeout", "ICMP echo and other queries", func(s *Settings) *time.Duration { return &s.ICMPTimeout }),
-	timeout("OtherUnrepliedTimeout", "other protocols: one direction only", func(s *Settings) *time.Duration { return &s.OtherUnrepliedTimeout }),
-	timeout("OtherRepliedTimeout", "other protocols: both ways", func(s *Settings) *time.Duration { return &s.OtherRepliedTimeout }),
 	{table: tableConnTrak, name: "MaxConnections", unit: "connections", min: 1, max: 1 << 26, doc: "connection table size limit",
 		field: sfield(func(s *Settings) *int { return &s.MaxConnections })},
 	{table: tableConnTrak, name: "AdaptiveStartPercent", unit: "percent", min: 0, max: 1000, doc: "table fill (% of MaxConnections) where timeouts start shrinking; 0 disables adaptive timeouts",
@@ -137,6 +120,13 @@ var settingDefs = []settingDef{
 		field: sfield(func(s *Settings) *int { return &s.DropLogRatePerSecond })},
 	{table: tableLogging, name: "DropLogBurst", unit: "lines", min: 1, max: 1_000_000, doc: "drop-log lines allowed at once before the rate applies",
 		field: sfield(func(s *Settings) *int { return &s.DropLogBurst })},
+})
+
+// withTimeouts inserts the timeout settings before the first other setting of the
+// ConnTrack table.
+func withTimeouts(defs []settingDef) []settingDef {
+	i := slices.IndexFunc(defs, func(d settingDef) bool { return d.table == tableConnTrak })
+	return slices.Concat(defs[:i], timeoutSettings(), defs[i:])
 }
 
 var settingByName = byName(settingDefs)
@@ -315,8 +305,8 @@ func (c *Config) checkSettings(d *diag, where func(name string) pos) {
 	if s.AdaptiveStartPercent > 0 && s.AdaptiveEndPercent <= s.AdaptiveStartPercent {
 		d.errorf(where("AdaptiveEndPercent"), "AdaptiveEndPercent (%d) must be above AdaptiveStartPercent (%d)", s.AdaptiveEndPercent, s.AdaptiveStartPercent)
 	}
-	if s.TCPEstablishedTimeout < rfc5382MinIdle {
-		d.warnf(where("TcpEstablishedTimeout"), "TcpEstablishedTimeout %d s is below the 7440 s (2 h 4 min) of RFC 5382: idle connections kept alive by TCP keep-alives (first probe after 2 h, RFC 1122) will be forgotten and their next packets dropped", int64(s.TCPEstablishedTimeout/time.Second))
+	if s.Timeouts.TCPEstablished < rfc5382MinIdle {
+		d.warnf(where("TcpEstablishedTimeout"), "TcpEstablishedTimeout %d s is below the 7440 s (2 h 4 min) of RFC 5382: idle connections kept alive by TCP keep-alives (first probe after 2 h, RFC 1122) will be forgotten and their next packets dropped", int64(s.Timeouts.TCPEstablished/time.Second))
 	}
 }
 

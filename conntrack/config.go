@@ -4,75 +4,6 @@ import (
 	"time"
 )
 
-// Timeouts are the idle timeouts per state and protocol. A zero field means "use the
-// default" (a zero timeout would make a connection expire on its first packet).
-type Timeouts struct {
-	TCPSynSent     time.Duration // SYN seen (also SYN_SENT2)
-	TCPSynRecv     time.Duration // SYN-ACK seen
-	TCPEstablished time.Duration
-	TCPFinWait     time.Duration
-	TCPCloseWait   time.Duration
-	TCPLastAck     time.Duration
-	TCPTimeWait    time.Duration
-	TCPClose       time.Duration // after a RST
-	TCPPickup      time.Duration // loose-mode cap until both directions have been seen
-	TCPUnacked     time.Duration // cap while sent data is unacknowledged (dead peer)
-	UDPUnreplied   time.Duration
-	UDPReplied     time.Duration
-	ICMP           time.Duration
-	OtherUnreplied time.Duration
-	OtherReplied   time.Duration
-}
-
-// DefaultTimeouts returns the defaults below. Sources: Linux nf_conntrack sysctls
-// (net.netfilter.nf_conntrack_*_timeout_*), pf's "normal" profile (pf.conf(5)),
-// RFC 5382 (REQ-5: established idle timeout >= 2 h 4 min) and RFC 1122 4.2.3.6
-// (keep-alive interval >= 2 h by default).
-//
-//	field           default  Linux   pf                  why this value
-//	TCPSynSent      120 s    120 s   tcp.first 120       both agree
-//	TCPSynRecv      60 s     60 s    tcp.opening 30      Linux: a SYN-ACK may wait for a slow client
-//	TCPEstablished  24 h     5 d     tcp.established 24h pf's value: well above RFC 5382's 2 h 4 min
-//	                                                     and a keep-alive's 2 h + 9 probes x 75 s
-//	                                                     (2 h 11 min 15 s), the story of seed 2,
-//	                                                     while a dead peer's state goes within a day
-//	TCPFinWait      120 s    120 s   tcp.closing 900     Linux
-//	TCPCloseWait    60 s     60 s    (tcp.closing)       Linux
-//	TCPLastAck      30 s     30 s    (tcp.closing)       Linux
-//	TCPTimeWait     120 s    120 s   tcp.closed 90       Linux: 2 x MSL of 60 s
-//	TCPClose        10 s     10 s    (tcp.closed)        Linux: after RST only retransmissions follow
-//	TCPPickup       300 s    300 s*  -                   *Linux's "unacknowledged" timeout; a
-//	                                                     half-seen (asymmetric) flow stays while
-//	                                                     it sends, and dies within 5 min after
-//	TCPUnacked      300 s    300 s   -                   Linux "unacknowledged": data that is never
-//	                                                     acked means the peer is gone; do not hold
-//	                                                     its state for a day
-//	UDPUnreplied    30 s     30 s    udp.first 60        Linux
-//	UDPReplied      120 s    120 s   udp.multiple 60     Linux "stream" timeout: SIP/VPN keep-alives
-//	                                                     are commonly 30-60 s apart
-//	ICMP            30 s     30 s    icmp.first 20       Linux
-//	OtherUnreplied  60 s     600 s   other.first 60      pf: an unanswered packet holds little
-//	OtherReplied    600 s    600 s   other.multiple 60   Linux: GRE/ESP tunnels idle for minutes
-func DefaultTimeouts() Timeouts {
-	return Timeouts{
-		TCPSynSent:     120 * time.Second,
-		TCPSynRecv:     60 * time.Second,
-		TCPEstablished: 24 * time.Hour,
-		TCPFinWait:     120 * time.Second,
-		TCPCloseWait:   60 * time.Second,
-		TCPLastAck:     30 * time.Second,
-		TCPTimeWait:    120 * time.Second,
-		TCPClose:       10 * time.Second,
-		TCPPickup:      300 * time.Second,
-		TCPUnacked:     300 * time.Second,
-		UDPUnreplied:   30 * time.Second,
-		UDPReplied:     120 * time.Second,
-		ICMP:           30 * time.Second,
-		OtherUnreplied: 60 * time.Second,
-		OtherReplied:   600 * time.Second,
-	}
-}
-
 // Defaults of the Config fields whose zero value means "default".
 const (
 	DefaultMaxConns     = 1 << 18 // 262144 connections, about 32 MB
@@ -178,27 +109,8 @@ func orDefault(d, def time.Duration) int64 {
 }
 
 func newSettings(c Config) *settings {
-	def := DefaultTimeouts()
-	t := c.Timeouts
 	s := &settings{strict: c.Strict, onEnd: c.OnEnd}
-	s.timeout[clsSynSent] = orDefault(t.TCPSynSent, def.TCPSynSent)
-	s.timeout[clsSynRecv] = orDefault(t.TCPSynRecv, def.TCPSynRecv)
-	s.timeout[clsEstablished] = orDefault(t.TCPEstablished, def.TCPEstablished)
-	s.timeout[clsFinWait] = orDefault(t.TCPFinWait, def.TCPFinWait)
-	s.timeout[clsCloseWait] = orDefault(t.TCPCloseWait, def.TCPCloseWait)
-	s.timeout[clsLastAck] = orDefault(t.TCPLastAck, def.TCPLastAck)
-	s.timeout[clsTimeWait] = orDefault(t.TCPTimeWait, def.TCPTimeWait)
-	s.timeout[clsClose] = orDefault(t.TCPClose, def.TCPClose)
-	// The pickup timeout is a cap on the established timeout, never an extension.
-	s.timeout[clsPickup] = min(orDefault(t.TCPPickup, def.TCPPickup), s.timeout[clsEstablished])
-	s.timeout[clsUnacked] = min(orDefault(t.TCPUnacked, def.TCPUnacked), s.timeout[clsEstablished])
-	s.timeout[clsRefiled] = s.timeout[clsEstablished]
-	s.timeout[clsUDPUnreplied] = orDefault(t.UDPUnreplied, def.UDPUnreplied)
-	s.timeout[clsUDPReplied] = orDefault(t.UDPReplied, def.UDPReplied)
-	s.timeout[clsICMPUnreplied] = orDefault(t.ICMP, def.ICMP)
-	s.timeout[clsICMPReplied] = s.timeout[clsICMPUnreplied]
-	s.timeout[clsOtherUnreplied] = orDefault(t.OtherUnreplied, def.OtherUnreplied)
-	s.timeout[clsOtherReplied] = orDefault(t.OtherReplied, def.OtherReplied)
+	s.timeout = classTimeouts(&c.Timeouts)
 	for c, to := range s.timeout {
 		s.shift[c] = sliceShiftFor(to)
 	}

@@ -156,7 +156,7 @@ func New(o Options) (*Daemon, error) {
 		return nil, fmt.Errorf("logs in %s: %w", d.o.LogDir, err)
 	}
 	d.rep = &dataplane.Reporter{Log: d.logs.logger, Drops: d.logs.drops}
-	d.eng, err = firewall.New(b.Config, firewall.Options{OnConnEnd: d.rep.ConnEnd})
+	d.eng, err = b.Config.NewEngine(firewall.Options{OnConnEnd: d.rep.ConnEnd})
 	if err != nil {
 		d.logs.close()
 		return nil, err

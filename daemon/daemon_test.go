@@ -47,8 +47,11 @@ func TestAdminStatusStatsListFlush(t *testing.T) {
 		st.UptimeSeconds != 3.5 || st.PID != os.Getpid() {
 		t.Errorf("status %+v", st)
 	}
-	if want := ConfigHash(h.d.Engine().Config()); st.Config.Hash != want || len(want) != 16 {
-		t.Errorf("hash %q, want %q", st.Config.Hash, want)
+	h.d.mu.Lock()
+	wantHash := ConfigHash(h.d.cur.bundle.Config)
+	h.d.mu.Unlock()
+	if st.Config.Hash != wantHash || len(wantHash) != 16 {
+		t.Errorf("hash %q, want %q", st.Config.Hash, wantHash)
 	}
 
 	var stats Stats

@@ -151,7 +151,7 @@ func (d *Daemon) Import(name string, data []byte, confirmWithin time.Duration) (
 // applyLocked puts v in force: the engine compiles it first and changes nothing
 // when it does not compile.
 func (d *Daemon) applyLocked(v *version) (*ImportResult, error) {
-	closed, err := d.eng.Apply(v.bundle.Config)
+	closed, err := v.bundle.Config.ApplyTo(d.eng)
 	if err != nil {
 		return nil, err
 	}

@@ -172,7 +172,7 @@ func TestConfirmKeepsAndSaves(t *testing.T) {
 		t.Error("--config is not the imported file")
 	}
 	st := h.status()
-	if st.Pending != nil || st.Config.Hash != res.Config.Hash || h.d.Engine().Config().Settings.TCPEstablishedTimeout != 9000*time.Second {
+	if st.Pending != nil || st.Config.Hash != res.Config.Hash || h.d.Engine().Settings().Conntrack.Timeouts.TCPEstablished != 9000*time.Second {
 		t.Errorf("after confirm: %+v %+v", st.Config, st.Pending)
 	}
 	h.stop()

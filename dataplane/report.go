@@ -96,7 +96,7 @@ func (r *Reporter) event(t int64, p *packet.Parsed, d *firewall.Decision) loggin
 	}
 	if d.Reason == reason.StateExpired {
 		ev.Idle, ev.Timeout = d.Conn.Idle, d.Conn.Timeout
-		ev.TimeoutName = firewall.TimeoutName(d.Conn.EndedState, true)
+		ev.TimeoutName = conntrack.TimeoutName(d.Conn.EndedState, true)
 		ev.ConnState = d.Conn.EndedState.String()
 	}
 	return ev
@@ -129,10 +129,10 @@ func (r *Reporter) limitWarning(t int64, p *packet.Parsed, which conntrack.Limit
 	r.warnedAt[p.Src] = t
 	r.warnMu.Unlock()
 
-	s := &r.Engine.Config().Settings
-	kind, limit := logging.LimitConcurrent, s.ConnLimitPerSource
+	tc := r.Engine.Settings().Conntrack
+	kind, limit := logging.LimitConcurrent, tc.PerSourceConns
 	if which == conntrack.LimitPerMinute {
-		kind, limit = logging.LimitPerMinute, s.NewConnLimitPerSourcePerMinute
+		kind, limit = logging.LimitPerMinute, tc.PerSourceRate
 	}
 	ev := logging.ConnLimitWarning(time.Unix(0, t), kind, p.Src, limit)
 	r.Log.Warning(&ev)

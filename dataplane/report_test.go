@@ -28,7 +28,7 @@ func TestRuleChangeIsLogged(t *testing.T) {
 		Connection: logging.Sink{Text: &connLog}, Warning: logging.Sink{Text: &warnLog}, Location: time.UTC,
 	})}
 	cfg := config.Default()
-	eng, err := firewall.New(cfg, firewall.Options{OnConnEnd: rep.ConnEnd})
+	eng, err := cfg.NewEngine(firewall.Options{OnConnEnd: rep.ConnEnd})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +46,7 @@ func TestRuleChangeIsLogged(t *testing.T) {
 	}
 	deny := config.Default()
 	deny.Policy.Rules[0].Action = policy.Drop
-	if n, err := eng.Apply(deny); err != nil || n != 1 {
+	if n, err := deny.ApplyTo(eng); err != nil || n != 1 {
 		t.Fatalf("Apply closed %d, %v", n, err)
 	}
 	rep.Log.Close()
@@ -71,7 +71,7 @@ func TestConnectionLimitWarningNamesTheLimit(t *testing.T) {
 		rep := &Reporter{Log: logging.New(logging.Config{Warning: logging.Sink{Text: &warnLog}, Location: time.UTC})}
 		cfg := config.Default()
 		cfg.Settings.ConnLimitPerSource, cfg.Settings.NewConnLimitPerSourcePerMinute = tc.conns, tc.rate
-		eng, err := firewall.New(cfg, firewall.Options{})
+		eng, err := cfg.NewEngine(firewall.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}

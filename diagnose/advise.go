@@ -5,10 +5,8 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"strconv"
 	"time"
 
-	"keepstate/config"
 	"keepstate/conntrack"
 	"keepstate/firewall"
 	"keepstate/packet"
@@ -16,7 +14,7 @@ import (
 
 // AdviseOptions tune Advise.
 type AdviseOptions struct {
-	Config *config.Config // nil: the built-in default
+	Policy *Policy // nil: DefaultPolicy
 	// BytesPerConn is the measured memory of one tracked connection (keepstate
 	// bench engine); 0 leaves the memory figures out. BytesSource says where the
 	// figure comes from, for the report.
@@ -131,54 +129,51 @@ const maxAdviseConns = 200
 // with the configuration, for what keepstate does, and with every timeout at its
 // maximum, for the state each connection is in during each idle gap.
 func Advise(path string, o AdviseOptions) (*AdviseReport, error) {
-	if o.Config == nil {
-		o.Config = config.Default()
+	if o.Policy == nil {
+		o.Policy = DefaultPolicy()
 	}
 	c, err := ReadCapture(path)
 	if err != nil {
 		return nil, err
 	}
-	actual, err := replayVerdicts(path, o.Config)
+	actual, err := replayVerdicts(path, o.Policy)
 	if err != nil {
 		return nil, err
 	}
-	free, err := replayVerdicts(path, neverForget(o.Config))
+	free, err := replayVerdicts(path, neverForget(o.Policy))
 	if err != nil {
 		return nil, err
 	}
 	return advise(c, actual, free, o), nil
 }
 
-// neverForget returns a copy of cfg whose idle timeouts never end a connection
+// neverForget returns a copy of pol whose idle timeouts never end a connection
 // within a capture and whose limits never refuse one: replayed with it, the engine
 // says what state every connection is in during every idle gap.
-func neverForget(cfg *config.Config) *config.Config {
-	c := *cfg
-	s := &c.Settings
+func neverForget(pol *Policy) *Policy {
+	c := *pol
+	tc := &c.Settings.Conntrack
 	const forever = 365 * 24 * time.Hour
-	for _, d := range []*time.Duration{&s.TCPSynSentTimeout, &s.TCPSynRecvTimeout, &s.TCPEstablishedTimeout,
-		&s.TCPFinWaitTimeout, &s.TCPCloseWaitTimeout, &s.TCPLastAckTimeout, &s.TCPTimeWaitTimeout, &s.TCPCloseTimeout,
-		&s.TCPPickupTimeout, &s.UDPUnrepliedTimeout, &s.UDPRepliedTimeout, &s.ICMPTimeout,
-		&s.OtherUnrepliedTimeout, &s.OtherRepliedTimeout} {
-		*d = forever
+	for _, td := range conntrack.TimeoutDefs() {
+		*td.Field(&tc.Timeouts) = forever
 	}
-	s.AdaptiveStartPercent, s.AdaptiveEndPercent = 0, 0
-	s.ConnLimitPerSource, s.NewConnLimitPerSourcePerMinute = 0, 0
-	s.MaxConnections = 0
+	tc.AdaptiveStart, tc.AdaptiveEnd = 0, 0
+	tc.PerSourceConns, tc.PerSourceRate = 0, 0
+	tc.MaxConns = -1
 	return &c
 }
 
-// timeoutSetting returns the configured value of a timeout setting.
-func timeoutSetting(cfg *config.Config, name string) time.Duration {
-	v, ok := cfg.Setting(name)
+// timeoutSetting returns the value in force of the timeout setting called name.
+func timeoutSetting(pol *Policy, name string) time.Duration {
+	td, ok := conntrack.TimeoutByName(name)
 	if !ok {
 		return 0
 	}
-	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil {
-		return 0
+	t := pol.Settings.Conntrack.Timeouts
+	if v := *td.Field(&t); v > 0 {
+		return v
 	}
-	return time.Duration(n) * time.Second
+	return td.Default
 }
 
 // forgets reports whether a connection forgotten in state s is a loss: it was
@@ -204,7 +199,7 @@ func advise(c *Capture, actual, free []verdict, o AdviseOptions) *AdviseReport {
 	if o.Margin <= 0 {
 		o.Margin = 0.1
 	}
-	cfg := o.Config
+	cfg := o.Policy
 	r := &AdviseReport{Capture: captureInfo(c), RFC5382S: int64(RFC5382MinIdle / time.Second)}
 	at := func(vs []verdict, p *Packet) verdict {
 		if p.Index < len(vs) {
@@ -259,7 +254,7 @@ func advise(c *Capture, actual, free []verdict, o AdviseOptions) *AdviseReport {
 		final := at(free, ps[lastTracked]).state
 		lt := lifetime{first: ps[0].Time, last: ps[lastTracked].Time, established: final == conntrack.StateEstablished}
 		if !lt.established {
-			lt.linger = timeoutSetting(cfg, firewall.TimeoutName(final, true))
+			lt.linger = timeoutSetting(cfg, conntrack.TimeoutName(final, true))
 		}
 		lifetimes = append(lifetimes, lt)
 
@@ -269,7 +264,7 @@ func advise(c *Capture, actual, free []verdict, o AdviseOptions) *AdviseReport {
 				continue
 			}
 			idle := time.Duration(ps[i].Time - ps[i-1].Time)
-			name := firewall.TimeoutName(before.state, true)
+			name := conntrack.TimeoutName(before.state, true)
 			limit := timeoutSetting(cfg, name)
 			cut := forgets(before.state) && limit > 0 && idle >= limit
 			if forgets(before.state) {

@@ -11,14 +11,24 @@ import (
 	"keepstate/synth"
 )
 
-func story2Config(t *testing.T, seconds int) *config.Config {
+func story2Config(t *testing.T, seconds int) *Policy {
 	t.Helper()
 	data, _ := synth.Story2Config(seconds)
 	cfg, err := config.Parse("story2.cfg", data)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return cfg
+	return policyOf(t, cfg)
+}
+
+// policyOf is what the command line builds from a configuration file.
+func policyOf(t testing.TB, cfg *config.Config) *Policy {
+	t.Helper()
+	rs, err := cfg.Compile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Policy{Rules: rs, Settings: cfg.EngineSettings()}
 }
 
 func writeStory2(t *testing.T) (string, *synth.Story2) {
@@ -63,7 +73,7 @@ func TestAdviseStory2(t *testing.T) {
 		timeout int
 		cut     int
 	}{{3600, 3}, {9000, 0}} {
-		r, err := Advise(path, AdviseOptions{Config: story2Config(t, tc.timeout), BytesPerConn: 128, BytesSource: "given"})
+		r, err := Advise(path, AdviseOptions{Policy: story2Config(t, tc.timeout), BytesPerConn: 128, BytesSource: "given"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -152,7 +162,7 @@ func TestAdviseMemory(t *testing.T) {
 		{3600, 63},
 		{9000, 153},
 	} {
-		r, err := Advise(path, AdviseOptions{Config: story2Config(t, tc.timeout), BytesPerConn: 121, BytesSource: "measured"})
+		r, err := Advise(path, AdviseOptions{Policy: story2Config(t, tc.timeout), BytesPerConn: 121, BytesSource: "measured"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -196,7 +206,7 @@ func TestAdviseMemory(t *testing.T) {
 func TestAdviseCutInCapture(t *testing.T) {
 	start := time.Date(2007, 11, 8, 10, 0, 0, 0, time.UTC)
 	path, _ := writeKeepAlives(t, synth.KeepAliveSpec{Start: start, Pooled: 1, Unanswered: true})
-	r, err := Advise(path, AdviseOptions{Config: story2Config(t, 9000)})
+	r, err := Advise(path, AdviseOptions{Policy: story2Config(t, 9000)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,16 +7,15 @@ import (
 	"slices"
 	"time"
 
-	"keepstate/config"
 	"keepstate/packet"
 )
 
 // DiffOptions tune Diff.
 type DiffOptions struct {
-	// Config, when set, labels every packet seen on one side only with what
+	// Policy, when set, labels every packet seen on one side only with what
 	// keepstate does with it: "dropped by the firewall: <reason>" or, when it would
 	// pass it, "never reached the firewall".
-	Config *config.Config
+	Policy *Policy
 	// MaxSkew is how far apart two sightings of a packet may be once the clock
 	// offset is removed (default 2 s).
 	MaxSkew time.Duration
@@ -141,11 +140,11 @@ func Diff(pathA, pathB string, o DiffOptions) (*DiffReport, error) {
 		return nil, err
 	}
 	var va, vb []verdict
-	if o.Config != nil {
-		if va, err = replayVerdicts(pathA, o.Config); err != nil {
+	if o.Policy != nil {
+		if va, err = replayVerdicts(pathA, o.Policy); err != nil {
 			return nil, err
 		}
-		if vb, err = replayVerdicts(pathB, o.Config); err != nil {
+		if vb, err = replayVerdicts(pathB, o.Policy); err != nil {
 			return nil, err
 		}
 	}

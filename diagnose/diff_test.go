@@ -40,14 +40,14 @@ func writePair(t *testing.T, path synth.PairPath) (a, b string, res *synth.PairR
 	return a, b, res
 }
 
-func story1Config(t testing.TB) *config.Config {
+func story1Config(t testing.TB) *Policy {
 	t.Helper()
 	data, _ := synth.Story1Config(true)
 	cfg, err := config.Parse("story1.cfg", data)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return cfg
+	return policyOf(t, cfg)
 }
 
 // connByClient finds the connection whose client is ep.
@@ -203,7 +203,7 @@ func TestDiffClockOffset(t *testing.T) {
 func TestDiffLabelsWithConfig(t *testing.T) {
 	around := func(i int) bool { return i%4 == 1 }
 	a, b, res := writePair(t, synth.PairPath{Start: pairStart, Conns: 8, Around: around, Strict: true})
-	r, err := Diff(a, b, DiffOptions{Config: story1Config(t)})
+	r, err := Diff(a, b, DiffOptions{Policy: story1Config(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,7 +233,7 @@ func TestDiffLabelsWithConfig(t *testing.T) {
 // them are labelled as never having reached the firewall.
 func TestDiffLabelsNeverReached(t *testing.T) {
 	a, b, res := writePair(t, synth.PairPath{Start: pairStart, Conns: 3, DropEvery: 5})
-	r, err := Diff(a, b, DiffOptions{Config: story1Config(t)})
+	r, err := Diff(a, b, DiffOptions{Policy: story1Config(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

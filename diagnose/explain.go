@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"keepstate/capture"
-	"keepstate/config"
 	"keepstate/conntrack"
 	"keepstate/dataplane/replay"
 	"keepstate/firewall"
@@ -38,10 +37,10 @@ type Explanation struct {
 	Mismatch string `json:"mismatch,omitempty"`
 }
 
-// ExplainSpec walks the packet sp describes through a fresh engine built from cfg
+// ExplainSpec walks the packet sp describes through a fresh engine built from pol
 // (no connection tracked yet) at time now (Unix ns).
-func ExplainSpec(cfg *config.Config, sp Spec, now int64) (*Explanation, error) {
-	eng, err := firewall.New(cfg, firewall.Options{})
+func ExplainSpec(pol *Policy, sp Spec, now int64) (*Explanation, error) {
+	eng, err := pol.engine()
 	if err != nil {
 		return nil, err
 	}
@@ -66,12 +65,12 @@ func ExplainSpec(cfg *config.Config, sp Spec, now int64) (*Explanation, error) {
 }
 
 // ExplainCapture replays a capture's packets 1 to n-1 through an engine built from
-// cfg, as `keepstate replay` does, then explains packet n in that context.
-func ExplainCapture(cfg *config.Config, path string, n int) (*Explanation, error) {
+// pol, as `keepstate replay` does, then explains packet n in that context.
+func ExplainCapture(pol *Policy, path string, n int) (*Explanation, error) {
 	if n < 1 {
 		return nil, fmt.Errorf("packet %d: packets are numbered from 1", n)
 	}
-	eng, err := firewall.New(cfg, firewall.Options{})
+	eng, err := pol.engine()
 	if err != nil {
 		return nil, err
 	}
@@ -112,7 +111,7 @@ func ExplainCapture(cfg *config.Config, path string, n int) (*Explanation, error
 // stages before connection tracking are pure questions to the ruleset; the rest is
 // read off the engine's Decision, so the explanation is the engine's own verdict.
 func explainPacket(eng *firewall.Engine, frame []byte, wireLen int, link packet.LinkType, in int, now int64) *Explanation {
-	cfg := eng.Config()
+	st := eng.Settings()
 	rs := eng.Ruleset()
 	var p packet.Parsed
 	decodeErr := p.DecodeWire(frame, link, wireLen)
@@ -152,7 +151,7 @@ func explainPacket(eng *firewall.Engine, frame []byte, wireLen int, link packet.
 	}
 
 	switch {
-	case !cfg.Settings.AntiSpoofing:
+	case !st.AntiSpoofing:
 		add("anti-spoofing", "off", "AntiSpoofing=0")
 	case in < 0:
 		add("anti-spoofing", "skipped", "the ingress interface is not known")
@@ -175,7 +174,7 @@ func explainPacket(eng *firewall.Engine, frame []byte, wireLen int, link packet.
 			d.Conn.ID, d.Conn.State, d.Conn.Dir)
 		return x
 	default:
-		add("connection", "drop", "%s", trackDropWords(&d, cfg))
+		add("connection", "drop", "%s", trackDropWords(&d, &st))
 		return x
 	}
 
@@ -190,8 +189,8 @@ func explainPacket(eng *firewall.Engine, frame []byte, wireLen int, link packet.
 			why, netip.AddrPortFrom(p.Dst, p.DstPort), netip.AddrPortFrom(p.Src, p.SrcPort))
 	}
 	matched := -1
-	for i := range cfg.Policy.Rules {
-		rc := cfg.Policy.Explain(i, &q)
+	for i := range rs.NumRules() {
+		rc := rs.Explain(i, &q)
 		stage := fmt.Sprintf("rule %d %q", i+1, rc.Name)
 		if !rc.Matched {
 			add(stage, "no match", "%s: %s", rc.Field, rc.Detail)
@@ -261,18 +260,18 @@ func newConnWords(p *packet.Parsed) string {
 }
 
 // trackDropWords explains a drop decided by connection tracking.
-func trackDropWords(d *firewall.Decision, cfg *config.Config) string {
+func trackDropWords(d *firewall.Decision, st *firewall.Settings) string {
 	r := d.Reason
 	s := fmt.Sprintf("%s: %s", r, r.Text())
 	switch r {
 	case reason.HandshakeNotCompleted:
-		if cfg.Settings.Require3WayHandshake {
+		if st.Conntrack.Strict {
 			s += " (no tracked connection, and Require3WayHandshake=1 lets only a SYN open one)"
 		}
 	case reason.StateExpired:
 		if d.Conn.Timeout > 0 {
 			s += fmt.Sprintf(" (the connection was idle %s in state %s and %s is %d s)",
-				fmtSeconds(d.Conn.Idle), d.Conn.EndedState, firewall.TimeoutName(d.Conn.EndedState, true), firewall.Seconds(d.Conn.Timeout))
+				fmtSeconds(d.Conn.Idle), d.Conn.EndedState, conntrack.TimeoutName(d.Conn.EndedState, true), firewall.Seconds(d.Conn.Timeout))
 		} else {
 			s += fmt.Sprintf(" (the connection was closed, in state %s, %s before this packet)", d.Conn.EndedState, fmtSeconds(d.Conn.Idle))
 		}

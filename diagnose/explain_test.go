@@ -8,7 +8,6 @@ import (
 
 	"net/netip"
 
-	"keepstate/config"
 	"keepstate/packet"
 	"keepstate/synth"
 )
@@ -16,7 +15,7 @@ import (
 func TestExplainSpec(t *testing.T) {
 	story1 := story1Config(t)
 	relaxed := story1Config(t)
-	relaxed.Settings.Require3WayHandshake = false
+	relaxed.Settings.Conntrack.Strict = false
 	const (
 		r1 = `rule 1 "Internet to web servers"`
 		r2 = `rule 2 "Web servers to Tomcat"`
@@ -25,7 +24,7 @@ func TestExplainSpec(t *testing.T) {
 	notInternet := "source: ifgroup:Internet does not match 10.1.0.2 (ingress interface LAN)"
 	tests := []struct {
 		name   string
-		cfg    *config.Config
+		pol    *Policy
 		spec   string
 		steps  []Step // Detail "" is not compared (it holds a connection id)
 		action string
@@ -72,14 +71,14 @@ func TestExplainSpec(t *testing.T) {
 			{"anti-spoofing", "skipped", "the ingress interface is not known"},
 			{"connection", "drop", "icmp_unrelated: ICMP error unrelated to any connection"},
 		}, "drop", "icmp_unrelated", ""},
-		{"ipv6 under the built-in default", config.Default(), "tcp [2001:db8::1]:41234 > [2001:db8::2]:443 flags SYN", []Step{
+		{"ipv6 under the built-in default", DefaultPolicy(), "tcp [2001:db8::1]:41234 > [2001:db8::2]:443 flags SYN", []Step{
 			{"ingress", "inferred", "Internet, from the source address 2001:db8::1 (not given, so anti-spoofing cannot be checked)"},
 			{"anti-spoofing", "skipped", "the ingress interface is not known"},
 			{"connection", "none", "no tracked connection; a SYN may open one: the rules decide"},
 			{`rule 1 "Permit all connections"`, "match", "Permit: source any (empty); destination any (empty); service any (empty)"},
 			{"new connection", "created", ""},
 		}, "accept", "", `1 "Permit all connections"`},
-		{"ping6", config.Default(), "icmp6 2001:db8::1 > 2001:db8::2", []Step{
+		{"ping6", DefaultPolicy(), "icmp6 2001:db8::1 > 2001:db8::2", []Step{
 			{"ingress", "inferred", "Internet, from the source address 2001:db8::1 (not given, so anti-spoofing cannot be checked)"},
 			{"anti-spoofing", "skipped", "the ingress interface is not known"},
 			{"connection", "none", "no tracked connection; an ICMP query opens one: the rules decide"},
@@ -93,7 +92,7 @@ func TestExplainSpec(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			x, err := ExplainSpec(tt.cfg, sp, 1_700_000_000e9)
+			x, err := ExplainSpec(tt.pol, sp, 1_700_000_000e9)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -83,7 +83,7 @@ func FuzzDiagnose(f *testing.F) {
 		a, b := filepath.Join(dir, "a.pcap"), filepath.Join(dir, "b.pcap")
 		writeRawPcap(t, a, fa, ta)
 		writeRawPcap(t, b, fb, tb)
-		r, err := Diff(a, b, DiffOptions{Config: cfg})
+		r, err := Diff(a, b, DiffOptions{Policy: cfg})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -93,7 +93,7 @@ func FuzzDiagnose(f *testing.F) {
 		if err := r.WriteHTML(discard{}); err != nil {
 			t.Fatal(err)
 		}
-		ar, err := Advise(a, AdviseOptions{Config: cfg, BytesPerConn: 100})
+		ar, err := Advise(a, AdviseOptions{Policy: cfg, BytesPerConn: 100})
 		if err != nil {
 			t.Fatal(err)
 		}

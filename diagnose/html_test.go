@@ -124,7 +124,7 @@ func checkBrowser(t *testing.T, r browserResult, plots, marks int) {
 func TestAdviseHTMLInChromium(t *testing.T) {
 	chromium := findChromium(t)
 	path, _ := writeStory2(t)
-	r, err := Advise(path, AdviseOptions{Config: story2Config(t, 3600), BytesPerConn: 125, BytesSource: "test"})
+	r, err := Advise(path, AdviseOptions{Policy: story2Config(t, 3600), BytesPerConn: 125, BytesSource: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +138,7 @@ func TestDiffHTMLInChromium(t *testing.T) {
 	chromium := findChromium(t)
 	a, b, _ := writePair(t, synth.PairPath{Start: pairStart, Conns: 12, ClockOffset: 3 * time.Second, DropEvery: 17,
 		Around: func(i int) bool { return i%4 == 1 }, Strict: true})
-	r, err := Diff(a, b, DiffOptions{Config: story1Config(t)})
+	r, err := Diff(a, b, DiffOptions{Policy: story1Config(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

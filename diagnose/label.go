@@ -3,7 +3,6 @@ package diagnose
 import (
 	"fmt"
 
-	"keepstate/config"
 	"keepstate/conntrack"
 	"keepstate/dataplane/replay"
 	"keepstate/firewall"
@@ -22,7 +21,7 @@ type verdict struct {
 	tracked bool
 }
 
-// replayVerdicts runs one capture through a fresh engine built from cfg, on the
+// replayVerdicts runs one capture through a fresh engine built from pol, on the
 // capture's clock, and returns the decision on each packet indexed by its 1-based
 // position in the file (index 0 is unused). Replaying one side's capture is the
 // firewall's view had it stood there: it holds both directions of every packet
@@ -33,8 +32,8 @@ type verdict struct {
 // for a capture of what arrived at each port, wrong for a tap that sees both
 // directions, whose replies would look spoofed. A capture damaged partway keeps the
 // verdicts up to the damage; ReadCapture reports where it stopped.
-func replayVerdicts(path string, cfg *config.Config) ([]verdict, error) {
-	eng, err := firewall.New(cfg, firewall.Options{})
+func replayVerdicts(path string, pol *Policy) ([]verdict, error) {
+	eng, err := pol.engine()
 	if err != nil {
 		return nil, err
 	}
@@ -42,7 +41,7 @@ func replayVerdicts(path string, cfg *config.Config) ([]verdict, error) {
 	observe := func(_ int64, _ *packet.Parsed, d *firewall.Decision) {
 		v := verdict{action: d.Action, reason: d.Reason, seen: true, state: d.Conn.State, tracked: d.Conn.ID != 0}
 		if d.Reason == reason.StateExpired && d.Conn.Timeout > 0 {
-			v.timeout = fmt.Sprintf("%s %d s", firewall.TimeoutName(d.Conn.EndedState, true), firewall.Seconds(d.Conn.Timeout))
+			v.timeout = fmt.Sprintf("%s %d s", conntrack.TimeoutName(d.Conn.EndedState, true), firewall.Seconds(d.Conn.Timeout))
 		}
 		out = append(out, v)
 	}

@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"keepstate/config"
 	"keepstate/packet"
+	"keepstate/policy"
 	"keepstate/synth"
 )
 
@@ -15,9 +15,7 @@ import (
 // without the shard lock, so this is the test the race detector needs. Every
 // packet must be counted exactly once, accepted or dropped with a reason.
 func TestDecideBatchConcurrent(t *testing.T) {
-	cfg := config.Default()
-	cfg.Settings.ConnLimitPerSource, cfg.Settings.NewConnLimitPerSourcePerMinute = 0, 0
-	eng, err := New(cfg, Options{})
+	eng, err := New(compileModel(t, policy.PermitAll()), unlimited(), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +83,7 @@ func TestDecideBatchConcurrent(t *testing.T) {
 
 // A batch that is not full, an empty one, and reuse after Reset all work.
 func TestBatchPartialAndReuse(t *testing.T) {
-	eng, err := New(config.Default(), Options{})
+	eng, err := New(compileModel(t, policy.PermitAll()), DefaultSettings(), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,8 +4,8 @@ import (
 	"testing"
 	"time"
 
-	"keepstate/config"
 	"keepstate/packet"
+	"keepstate/policy"
 	"keepstate/synth"
 )
 
@@ -13,10 +13,9 @@ import (
 // configuration and returns it with the traffic's data packets, ready to replay.
 func benchEngine(b *testing.B, flows int) (*Engine, [][]byte) {
 	b.Helper()
-	cfg := config.Default()
-	cfg.Settings.MaxConnections = flows * 2
-	cfg.Settings.ConnLimitPerSource, cfg.Settings.NewConnLimitPerSourcePerMinute = 0, 0
-	e, err := New(cfg, Options{})
+	s := unlimited()
+	s.Conntrack.MaxConns = flows * 2
+	e, err := New(compileModel(b, policy.PermitAll()), s, Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -78,10 +77,9 @@ func BenchmarkEstablishedBatch1M(b *testing.B)  { benchmarkEstablishedBatch(b, 1
 
 // A new connection: decode, lookup miss, rules, insert.
 func BenchmarkNewConnection(b *testing.B) {
-	cfg := config.Default()
-	cfg.Settings.MaxConnections = b.N + 1024
-	cfg.Settings.ConnLimitPerSource, cfg.Settings.NewConnLimitPerSourcePerMinute = 0, 0
-	e, err := New(cfg, Options{})
+	s := unlimited()
+	s.Conntrack.MaxConns = b.N + 1024
+	e, err := New(compileModel(b, policy.PermitAll()), s, Options{})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -11,11 +11,10 @@
 package firewall
 
 import (
-	"fmt"
+	"errors"
 	"sync"
 	"sync/atomic"
 
-	"keepstate/config"
 	"keepstate/conntrack"
 	"keepstate/packet"
 	"keepstate/policy"
@@ -86,7 +85,7 @@ func (d *Decision) Dropped() bool { return d.Action != Accept }
 
 // compiled is one immutable generation of policy and settings.
 type compiled struct {
-	cfg      *config.Config
+	settings Settings
 	rules    *policy.Ruleset
 	ruleByID map[uint32]int // config rule id -> index in rules
 }
@@ -125,24 +124,23 @@ type ConnEnd struct {
 	Log   bool         // the admitting rule asked for a connection log line
 }
 
-// New builds an engine for cfg.
-func New(cfg *config.Config, opts Options) (*Engine, error) {
-	c, err := compile(cfg)
+// New builds an engine that decides by rules rs with settings s.
+func New(rs *policy.Ruleset, s Settings, opts Options) (*Engine, error) {
+	c, err := compile(rs, s)
 	if err != nil {
 		return nil, err
 	}
 	e := &Engine{opts: opts}
 	e.cur.Store(c)
-	e.table = conntrack.New(e.tableConfig(cfg))
+	e.table = conntrack.New(e.tableConfig(s))
 	return e, nil
 }
 
-func compile(cfg *config.Config) (*compiled, error) {
-	rs, err := cfg.Compile()
-	if err != nil {
-		return nil, fmt.Errorf("compile rules: %w", err)
+func compile(rs *policy.Ruleset, s Settings) (*compiled, error) {
+	if rs == nil {
+		return nil, errors.New("firewall: no ruleset")
 	}
-	c := &compiled{cfg: cfg, rules: rs, ruleByID: make(map[uint32]int, rs.NumRules())}
+	c := &compiled{settings: s, rules: rs, ruleByID: make(map[uint32]int, rs.NumRules())}
 	for i := 0; i < rs.NumRules(); i++ {
 		c.ruleByID[ruleID(rs, i)] = i
 	}
@@ -159,40 +157,10 @@ func ruleID(rs *policy.Ruleset, i int) uint32 {
 	return uint32(i + 1)
 }
 
-// tableConfig maps the configuration's settings onto the connection table.
-func (e *Engine) tableConfig(cfg *config.Config) conntrack.Config {
-	s := &cfg.Settings
-	tc := conntrack.DefaultConfig()
-	tc.Strict = s.Require3WayHandshake
-	tc.Timeouts = conntrack.Timeouts{
-		TCPSynSent:     s.TCPSynSentTimeout,
-		TCPSynRecv:     s.TCPSynRecvTimeout,
-		TCPEstablished: s.TCPEstablishedTimeout,
-		TCPFinWait:     s.TCPFinWaitTimeout,
-		TCPCloseWait:   s.TCPCloseWaitTimeout,
-		TCPLastAck:     s.TCPLastAckTimeout,
-		TCPTimeWait:    s.TCPTimeWaitTimeout,
-		TCPClose:       s.TCPCloseTimeout,
-		TCPPickup:      s.TCPPickupTimeout,
-		UDPUnreplied:   s.UDPUnrepliedTimeout,
-		UDPReplied:     s.UDPRepliedTimeout,
-		ICMP:           s.ICMPTimeout,
-		OtherUnreplied: s.OtherUnrepliedTimeout,
-		OtherReplied:   s.OtherRepliedTimeout,
-	}
-	if s.MaxConnections > 0 {
-		tc.MaxConns = s.MaxConnections
-		if s.AdaptiveStartPercent > 0 && s.AdaptiveEndPercent > s.AdaptiveStartPercent {
-			tc.AdaptiveStart = s.MaxConnections * s.AdaptiveStartPercent / 100
-			tc.AdaptiveEnd = s.MaxConnections * s.AdaptiveEndPercent / 100
-		}
-	}
-	tc.PerSourceConns = s.ConnLimitPerSource
-	tc.PerSourceRate = s.NewConnLimitPerSourcePerMinute
-	tc.TombstoneCap = s.TombstoneCount
-	if s.TombstoneCount == 0 {
-		tc.TombstoneCap = -1 // 0 in the configuration means keep none
-	}
+// tableConfig is the connection table's configuration under s, with the engine's
+// own hooks.
+func (e *Engine) tableConfig(s Settings) conntrack.Config {
+	tc := s.Conntrack
 	tc.Shards = e.opts.Shards
 	tc.OnEnd = e.connEnded
 	return tc
@@ -216,8 +184,8 @@ func (e *Engine) Table() *conntrack.Table { return e.table }
 // Ruleset returns the ruleset in force.
 func (e *Engine) Ruleset() *policy.Ruleset { return e.cur.Load().rules }
 
-// Config returns the configuration in force. Callers must not modify it.
-func (e *Engine) Config() *config.Config { return e.cur.Load().cfg }
+// Settings returns the settings in force.
+func (e *Engine) Settings() Settings { return e.cur.Load().settings }
 
 // Decide decodes frame b (captured on link) and runs it through the pipeline. in is
 // the ingress interface index, or -1 when unknown (the engine then infers it from the
@@ -296,7 +264,7 @@ func (e *Engine) process(p *packet.Parsed, in int, now int64, d *Decision, pr *c
 	d.Action, d.Reason, d.Rule, d.LogPackets = 0, reason.None, NoRule, false
 	d.InIface, d.OutIface, d.Created, d.DecodeErr, d.Reversed = in, -1, false, nil, false
 
-	if in >= 0 && c.cfg.Settings.AntiSpoofing && !rs.SpoofOK(in, p.Src) {
+	if in >= 0 && c.settings.AntiSpoofing && !rs.SpoofOK(in, p.Src) {
 		d.Conn = conntrack.Result{}
 		d.Action, d.Reason = Drop, reason.AntiSpoofing
 		d.OutIface = rs.IfaceForAddr(p.Dst)

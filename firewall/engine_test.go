@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"keepstate/config"
 	"keepstate/conntrack"
 	"keepstate/packet"
 	"keepstate/policy"
@@ -21,11 +20,10 @@ var (
 	t0     = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano()
 )
 
-// testConfig: LAN (web) and DMZ (Tomcat); web may reach Tomcat on 8080; Tomcat may
+// testModel: LAN (web) and DMZ (Tomcat); web may reach Tomcat on 8080; Tomcat may
 // not open connections to LAN (Deny); everything else hits the default rule (Drop).
-func testConfig() *config.Config {
-	c := config.Default()
-	c.Policy = policy.Model{
+func testModel() policy.Model {
+	return policy.Model{
 		Interfaces: []policy.Interface{
 			{ID: 1, Name: "LAN", Group: policy.Trusted, Addresses: []netip.Prefix{netip.MustParsePrefix("10.1.0.1/24")}},
 			{ID: 2, Name: "DMZ", Group: policy.Other, Addresses: []netip.Prefix{netip.MustParsePrefix("10.2.0.1/24")}},
@@ -40,7 +38,24 @@ func testConfig() *config.Config {
 		},
 		DefaultAction: policy.Drop,
 	}
-	return c
+}
+
+func compileModel(t testing.TB, m policy.Model) *policy.Ruleset {
+	t.Helper()
+	rs, err := policy.Compile(&m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rs
+}
+
+// unlimited are the default settings without the per-source limits and adaptive
+// timeouts, for tests and benchmarks that open many connections from few sources.
+func unlimited() Settings {
+	s := DefaultSettings()
+	s.Conntrack.PerSourceConns, s.Conntrack.PerSourceRate = 0, 0
+	s.Conntrack.AdaptiveStart, s.Conntrack.AdaptiveEnd = 0, 0
+	return s
 }
 
 func tcp(src, dst netip.AddrPort, flags packet.TCPFlags, seq, ack uint32) []byte {
@@ -51,9 +66,9 @@ func tcp(src, dst netip.AddrPort, flags packet.TCPFlags, seq, ack uint32) []byte
 	return packet.AppendTCP(nil, s)
 }
 
-func newEngine(t *testing.T, cfg *config.Config, onEnd func(ConnEnd)) *Engine {
+func newEngine(t *testing.T, m policy.Model, s Settings, onEnd func(ConnEnd)) *Engine {
 	t.Helper()
-	e, err := New(cfg, Options{OnConnEnd: onEnd})
+	e, err := New(compileModel(t, m), s, Options{OnConnEnd: onEnd})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +76,7 @@ func newEngine(t *testing.T, cfg *config.Config, onEnd func(ConnEnd)) *Engine {
 }
 
 func TestPipelineReasons(t *testing.T) {
-	e := newEngine(t, testConfig(), nil)
+	e := newEngine(t, testModel(), DefaultSettings(), nil)
 	lan, dmz := 0, 1
 	var p packet.Parsed
 	decide := func(b []byte, in int) Decision { return e.Decide(b, packet.LinkRaw, in, t0, &p) }
@@ -96,7 +111,7 @@ func TestPipelineReasons(t *testing.T) {
 }
 
 func TestUnsupportedLinkPayload(t *testing.T) {
-	e := newEngine(t, testConfig(), nil)
+	e := newEngine(t, testModel(), DefaultSettings(), nil)
 	arp := packet.AppendEthernetType(nil, [6]byte{1}, [6]byte{2}, nil, 0x0806, make([]byte, 28))
 	var p packet.Parsed
 	d := e.Decide(arp, packet.LinkEthernet, -1, t0, &p)
@@ -110,7 +125,7 @@ func TestUnsupportedLinkPayload(t *testing.T) {
 // refused.
 func TestApplyClosesRefusedConnections(t *testing.T) {
 	var ends []ConnEnd
-	e := newEngine(t, testConfig(), func(c ConnEnd) { ends = append(ends, c) })
+	e := newEngine(t, testModel(), DefaultSettings(), func(c ConnEnd) { ends = append(ends, c) })
 	var p packet.Parsed
 	steps := []struct {
 		b  []byte
@@ -129,24 +144,22 @@ func TestApplyClosesRefusedConnections(t *testing.T) {
 		t.Fatalf("table holds %d connections, want 1", n)
 	}
 
-	// A configuration that fails to compile changes nothing.
-	bad := testConfig()
-	bad.Policy.Rules[0].Services = []string{"no such service"}
-	if _, err := e.Apply(bad); err == nil {
-		t.Fatal("Apply accepted a rule naming a missing service")
+	// An Apply that fails changes nothing.
+	if _, err := e.Apply(nil, DefaultSettings()); err == nil {
+		t.Fatal("Apply accepted no ruleset")
 	}
 	if e.Table().Len() != 1 || e.Ruleset().Rule(0).Name != "Web to Tomcat" {
 		t.Fatal("a failed Apply changed the engine")
 	}
 
 	// Keeping the rule keeps the connection.
-	if closed, err := e.Apply(testConfig()); err != nil || closed != 0 {
+	if closed, err := e.Apply(compileModel(t, testModel()), DefaultSettings()); err != nil || closed != 0 {
 		t.Fatalf("Apply of the same rules: closed %d, %v", closed, err)
 	}
 
-	stricter := testConfig()
-	stricter.Policy.Rules[0].Enabled = false
-	closed, err := e.Apply(stricter)
+	stricter := testModel()
+	stricter.Rules[0].Enabled = false
+	closed, err := e.Apply(compileModel(t, stricter), DefaultSettings())
 	if err != nil || closed != 1 {
 		t.Fatalf("Apply: closed %d, err %v; want 1, nil", closed, err)
 	}
@@ -160,7 +173,7 @@ func TestApplyClosesRefusedConnections(t *testing.T) {
 
 // The established path must not allocate: it runs for every packet.
 func TestEstablishedPathDoesNotAllocate(t *testing.T) {
-	e := newEngine(t, testConfig(), nil)
+	e := newEngine(t, testModel(), DefaultSettings(), nil)
 	var p packet.Parsed
 	for i, s := range [][]byte{
 		tcp(web, tomcat, packet.SYN, 100, 0),
@@ -202,21 +215,9 @@ func TestEstablishedPathDoesNotAllocate(t *testing.T) {
 	}
 }
 
-func TestTimeoutNames(t *testing.T) {
-	if got := TimeoutName(conntrack.StateEstablished, true); got != "TcpEstablishedTimeout" {
-		t.Errorf("established: %s", got)
-	}
-	if got := TimeoutName(conntrack.StateEstablished, false); got != "TcpPickupTimeout" {
-		t.Errorf("picked up: %s", got)
-	}
-	if got := TimeoutName(conntrack.StateUDPReplied, true); got != "UdpRepliedTimeout" {
-		t.Errorf("udp: %s", got)
-	}
-}
-
 // A first fragment too short to hold a TCP header is a fragment attack, not noise.
 func TestTinyFragmentReason(t *testing.T) {
-	e := newEngine(t, testConfig(), nil)
+	e := newEngine(t, testModel(), DefaultSettings(), nil)
 	full := tcp(web, tomcat, packet.SYN, 1, 0)
 	// Keep 8 bytes of TCP header and mark the packet as a first fragment (MF set).
 	frag := append([]byte(nil), full[:28]...)
@@ -235,9 +236,9 @@ func TestTinyFragmentReason(t *testing.T) {
 // replies to web servers are the permitted "Web to Tomcat" connection, not a
 // connection Tomcat opens (which the Deny rule would refuse).
 func TestLoosePickupOrientation(t *testing.T) {
-	cfg := testConfig()
-	cfg.Settings.Require3WayHandshake = false
-	e := newEngine(t, cfg, nil)
+	s := DefaultSettings()
+	s.Conntrack.Strict = false
+	e := newEngine(t, testModel(), s, nil)
 	var p packet.Parsed
 	lan, dmz := 0, 1
 
@@ -274,7 +275,7 @@ func TestLoosePickupOrientation(t *testing.T) {
 // 64 KiB) is tracked with its real length: the receiver's acknowledgement of all of
 // it passes the window check.
 func TestSegmentationOffloadSend(t *testing.T) {
-	e := newEngine(t, testConfig(), nil)
+	e := newEngine(t, testModel(), DefaultSettings(), nil)
 	var p packet.Parsed
 	const big = 100_000
 	frames := synth.OffloadedSend(web, tomcat, big)

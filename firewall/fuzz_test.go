@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"keepstate/config"
 	"keepstate/packet"
+	"keepstate/policy"
 	"keepstate/synth"
 )
 
@@ -45,14 +45,16 @@ func FuzzDecideBatch(f *testing.F) {
 	f.Add([]byte{0, 20, 0x45, 0, 0, 20}, true)
 
 	f.Fuzz(func(t *testing.T, data []byte, strict bool) {
-		cfg := config.Default()
-		cfg.Settings.Require3WayHandshake = strict
-		cfg.Settings.MaxConnections = 4096 // small engines: two are built per input
-		one, err := New(cfg, Options{})
+		s := DefaultSettings()
+		s.Conntrack.Strict = strict
+		s.Conntrack.MaxConns = 4096 // small engines: two are built per input
+		s.Conntrack.AdaptiveStart, s.Conntrack.AdaptiveEnd = Adaptive(4096, DefaultAdaptiveStartPercent, DefaultAdaptiveEndPercent)
+		rs := compileModel(t, policy.PermitAll())
+		one, err := New(rs, s, Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		batched, err := New(cfg, Options{})
+		batched, err := New(rs, s, Options{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -19,6 +19,7 @@ import (
 type Ruleset struct {
 	rules         []Rule
 	defaultAction Action
+	model         Model // what it was compiled from, for Explain
 
 	rows            *rowStore
 	src4, src6      intervals
@@ -136,6 +137,8 @@ func (c *compiler) compile() *Ruleset {
 		rs.svc = append(rs.svc, rows.ruleRows(all, maxPort, n))
 	}
 	rows.index = nil // only needed while building
+	rs.model = Model{Interfaces: slices.Clone(m.Interfaces), AddressGroups: slices.Clone(m.AddressGroups),
+		Services: slices.Clone(m.Services), Rules: rs.rules, DefaultAction: m.DefaultAction}
 	return rs
 }
 

@@ -54,6 +54,9 @@ func (m *Model) Explain(i int, q *Query) RuleCheck {
 	return rc
 }
 
+// Explain is Model.Explain on the model r was compiled from.
+func (r *Ruleset) Explain(i int, q *Query) RuleCheck { return r.model.Explain(i, q) }
+
 // ifaceName returns the name of interface j of m, or "unknown".
 func (m *Model) ifaceName(j int) string {
 	if j >= 0 && j < len(m.Interfaces) {

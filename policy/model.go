@@ -188,3 +188,19 @@ type Model struct {
 	Rules         []Rule
 	DefaultAction Action // the fixed last rule
 }
+
+// PermitAll returns the built-in policy: one Internet-group interface that owns
+// every address and one rule that permits every connection, so that connection
+// tracking alone decides. Each call returns a new value.
+func PermitAll() Model {
+	return Model{
+		Interfaces: []Interface{
+			{ID: 1, Name: "Internet", Group: Internet, Description: "catches every address; bind Device and add interfaces to use anti-spoofing"},
+		},
+		Rules: []Rule{
+			{ID: 1, Name: "Permit all connections", Enabled: true, Action: Permit,
+				Description: "built-in default: connection tracking alone decides"},
+		},
+		DefaultAction: Deny,
+	}
+}

@@ -18,7 +18,7 @@ import (
 // until a signal, and always Close, which removes the hooks.
 func ExamplePlane() {
 	cfg := config.Default()
-	eng, err := firewall.New(cfg, firewall.Options{})
+	eng, err := cfg.NewEngine(firewall.Options{})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -26,7 +26,7 @@ func TestIfaceMap(t *testing.T) {
 	}
 	cfg := labConfig()
 	cfg.Policy.Interfaces = append(cfg.Policy.Interfaces, policy.Interface{ID: 3, Name: "Loop", Device: "lo", Group: policy.Other})
-	eng, err := firewall.New(cfg, firewall.Options{})
+	eng, err := cfg.NewEngine(firewall.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +50,7 @@ func TestIfaceMap(t *testing.T) {
 	// A reload that moves lo to the first interface.
 	cfg2 := labConfig()
 	cfg2.Policy.Interfaces[0].Device = "lo"
-	if _, err := eng.Apply(cfg2); err != nil {
+	if _, err := cfg2.ApplyTo(eng); err != nil {
 		t.Fatal(err)
 	}
 	if got := m.ingress(loIndex, now); got != 0 {

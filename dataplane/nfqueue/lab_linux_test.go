@@ -166,7 +166,7 @@ func labEngine(t *testing.T) *firewall.Engine {
 	return e
 }
 
-func labEngineErr() (*firewall.Engine, error) { return firewall.New(labConfig(), firewall.Options{}) }
+func labEngineErr() (*firewall.Engine, error) { return labConfig().NewEngine(firewall.Options{}) }
 
 // startPlane starts a plane in the firewall namespace and closes it at cleanup.
 func (l *lab) startPlane(t *testing.T, o Options) *Plane {

@@ -86,7 +86,7 @@ func TestBatchedReplayDecidesAsOneByOne(t *testing.T) {
 
 func replayObserved(t *testing.T, path string, cfg *config.Config, opts firewall.Options) []observed {
 	t.Helper()
-	eng, err := firewall.New(cfg, opts)
+	eng, err := cfg.NewEngine(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +104,7 @@ func replayObserved(t *testing.T, path string, cfg *config.Config, opts firewall
 // with the same expiry sweeps.
 func decideOneByOne(t *testing.T, path string, cfg *config.Config, opts firewall.Options) []observed {
 	t.Helper()
-	eng, err := firewall.New(cfg, opts)
+	eng, err := cfg.NewEngine(opts)
 	if err != nil {
 		t.Fatal(err)
 	}

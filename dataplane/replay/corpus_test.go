@@ -28,7 +28,7 @@ func TestCorpusReplay(t *testing.T) {
 			Debug: logging.Sink{Text: discard{}, JSON: discard{}}, Filter: logging.Sink{Text: discard{}},
 			Connection: logging.Sink{Text: discard{}}, Drops: logging.AnyDrop(),
 		})}
-		eng, err := firewall.New(cfg, firewall.Options{OnConnEnd: rep.ConnEnd, VerifyChecksums: files%2 == 0})
+		eng, err := cfg.NewEngine(firewall.Options{OnConnEnd: rep.ConnEnd, VerifyChecksums: files%2 == 0})
 		if err != nil {
 			t.Fatal(err)
 		}

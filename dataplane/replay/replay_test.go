@@ -40,7 +40,7 @@ func engineFor(t *testing.T, cfgText []byte) *firewall.Engine {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eng, err := firewall.New(cfg, firewall.Options{})
+	eng, err := cfg.NewEngine(firewall.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,7 +218,7 @@ func TestOffloadedSendInCutCapture(t *testing.T) {
 	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	eng, err := firewall.New(config.Default(), firewall.Options{})
+	eng, err := config.Default().NewEngine(firewall.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -36,11 +36,11 @@ func runAdvise(e *env, args []string) int {
 		fs.Usage()
 		return exitUsage
 	}
-	cfg, code := loadConfigOrDefault(e, *cfgPath)
-	if cfg == nil {
+	pol, code := loadPolicy(e, *cfgPath)
+	if pol == nil {
 		return code
 	}
-	o := diagnose.AdviseOptions{Config: cfg, BytesPerConn: *bytesPerConn, BytesSource: "given with --bytes-per-conn", Margin: *margin}
+	o := diagnose.AdviseOptions{Policy: pol, BytesPerConn: *bytesPerConn, BytesSource: "given with --bytes-per-conn", Margin: *margin}
 	if o.BytesPerConn == 0 {
 		// A struct size would not do: the figure must include the table's index
 		// and slab overheads, which only a heap measurement sees.

@@ -92,7 +92,7 @@ func replayDemo(dir, cfgName string, cfgText []byte, capturePath string,
 		Debug: sink, Filter: sink, Connection: sink, Warning: sink, Error: sink,
 		Location: time.UTC, Drops: logging.AnyDrop(),
 	})}
-	eng, err := firewall.New(cfg, firewall.Options{OnConnEnd: rep.ConnEnd})
+	eng, err := cfg.NewEngine(firewall.Options{OnConnEnd: rep.ConnEnd})
 	if err != nil {
 		return nil, err
 	}

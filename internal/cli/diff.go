@@ -2,7 +2,6 @@ package cli
 
 import (
 	"io"
-	"keepstate/config"
 	"keepstate/diagnose"
 )
 
@@ -31,14 +30,14 @@ func runDiff(e *env, args []string) int {
 		fs.Usage()
 		return exitUsage
 	}
-	var cfg *config.Config
+	var pol *diagnose.Policy
 	if *cfgPath != "" {
 		var code int
-		if cfg, code = loadConfigOrDefault(e, *cfgPath); cfg == nil {
+		if pol, code = loadPolicy(e, *cfgPath); pol == nil {
 			return code
 		}
 	}
-	r, err := diagnose.Diff(paths[0], paths[1], diagnose.DiffOptions{Config: cfg, MaxSkew: *maxSkew, Device: *device})
+	r, err := diagnose.Diff(paths[0], paths[1], diagnose.DiffOptions{Policy: pol, MaxSkew: *maxSkew, Device: *device})
 	if err != nil {
 		e.errorf("diff: %v", err)
 		return exitFail

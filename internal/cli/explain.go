@@ -33,13 +33,13 @@ func runExplain(e *env, args []string) int {
 		fs.Usage()
 		return exitUsage
 	}
-	cfg, code := loadConfigOrDefault(e, *cfgPath)
-	if cfg == nil {
+	pol, code := loadPolicy(e, *cfgPath)
+	if pol == nil {
 		return code
 	}
 	var x *diagnose.Explanation
 	if fromCapture {
-		x, err = diagnose.ExplainCapture(cfg, *capturePath, *n)
+		x, err = diagnose.ExplainCapture(pol, *capturePath, *n)
 		if err != nil {
 			e.errorf("explain: %v", err)
 			return exitFail
@@ -51,7 +51,7 @@ func runExplain(e *env, args []string) int {
 			e.errorf("explain: %v", err)
 			return exitUsage
 		}
-		if x, err = diagnose.ExplainSpec(cfg, sp, time.Now().UnixNano()); err != nil {
+		if x, err = diagnose.ExplainSpec(pol, sp, time.Now().UnixNano()); err != nil {
 			e.errorf("explain: %v", err)
 			return exitUsage
 		}

@@ -13,6 +13,7 @@ import (
 	"keepstate/daemon"
 	"keepstate/dataplane"
 	"keepstate/dataplane/replay"
+	"keepstate/diagnose"
 	"keepstate/firewall"
 	"keepstate/logging"
 	"keepstate/reason"
@@ -100,6 +101,21 @@ func loadConfigOrDefault(e *env, path string) (*config.Config, int) {
 	return cfg, exitOK
 }
 
+// loadPolicy is loadConfigOrDefault for the diagnostics, which take the rules and
+// settings a configuration compiles to.
+func loadPolicy(e *env, path string) (*diagnose.Policy, int) {
+	cfg, code := loadConfigOrDefault(e, path)
+	if cfg == nil {
+		return nil, code
+	}
+	rs, err := cfg.Compile()
+	if err != nil {
+		fmt.Fprintln(e.stderr, err)
+		return nil, exitUsage
+	}
+	return &diagnose.Policy{Rules: rs, Settings: cfg.EngineSettings()}, exitOK
+}
+
 // replayWith runs the captures through a new engine built from cfg, with logs as f
 // asks, and returns the summary.
 func replayWith(e *env, cfg *config.Config, paths []string, f *replayFlags, progress bool) (*replay.Summary, error) {
@@ -115,7 +131,7 @@ func replayWith(e *env, cfg *config.Config, paths []string, f *replayFlags, prog
 	if !f.quiet {
 		rep.Log = logging.New(lc)
 	}
-	eng, err := firewall.New(cfg, firewall.Options{OnConnEnd: rep.ConnEnd})
+	eng, err := cfg.NewEngine(firewall.Options{OnConnEnd: rep.ConnEnd})
 	if err != nil {
 		return nil, err
 	}
