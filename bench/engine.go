@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"runtime"
+	"slices"
 	"time"
 
 	"keepstate/firewall"
@@ -493,4 +494,17 @@ func (k connKey) canonical() connKey {
 func keyOf(t *synth.Traffic, i int) connKey {
 	c, s := t.Client(i), t.Server(i)
 	return connKey{src: c.Addr().As16(), dst: s.Addr().As16(), sport: c.Port(), dpt: s.Port(), proto: 6}.canonical()
+}
+
+// median of v (the mean of the middle two for an even count); 0 for none.
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	slices.Sort(v)
+	n := len(v)
+	if n%2 == 1 {
+		return v[n/2]
+	}
+	return (v[n/2-1] + v[n/2]) / 2
 }

@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -272,19 +271,6 @@ func medianFigures(rounds []LiveFigures) LiveFigures {
 		UDPDeliveredPPS: pick(func(f LiveFigures) float64 { return f.UDPDeliveredPPS }),
 		UDPLostPercent:  pick(func(f LiveFigures) float64 { return f.UDPLostPercent }),
 	}
-}
-
-// median of v (the mean of the middle two for an even count); 0 for none.
-func median(v []float64) float64 {
-	if len(v) == 0 {
-		return 0
-	}
-	slices.Sort(v)
-	n := len(v)
-	if n%2 == 1 {
-		return v[n/2]
-	}
-	return (v[n/2-1] + v[n/2]) / 2
 }
 
 func (m *meter) figures() (LiveFigures, error) {

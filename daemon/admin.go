@@ -12,8 +12,6 @@ import (
 	"sync"
 	"syscall"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // requestTimeout bounds one admin exchange; a client that stalls is cut off.
@@ -115,17 +113,14 @@ func peerUID(c *net.UnixConn) (uint32, error) {
 	if err != nil {
 		return 0, err
 	}
-	var cred *unix.Ucred
+	var uid uint32
 	var credErr error
 	if err := raw.Control(func(fd uintptr) {
-		cred, credErr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+		uid, credErr = peerUIDOfFD(int(fd))
 	}); err != nil {
 		return 0, err
 	}
-	if credErr != nil {
-		return 0, credErr
-	}
-	return cred.Uid, nil
+	return uid, credErr
 }
 
 func (s *adminServer) handle(c *net.UnixConn) {

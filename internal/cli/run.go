@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"sync"
 	"syscall"
 
@@ -102,12 +103,12 @@ func runDaemon(e *env, args []string) int {
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
 	stops := make(chan os.Signal, 1)
-	signal.Notify(stops, os.Interrupt, syscall.SIGTERM, syscall.SIGUSR2)
+	signal.Notify(stops, append([]os.Signal{os.Interrupt, syscall.SIGTERM}, restartSignals...)...)
 	defer signal.Stop(stops)
 	go func() {
 		select {
 		case sig := <-stops:
-			if sig == syscall.SIGUSR2 {
+			if slices.Contains(restartSignals, sig) {
 				d.KeepHooksOnStop()
 			}
 			stop()

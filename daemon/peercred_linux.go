@@ -1,0 +1,13 @@
+package daemon
+
+import "golang.org/x/sys/unix"
+
+// peerUIDOfFD is the uid of the process at the other end of unix socket fd, as
+// the kernel recorded it when that process connected (SO_PEERCRED).
+func peerUIDOfFD(fd int) (uint32, error) {
+	cred, err := unix.GetsockoptUcred(fd, unix.SOL_SOCKET, unix.SO_PEERCRED)
+	if err != nil {
+		return 0, err
+	}
+	return cred.Uid, nil
+}
