@@ -121,19 +121,10 @@ func RunEngine(o EngineOptions) (EngineResult, error) {
 	})
 	traffic.Teardowns(teardown.add)
 
-	// The built-in policy (every connection permitted) and default settings, with
-	// a limit sized for the connections, with a little headroom: the index is
-	// sized for the limit, and its share per connection is what a firewall sized
-	// for its load pays.
-	m := policy.PermitAll()
-	rules, err := policy.Compile(&m)
+	rules, st, err := engineSetup(o.Flows)
 	if err != nil {
 		return EngineResult{}, err
 	}
-	st := firewall.DefaultSettings()
-	st.Conntrack.MaxConns = o.Flows + 1024
-	st.Conntrack.PerSourceConns, st.Conntrack.PerSourceRate = 0, 0
-	st.Conntrack.AdaptiveStart, st.Conntrack.AdaptiveEnd = 0, 0 // measure plain timeouts, not the adaptive scaling
 
 	res := EngineResult{Flows: o.Flows, Packets: o.Packets, GoVersion: runtime.Version(), GOMAXPROCS: runtime.GOMAXPROCS(0)}
 	// The connection index is sized up front for the configured limit: measure it as
@@ -311,6 +302,24 @@ const (
 	newConnSamples   = 1_000_000
 	maxNewConnRounds = 10_000
 )
+
+// engineSetup is what the engine is measured with: the built-in policy (every
+// connection permitted) and default settings, with a limit sized for flows
+// connections and a little headroom (the index is sized for the limit, and its
+// share per connection is what a firewall sized for its load pays), no
+// per-source limits and no adaptive scaling.
+func engineSetup(flows int) (*policy.Ruleset, firewall.Settings, error) {
+	m := policy.PermitAll()
+	rules, err := policy.Compile(&m)
+	if err != nil {
+		return nil, firewall.Settings{}, err
+	}
+	st := firewall.DefaultSettings()
+	st.Conntrack.MaxConns = flows + 1024
+	st.Conntrack.PerSourceConns, st.Conntrack.PerSourceRate = 0, 0
+	st.Conntrack.AdaptiveStart, st.Conntrack.AdaptiveEnd = 0, 0 // measure plain timeouts, not the adaptive scaling
+	return rules, st, nil
+}
 
 // emptyEngineBytes is the heap an engine with rules and settings st holds before
 // any connection.

@@ -3,7 +3,6 @@ package diagnose
 import (
 	"cmp"
 	"fmt"
-	"math"
 	"slices"
 	"time"
 
@@ -322,8 +321,9 @@ func advise(c *Capture, actual, free []verdict, o AdviseOptions) *AdviseReport {
 		}
 		ta.CurrentS = int64(timeoutSetting(cfg, ta.Name) / time.Second)
 		if ta.LongestIdleS > 0 {
-			ta.NeededS = int64(math.Floor(ta.LongestIdleS)) + 1
-			ta.AdvisedS = roundUp(int64(math.Ceil(float64(ta.NeededS)*(1+o.Margin))), 300)
+			needed := NeededTimeout(secondsDur(ta.LongestIdleS))
+			ta.NeededS = int64(needed / time.Second)
+			ta.AdvisedS = int64(AdvisedTimeout(needed, o.Margin) / time.Second)
 		}
 		r.Timeouts = append(r.Timeouts, *ta)
 	}

@@ -39,6 +39,14 @@ type Options struct {
 	// Observe, when set, sees every packet and its decision, after the Reporter.
 	// p and d are only valid during the call.
 	Observe func(t int64, p *packet.Parsed, d *firewall.Decision)
+	// ObserveDrop, when set, sees every packet that does not pass, with where it
+	// is: the capture's path and the packet's number in it, from 1 as Wireshark
+	// counts (what `keepstate explain --capture --packet` takes).
+	ObserveDrop func(t int64, path string, number int64, p *packet.Parsed, d *firewall.Decision)
+	// Tick, when set, is called after every expiry sweep with the capture time,
+	// and once at the end with the last packet's time: for watchers that run on
+	// the capture's clock (the insight detectors).
+	Tick func(now int64)
 }
 
 // FileResult is what happened to one capture file.
@@ -126,6 +134,9 @@ func Run(paths []string, o Options) (*Summary, error) {
 	s.Connections = o.Engine.Table().Stats().Created
 	s.OpenAtEnd = o.Engine.Table().Len()
 	s.TopDropped = s.top.top(o.TopN)
+	if o.Tick != nil && st.last != 0 {
+		o.Tick(st.last)
+	}
 	if st.first != 0 {
 		s.CaptureStart, s.CaptureEnd = time.Unix(0, st.first).UTC(), time.Unix(0, st.last).UTC()
 	}
@@ -141,13 +152,17 @@ type runState struct {
 	// valid until its next read, so each waits in its own copy.
 	batch  firewall.Batch
 	frames [firewall.BatchSize][]byte
+	// numbers[k] is the number in its capture of the packet in slot k, from 1.
+	numbers [firewall.BatchSize]int64
+	path    string // the capture being read
 }
 
 // queue adds a packet to the batch, deciding the batch when it is full.
 // wireLen is the packet's length on the wire (the record's original length),
 // which tells an offloaded send cut by the snapshot length its real size.
-func (st *runState) queue(o *Options, s *Summary, data []byte, wireLen int, link packet.LinkType, in int, t int64) {
+func (st *runState) queue(o *Options, s *Summary, data []byte, wireLen int, link packet.LinkType, in int, t, number int64) {
 	k := st.batch.Len()
+	st.numbers[k] = number
 	st.frames[k] = append(st.frames[k][:0], data...)
 	st.batch.AddCut(st.frames[k], wireLen, link, in, t)
 	if st.batch.Full() {
@@ -172,6 +187,9 @@ func (st *runState) decide(o *Options, s *Summary) {
 		}
 		if o.Observe != nil {
 			o.Observe(t, p, d)
+		}
+		if o.ObserveDrop != nil && d.Action != firewall.Accept {
+			o.ObserveDrop(t, st.path, st.numbers[j], p, d)
 		}
 	}
 	b.Reset()
@@ -202,6 +220,7 @@ func replayFile(path string, o *Options, s *Summary, st *runState) (fr FileResul
 	fr.Format = rd.Format().String()
 
 	eng := o.Engine
+	st.path = path
 	ingress := NewIngress(eng, o.IfIndex)
 	var progress progressBar
 	// Whatever was read is decided, also when reading stops at an error.
@@ -228,13 +247,16 @@ func replayFile(path string, o *Options, s *Summary, st *runState) (fr FileResul
 			st.decide(o, s) // the packets before the sweep are decided before it
 			eng.Expire(t)
 			st.lastExpire = t
+			if o.Tick != nil {
+				o.Tick(t)
+			}
 		}
 
 		in := -1
 		if !o.InferIngress {
 			in = ingress.Of(rd, &pkt)
 		}
-		st.queue(o, s, pkt.Data, pkt.OrigLen, pkt.Link, in, t)
+		st.queue(o, s, pkt.Data, pkt.OrigLen, pkt.Link, in, t, int64(fr.Packets))
 		if o.Progress != nil && fr.Packets&0xffff == 0 {
 			progress.draw(o.Progress, path, counted.n, size, s.Packets+fr.Packets)
 		}

@@ -10,11 +10,13 @@ import (
 	"strings"
 	"time"
 
+	"keepstate/bench"
 	"keepstate/config"
 	"keepstate/conntrack"
 	"keepstate/dataplane"
 	"keepstate/dataplane/replay"
 	"keepstate/firewall"
+	"keepstate/insight"
 	"keepstate/logging"
 	"keepstate/packet"
 	"keepstate/reason"
@@ -70,8 +72,9 @@ func runDemo(e *env, args []string) int {
 
 // demoRun is one replay of a demo capture under one configuration.
 type demoRun struct {
-	sum  *replay.Summary
-	logs []string // the log lines replay printed, in order
+	sum      *replay.Summary
+	logs     []string          // the log lines replay printed, in order
+	insights []insight.Insight // what the detectors found
 }
 
 // replayDemo replays capture under the configuration text cfgText (saved beside the
@@ -92,12 +95,19 @@ func replayDemo(dir, cfgName string, cfgText []byte, capturePath string,
 		Debug: sink, Filter: sink, Connection: sink, Warning: sink, Error: sink,
 		Location: time.UTC, Drops: logging.AnyDrop(),
 	})}
-	eng, err := cfg.NewEngine(firewall.Options{OnConnEnd: rep.ConnEnd})
+	mon := insight.New(insight.Options{ExplainConfig: cfgPath})
+	mon.SetMemory(bench.MeasuredBytesPerConnection)
+	eng, err := cfg.NewEngine(firewall.Options{OnConnEnd: func(end firewall.ConnEnd) {
+		rep.ConnEnd(end)
+		mon.ConnEnd(end)
+	}})
 	if err != nil {
 		return nil, err
 	}
 	rep.Engine = eng
-	sum, err := replay.Run([]string{capturePath}, replay.Options{Engine: eng, Reporter: rep, Observe: observe})
+	o := replay.Options{Engine: eng, Reporter: rep, Observe: observe}
+	insight.WatchReplay(&o, mon, cfg)
+	sum, err := replay.Run([]string{capturePath}, o)
 	if err != nil {
 		return nil, err
 	}
@@ -107,7 +117,7 @@ func replayDemo(dir, cfgName string, cfgText []byte, capturePath string,
 	if sum.Failed() {
 		return nil, fmt.Errorf("replay of %s failed: %s", capturePath, sum.Files[0].Error)
 	}
-	run := &demoRun{sum: sum}
+	run := &demoRun{sum: sum, insights: mon.Insights()}
 	for _, l := range strings.Split(strings.TrimRight(logBuf.String(), "\n"), "\n") {
 		if l != "" {
 			run.logs = append(run.logs, l)
@@ -170,6 +180,7 @@ func demoStory1(w io.Writer, dir string) error {
 			fmt.Fprintln(w, "  The firewall saw Tomcat answer requests it never saw: the requests reached Tomcat another way.")
 			fmt.Fprintln(w, "  The debug log says so, one line per dropped reply, e.g.:")
 			printLines(w, pickLines(run.logs, "27779", 3))
+			printDemoInsights(w, run.insights)
 		} else {
 			fmt.Fprintf(w, "  keepstate picked up %d connections from Tomcat's replies, checked them against the rules\n", pickedUp)
 			fmt.Fprintf(w, "  in the direction they were opened ('Web servers to Tomcat'), and let them pass.\n")
@@ -232,12 +243,57 @@ func demoStory2(w io.Writer, dir string) error {
 			printLines(w, pickLines(run.logs, "state expired", 2))
 			fmt.Fprintln(w, "  The connection log shows when each connection was forgotten:")
 			printLines(w, pickLines(run.logs, "[ID]", 1))
+			printDemoInsights(w, run.insights)
 		} else {
 			fmt.Fprintf(w, "  all %d keep-alive probes and the reuse passed: %d packets dropped of %d.\n", probes, run.sum.Dropped, run.sum.Packets)
 			fmt.Fprintf(w, "  A %d s timeout outlasts the %s keep-alive interval; RFC 5382 asks for at least 7440 s.\n", timeout, story.Interval)
 		}
 	}
 	return nil
+}
+
+// printDemoInsights says what keepstate's detectors concluded, with the narrowest
+// fix and its diff: what the story's administrator needed to read.
+func printDemoInsights(w io.Writer, ins []insight.Insight) {
+	if len(ins) == 0 {
+		fmt.Fprintln(w, "  keepstate's insights: none")
+		return
+	}
+	for _, in := range ins {
+		fmt.Fprintf(w, "  keepstate's insight (%s, %s):\n", in.Kind, in.Severity)
+		for _, l := range wrapText(in.Summary, 90) {
+			fmt.Fprintf(w, "    %s\n", l)
+		}
+		if len(in.Fix) > 0 {
+			f := in.Fix[0]
+			fmt.Fprintf(w, "  its narrowest fix, %s (%s), as a change of winroute.cfg:\n", f.Title, f.Scope)
+			for _, l := range strings.Split(strings.TrimRight(f.Diff, "\n"), "\n") {
+				if (strings.HasPrefix(l, "+") || strings.HasPrefix(l, "-")) && !strings.HasPrefix(l, "+++") && !strings.HasPrefix(l, "---") {
+					fmt.Fprintf(w, "    %s\n", l)
+				}
+			}
+		}
+	}
+}
+
+// wrapText cuts s into lines of at most width columns at spaces.
+func wrapText(s string, width int) []string {
+	var out []string
+	cur := ""
+	for _, word := range strings.Fields(s) {
+		if cur != "" && len(cur)+1+len(word) > width {
+			out = append(out, cur)
+			cur = ""
+		}
+		if cur != "" {
+			cur += " "
+		}
+		cur += word
+	}
+	if cur != "" {
+		out = append(out, cur)
+	}
+	return out
 }
 
 func b2i(b bool) int {

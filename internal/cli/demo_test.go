@@ -24,10 +24,20 @@ func TestDemoTellsBothStories(t *testing.T) {
 		"idle 7200.001 s > TcpEstablishedTimeout 3600 s",
 		`With <variable name="TcpEstablishedTimeout">9000</variable>:`,
 		"all 6 keep-alive probes and the reuse passed: 0 packets dropped",
+		// The detectors' conclusions and fixes, once per story, for the broken run.
+		"keepstate's insight (asymmetric_path, critical):",
+		"10.2.0.2:8080 answers 10.1.0.0/24 on 12 connections whose requests never crossed the",
+		`+    <variable name="Require3WayHandshake">0</variable>`,
+		"keepstate's insight (keepalive_outlives_timeout, warning):",
+		`+    <variable name="TcpEstablishedTimeout">8100</variable>`,
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("demo output lacks %q", want)
 		}
+	}
+	// Only the broken runs raise something.
+	if n := strings.Count(out, "keepstate's insight ("); n != 2 {
+		t.Errorf("%d insights in the demo, want 2", n)
 	}
 	if t.Failed() {
 		t.Log(out)

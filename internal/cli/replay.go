@@ -9,12 +9,14 @@ import (
 	"strings"
 	"time"
 
+	"keepstate/bench"
 	"keepstate/config"
 	"keepstate/daemon"
 	"keepstate/dataplane"
 	"keepstate/dataplane/replay"
 	"keepstate/diagnose"
 	"keepstate/firewall"
+	"keepstate/insight"
 	"keepstate/logging"
 	"keepstate/reason"
 )
@@ -74,7 +76,8 @@ func runReplay(e *env, args []string) int {
 			return exitFail
 		}
 	} else {
-		printSummary(e.stdout, sum)
+		printSummary(e.stdout, sum.Summary)
+		printReplayInsights(e.stdout, sum.Insights, f.utc)
 	}
 	for _, fr := range sum.Files {
 		if fr.Error != "" {
@@ -116,9 +119,16 @@ func loadPolicy(e *env, path string) (*diagnose.Policy, int) {
 	return &diagnose.Policy{Rules: rs, Settings: cfg.EngineSettings()}, exitOK
 }
 
+// replayResult is what `keepstate replay` prints: the replay's summary and what the
+// insight detectors found in it.
+type replayResult struct {
+	*replay.Summary
+	Insights []insight.Insight `json:"insights"`
+}
+
 // replayWith runs the captures through a new engine built from cfg, with logs as f
-// asks, and returns the summary.
-func replayWith(e *env, cfg *config.Config, paths []string, f *replayFlags, progress bool) (*replay.Summary, error) {
+// asks and the insight detectors watching, and returns the summary.
+func replayWith(e *env, cfg *config.Config, paths []string, f *replayFlags, progress bool) (*replayResult, error) {
 	logOut := e.stdout
 	if f.asJSON {
 		logOut = e.stderr // stdout carries exactly one JSON object
@@ -131,7 +141,12 @@ func replayWith(e *env, cfg *config.Config, paths []string, f *replayFlags, prog
 	if !f.quiet {
 		rep.Log = logging.New(lc)
 	}
-	eng, err := cfg.NewEngine(firewall.Options{OnConnEnd: rep.ConnEnd})
+	mon := insight.New(insight.Options{ExplainConfig: f.config})
+	mon.SetMemory(bench.MeasuredBytesPerConnection)
+	eng, err := cfg.NewEngine(firewall.Options{OnConnEnd: func(end firewall.ConnEnd) {
+		rep.ConnEnd(end)
+		mon.ConnEnd(end)
+	}})
 	if err != nil {
 		return nil, err
 	}
@@ -155,6 +170,7 @@ func replayWith(e *env, cfg *config.Config, paths []string, f *replayFlags, prog
 		return nil, err
 	}
 	opts := replay.Options{Engine: eng, Reporter: rep, IfIndex: ifindex}
+	insight.WatchReplay(&opts, mon, cfg)
 	if progress {
 		opts.Progress = e.stderr
 	}
@@ -175,7 +191,21 @@ func replayWith(e *env, cfg *config.Config, paths []string, f *replayFlags, prog
 			return nil, err
 		}
 	}
-	return sum, nil
+	return &replayResult{Summary: sum, Insights: mon.Insights()}, nil
+}
+
+// printReplayInsights writes what the detectors found after a replay's summary.
+func printReplayInsights(w io.Writer, ins []insight.Insight, utc bool) {
+	if len(ins) == 0 {
+		fmt.Fprintln(w, "insights: none")
+		return
+	}
+	fmt.Fprintf(w, "insights: %d\n", len(ins))
+	o := insight.TextOptions{}
+	if utc {
+		o.Location = time.UTC
+	}
+	insight.WriteText(w, ins, o)
 }
 
 // parseIfIndex reads "3=LAN,4=DMZ".

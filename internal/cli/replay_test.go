@@ -52,12 +52,32 @@ func TestReplayCommandJSON(t *testing.T) {
 	var sum struct {
 		Packets, Accepted, Dropped, Connections uint64
 		DropsByReason                           map[string]uint64 `json:"drops_by_reason"`
+		Insights                                []struct {
+			Kind, Summary, Severity string
+			Count                   uint64
+			Evidence                struct {
+				Samples []struct{ Packet, Reason, Explain string }
+			}
+			Fix []struct{ Scope, Title, Diff string }
+		}
 	}
 	if err := json.Unmarshal([]byte(out), &sum); err != nil {
 		t.Fatalf("stdout is not one JSON object: %v\n%s", err, out)
 	}
 	if sum.Dropped != 36 || sum.DropsByReason["handshake_not_completed"] != 36 || sum.Packets != sum.Accepted+sum.Dropped {
 		t.Errorf("summary %+v", sum)
+	}
+	// The detectors name the leak, with the evidence and the fix.
+	if len(sum.Insights) != 1 {
+		t.Fatalf("%d insights, want 1: %+v", len(sum.Insights), sum.Insights)
+	}
+	in := sum.Insights[0]
+	if in.Kind != "asymmetric_path" || in.Severity != "critical" || in.Count != 36 ||
+		!strings.HasPrefix(in.Summary, "10.2.0.2:8080 answers 10.1.0.0/24 on 12 connections whose requests never crossed the firewall") ||
+		len(in.Evidence.Samples) == 0 || in.Evidence.Samples[0].Reason != "handshake_not_completed" ||
+		!strings.Contains(in.Evidence.Samples[0].Explain, "--capture "+capPath+" --packet ") || len(in.Fix) == 0 ||
+		!strings.Contains(in.Fix[len(in.Fix)-1].Diff, `+    <variable name="Require3WayHandshake">0</variable>`) {
+		t.Errorf("insight: %+v", in)
 	}
 	// The logs go to stderr so that stdout stays one JSON object.
 	if !strings.Contains(errOut, "{pktdrop} packet dropped: 3-way handshake not completed (from DMZ") {
