@@ -54,12 +54,6 @@ func (e *evidence) addDrop(d *Drop) {
 	e.keep(sampleEvent{drop: *d})
 }
 
-// addEnd counts an ended connection and keeps it as a sample likewise.
-func (e *evidence) addEnd(x *End) {
-	e.seen(x.Info.LastSeen, 1)
-	e.keep(sampleEvent{end: *x, isEnd: true})
-}
-
 func (e *evidence) keep(s sampleEvent) {
 	if e.nHead < firstSamples {
 		e.head[e.nHead] = s

@@ -186,18 +186,6 @@ func (v *env) clientNet(a netip.Addr) netip.Prefix {
 	return p
 }
 
-// ifaceOf names the interface that owns address a, or "".
-func (v *env) ifaceOf(a netip.Addr) string {
-	if v.rules == nil {
-		return ""
-	}
-	n := v.ifaceName(v.rules.IfaceForAddr(a))
-	if n == "unknown" {
-		return ""
-	}
-	return n
-}
-
 // fixable reports whether a change can be made on the configuration in force.
 func (v *env) fixable(c change) bool {
 	if v.cfg == nil {
@@ -205,16 +193,6 @@ func (v *env) fixable(c change) bool {
 	}
 	after, err := c.changed(v.cfg)
 	return err == nil && after != nil
-}
-
-// firstFix is the title of the first fix that can be made, or "".
-func (v *env) firstFix(specs []fixSpec) string {
-	for _, s := range specs {
-		if s.change.isZero() || v.fixable(s.change) {
-			return s.title
-		}
-	}
-	return ""
 }
 
 // usableFixes keeps the fixes that can be made on the configuration in force.

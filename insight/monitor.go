@@ -69,7 +69,7 @@ func New(o Options) *Monitor {
 	m := &Monitor{o: o, idUses: map[string]int{}}
 	m.env.explainConfig = o.ExplainConfig
 	m.dets = []detector{
-		newAsymmetric(), newKeepAlive(), newPressure(), newLimits(), newSYNFlood(), newDesync(), newShadowed(),
+		newAsymmetric(), newKeepAlive(),
 	}
 	return m
 }
@@ -114,11 +114,9 @@ type detector interface {
 // base gives detectors no-op methods for the events they ignore.
 type base struct{}
 
-func (base) drop(*Monitor, *Drop)       {}
 func (base) end(*Monitor, *End)         {}
 func (base) tick(*Monitor, int64)       {}
 func (base) configured(*Monitor, int64) {}
-func (base) forget(string)              {}
 
 // group is one candidate finding of a detector: what it saw and how to describe it.
 type group interface {
@@ -310,8 +308,7 @@ func (m *Monitor) newID(k Kind, key string) string {
 }
 
 var shortKind = map[Kind]string{
-	AsymmetricPath: "asym", KeepAliveOutlivesTimeout: "keepalive", TablePressure: "table",
-	ConnectionLimitHit: "limit", SYNFlood: "synflood", WindowDesync: "desync", RuleShadowed: "shadow",
+	AsymmetricPath: "asym", KeepAliveOutlivesTimeout: "keepalive",
 }
 
 func (m *Monitor) byID(id string) *record {
@@ -393,13 +390,6 @@ func (m *Monitor) OpenByKind() map[Kind]int {
 		out[r.kind]++
 	}
 	return out
-}
-
-// lost counts events a feed had to leave out.
-func (m *Monitor) lost(n uint64) {
-	m.mu.Lock()
-	m.stats.Lost += n
-	m.mu.Unlock()
 }
 
 // describe writes r's insight as of now, against the configuration in force.
