@@ -16,8 +16,8 @@ func clientOf(i int) netip.Addr {
 	return netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
 }
 
-// synOf is connection i's SYN; Parsed values are rebuilt in place to keep the
-// benchmark's own memory out of the measurement.
+// fillSeg makes p a segment of connection i in direction dir, rebuilt in place to
+// keep the benchmark's own memory out of the measurement.
 func fillSeg(p *packet.Parsed, i int, dir Dir, flags packet.TCPFlags, seq, ack uint32) {
 	*p = packet.Parsed{IPVersion: 4, Proto: packet.ProtoTCP, TCPFlags: flags, Seq: seq, Ack: ack,
 		Window: 65535, IPLen: 40, Src: clientOf(i), Dst: srvAddr, SrcPort: 40000, DstPort: 443}

@@ -69,9 +69,9 @@
 // state, last-seen time and timeout go into a bounded, set-associative tombstone
 // memory. A later non-SYN packet for that tuple is then refused as StateExpired with
 // how long the connection had been idle and the timeout that ended it, instead of a
-// bare "3-way handshake not completed". That is the difference between the two
-// stories in shared/seeds: a keep-alive after 7200 s against a 3600 s timeout says so
-// in the log, and late FIN/RST retransmissions after a close get a clear reason.
+// bare "3-way handshake not completed". That is what the second incident of the
+// README needed: a keep-alive after 7200 s against a 3600 s timeout says so in the
+// log; and late FIN/RST retransmissions after a close get a clear reason.
 //
 // # TCP
 //

@@ -30,7 +30,7 @@ func fromBE16(b [2]byte) uint16 { return uint16(b[0])<<8 | uint16(b[1]) }
 // addr converts a stored address back to a netip.Addr, unmapping IPv4.
 func addr(a [16]byte) netip.Addr { return netip.AddrFrom16(a).Unmap() }
 
-// isEchoProto reports whether proto/type is an ICMP or ICMPv6 echo request or reply.
+// isEcho reports whether proto/type is an ICMP or ICMPv6 echo request or reply.
 func isEcho(proto packet.Proto, typ uint8) bool {
 	switch proto {
 	case packet.ProtoICMP:

@@ -171,9 +171,9 @@ const (
 	chunkBits = 7
 	chunkLen  = 1 << chunkBits // entries per slab chunk: 14 KiB, one of the Go allocator's size classes
 	// blockLen entries are what a shard takes from the table's slab at a time:
-	// few, so that a shard's partly used block wastes little (a 128-entry chunk per
-	// shard, half empty on average, was 11 bytes per connection at 10 000
-	// connections over 16 shards).
+	// few, so that a shard's partly used block wastes little (taking a 128-entry
+	// chunk per shard, half empty on average, would cost 11 bytes per connection
+	// at 10 000 connections over 16 shards).
 	blockLen = 16
 	// The index stores entry index+1 in its low idxBits bits and a hash tag in the
 	// rest: the slab addresses maxEntries entries, table-wide.
@@ -195,7 +195,7 @@ type shard struct {
 	num  uint8     // this shard's number, the low byte of its ids
 	seed *hashSeed // the table's
 
-	index []uint32 // 0 empty, else tag<<24 | (entry index+1)
+	index []uint32 // 0 empty, else tagOf(hash) | (entry index+1): tag in the top 32-idxBits bits
 	mask  uint32   // len(index)-1
 	used  int      // live entries
 
@@ -423,7 +423,7 @@ func (sh *shard) growLocked() {
 	sh.pubIndex.Store(&sh.index)
 }
 
-// warm prefetches the index slot of hash h, so that a lookup of it a little later
+// warmSlot prefetches the index slot of hash h, so that a lookup of it a little later
 // finds the slot in cache. It takes no lock.
 func (sh *shard) warmSlot(h uint64) {
 	ix := *sh.pubIndex.Load()

@@ -55,7 +55,7 @@ func (d *TimeoutDef) Field(t *Timeouts) *time.Duration { return d.field(t) }
 // The defaults' sources: Linux nf_conntrack sysctls
 // (net.netfilter.nf_conntrack_*_timeout_*), pf's "normal" profile (pf.conf(5)),
 // RFC 5382 (REQ-5: established idle timeout >= 2 h 4 min) and RFC 1122 4.2.3.6
-// (keep-alive interval >= 2 h by default). The numbers are in shared/reference.md.
+// (keep-alive interval >= 2 h by default); each row's Source gives its numbers.
 var timeoutDefs = []TimeoutDef{
 	{Name: "TcpSynSentTimeout", Default: 120 * time.Second,
 		Conns:   "SYN seen, no SYN-ACK yet",

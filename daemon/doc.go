@@ -15,7 +15,7 @@
 // An import may ask for confirmation within a deadline: the new configuration is in
 // force at once, but the previous one is kept, and unless `config confirm` arrives
 // in time the daemon goes back to it by itself. That is the answer to the
-// administrator of the first story in shared/seeds, who could not change the
+// administrator of the first incident in the README, who could not change the
 // firewall without risking his own session: a change that cuts the administrator
 // off undoes itself. The configuration file (--config) is rewritten only once a
 // change is confirmed, or at once when no confirmation was asked, so a restart

@@ -1,5 +1,5 @@
-// Package diagnose answers the questions the seed stories were solved by hand, each
-// from captures and a configuration:
+// Package diagnose answers, from captures and a configuration, the questions that
+// solved the README's two incidents by hand:
 //
 //   - Diff: two captures taken on two sides of a device (a firewall, a switch):
 //     which packets crossed, which were seen on one side only, which connections

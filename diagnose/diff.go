@@ -356,7 +356,8 @@ func firstLast(first, last time.Time, t int64) (time.Time, time.Time) {
 	return first, last
 }
 
-// endpointsOf splits a ConnDiff's endpoints back into addresses, for grouping.
+// serverAddr is a ConnDiff's server endpoint in canonical form, for grouping
+// connections by server.
 func serverAddr(cd *ConnDiff) string {
 	if ap, err := netip.ParseAddrPort(cd.Server); err == nil {
 		return ap.String()

@@ -1,6 +1,6 @@
 // Package lab builds throw-away network-namespace topologies on one Linux machine
-// and replays the stories of shared/seeds with real TCP connections through a live
-// `keepstate run`.
+// and replays the two incidents keepstate was built from (see the README) with real
+// TCP connections through a live `keepstate run`.
 //
 // # Topology
 //

@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// The two stories of shared/seeds, scaled to seconds.
+// The two incidents of the README, scaled to seconds.
 
 // handshakeScenario is story 1: the blade switch leaks the client's packets
 // around the firewall, which sees only the server's replies. With

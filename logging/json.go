@@ -60,7 +60,7 @@ func (j *jsonLine) time(k string, t time.Time, loc *time.Location) {
 	j.b = append(j.b, '"')
 }
 
-// begin opens the object with the fields every line has: time and log name.
+// beginJSON opens the object with the fields every line has: time and log name.
 func beginJSON(dst []byte, t time.Time, loc *time.Location, log string) jsonLine {
 	j := jsonLine{b: append(dst, '{')}
 	j.time("time", t, orUTC(loc))

@@ -179,7 +179,7 @@ func errorCode(body []byte) (int32, bool) {
 	return int32(ne.Uint32(body[0:4])), true
 }
 
-// appendHeader appends an nlmsghdr and nfgenmsg for a message of bodyLen attribute
+// appendHeader appends an nlmsghdr and nfgenmsg for a message of attrLen attribute
 // bytes addressed to queue (res_id).
 func appendHeader(b []byte, typ, flags uint16, seq uint32, queue uint16, attrLen int) []byte {
 	var h [nlmsgHdrLen + nfgenLen]byte
