@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"keepstate/policy"
 )
@@ -27,7 +28,7 @@ var listFields = map[string][]string{
 	listInterfaces: {"Id", "Name", "Group", "Device", "Addresses", "Networks", "Description"},
 	listAddrGroups: {"Id", "Enabled", "Desc", "Name", "Value"},
 	listServices:   {"Id", "Name", "Description", "Protocol", "Condition"},
-	listRules:      {"Id", "Name", "Enabled", "Src", "Dst", "Service", "Action", "LogPackets", "LogConnections", "Description"},
+	listRules:      {"Id", "Name", "Enabled", "Src", "Dst", "Service", "Action", "LogPackets", "LogConnections", fieldHandshake, fieldIdleTimeout, fieldMaxPerSrc, "Description"},
 	listUsers:      {"Id", "Name", "Role"}, // UserDB.cfg
 }
 
@@ -53,6 +54,7 @@ func Parse(name string, data []byte) (*Config, error) {
 		settingPos: map[string]pos{}, blockPos: map[string]pos{},
 		ifacePos: map[string]pos{}, devicePos: map[string]pos{}, groupPos: map[string]pos{},
 		servicePos: map[string]pos{}, rulePos: map[string]pos{}, groupEdges: map[string][]edge{},
+		idleTimeouts: map[time.Duration]bool{},
 	}
 	for _, b := range blocks {
 		dec.block(b)
@@ -101,6 +103,8 @@ type decoder struct {
 	rulePos    map[string]pos
 	groupEdges map[string][]edge
 	refs       []ref
+	// idleTimeouts are the distinct rule IdleTimeout values so far.
+	idleTimeouts map[time.Duration]bool
 }
 
 func (dec *decoder) block(b xblock) {
@@ -446,6 +450,7 @@ func (dec *decoder) rule(f *fields, ids map[int]pos) {
 			dec.refs = append(dec.refs, ref{v.pos, "service", n})
 		}
 	}
+	dec.stateOptions(f, &r)
 	dec.c.Policy.Rules = append(dec.c.Policy.Rules, r)
 }
 

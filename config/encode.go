@@ -60,7 +60,8 @@ func Marshal(c *Config) []byte {
 			svc = strings.Join(r.Services, listSep)
 		}
 		rules[i] = record{r.ID, []string{r.Name, formatBool(r.Enabled), policy.FormatTerms(r.Source), policy.FormatTerms(r.Destination),
-			svc, r.Action.String(), formatBool(r.LogPackets), formatBool(r.LogConnections), r.Description}}
+			svc, r.Action.String(), formatBool(r.LogPackets), formatBool(r.LogConnections),
+			r.Handshake.String(), formatIdleTimeout(r.IdleTimeout), strconv.Itoa(r.MaxConnectionsPerSource), r.Description}}
 	}
 	w.list(listRules, rules)
 	w.buf.WriteString("</config>\n")
@@ -149,6 +150,9 @@ func (w *xmlWriter) list(name string, recs []record) {
 		w.open("listitem", "")
 		w.variable("Id", strconv.Itoa(r.id))
 		for j, v := range r.fields {
+			if def, optional := ruleOptionDefaults[names[j+1]]; optional && name == listRules && v == def {
+				continue
+			}
 			w.variable(names[j+1], v)
 		}
 		w.close("listitem")

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"time"
 )
 
 // Ruleset is a compiled Model. It is immutable after Compile: every method is safe
@@ -78,6 +79,7 @@ func (c *compiler) compile() *Ruleset {
 	inSets := make([][]int, len(m.Interfaces))
 	outSets := make([][]int, len(m.Interfaces))
 	anySrcRow, anyDstRow := make([]uint64, rows.words), make([]uint64, rows.words)
+	idleTimeouts := map[time.Duration]bool{}
 	for i := range m.Rules {
 		r := &m.Rules[i]
 		rs.rules[i] = cloneRule(r)
@@ -85,6 +87,7 @@ func (c *compiler) compile() *Ruleset {
 		if r.Action > Drop {
 			c.errorf("%s: action %v is not Permit, Deny or Drop", where, r.Action)
 		}
+		c.checkStateOptions(where, r, idleTimeouts)
 		s4, s6, sIf, sAny := c.addressSide(where+" source", r.Source, i)
 		d4, d6, dIf, dAny := c.addressSide(where+" destination", r.Destination, i)
 		pv, svcAny := c.serviceSide(where, r.Services, i)
@@ -140,6 +143,24 @@ func (c *compiler) compile() *Ruleset {
 	rs.model = Model{Interfaces: slices.Clone(m.Interfaces), AddressGroups: slices.Clone(m.AddressGroups),
 		Services: slices.Clone(m.Services), Rules: rs.rules, DefaultAction: m.DefaultAction}
 	return rs
+}
+
+// checkStateOptions checks rule r's state options; idle collects the distinct
+// IdleTimeout values seen so far.
+func (c *compiler) checkStateOptions(where string, r *Rule, idle map[time.Duration]bool) {
+	if r.Handshake > HandshakeLoose {
+		c.errorf("%s: handshake option %v is not inherit, strict or loose", where, r.Handshake)
+	}
+	if r.IdleTimeout < 0 || r.MaxConnectionsPerSource < 0 {
+		c.errorf("%s: IdleTimeout and MaxConnectionsPerSource cannot be negative", where)
+	}
+	if r.IdleTimeout > 0 && !idle[r.IdleTimeout] {
+		if len(idle) == MaxIdleTimeouts {
+			c.errorf("%s: a %d-th distinct IdleTimeout (%v): at most %d distinct values are allowed", where, len(idle)+1, r.IdleTimeout, MaxIdleTimeouts)
+			return
+		}
+		idle[r.IdleTimeout] = true
+	}
 }
 
 func ifaceRows(rows *rowStore, sets [][]int) []uint32 {

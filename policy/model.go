@@ -9,6 +9,7 @@ package policy
 import (
 	"fmt"
 	"net/netip"
+	"time"
 )
 
 // Action is what a rule (or the default rule) does with a new connection.
@@ -178,7 +179,61 @@ type Rule struct {
 	LogPackets     bool // log every packet the rule decides (Kerio "log packets")
 	LogConnections bool // log each connection when it ends (Kerio "log connections")
 	Description    string
+
+	// State options for the connections the rule permits, as pf's per-rule
+	// "keep state (...)": the zero values inherit the global settings.
+	Handshake Handshake
+	// IdleTimeout is the established-TCP idle timeout of the rule's connections;
+	// 0 inherits TcpEstablishedTimeout.
+	IdleTimeout time.Duration
+	// MaxConnectionsPerSource limits the connections the rule admits from one
+	// source address at once, on top of the global per-source limit; 0: no limit
+	// of its own.
+	MaxConnectionsPerSource int
 }
+
+// MaxIdleTimeouts is how many distinct IdleTimeout values the rules of one
+// ruleset may use: each is a timeout profile with its own connection lists in
+// the table.
+const MaxIdleTimeouts = 15
+
+// HasStateOptions reports whether r overrides any state option.
+func (r *Rule) HasStateOptions() bool {
+	return r.Handshake != HandshakeInherit || r.IdleTimeout != 0 || r.MaxConnectionsPerSource != 0
+}
+
+// Handshake is a rule's handshake option: whether the connections it permits may
+// be picked up mid-stream, without their handshake.
+type Handshake uint8
+
+const (
+	HandshakeInherit Handshake = iota // Require3WayHandshake decides
+	HandshakeStrict                   // only a SYN opens a connection, its handshake must be seen
+	HandshakeLoose                    // a mid-stream packet may open a connection (an asymmetric path)
+)
+
+var handshakeNames = [...]string{HandshakeInherit: "inherit", HandshakeStrict: "strict", HandshakeLoose: "loose"}
+
+// String returns "inherit", "strict" or "loose".
+func (h Handshake) String() string {
+	if int(h) < len(handshakeNames) {
+		return handshakeNames[h]
+	}
+	return fmt.Sprintf("Handshake(%d)", uint8(h))
+}
+
+// ParseHandshake parses the exact spelling String returns.
+func ParseHandshake(s string) (Handshake, bool) {
+	for i, n := range handshakeNames {
+		if n == s {
+			return Handshake(i), true
+		}
+	}
+	return HandshakeInherit, false
+}
+
+// HandshakeNames lists the valid spellings in order (for error messages).
+func HandshakeNames() []string { return append([]string(nil), handshakeNames[:]...) }
 
 // Model is everything Compile needs.
 type Model struct {
