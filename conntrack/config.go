@@ -41,6 +41,14 @@ type Config struct {
 	// Shards is the number of shards, rounded up to a power of two, at most 256;
 	// 0 means 16. It is fixed at New: Reconfigure ignores it.
 	Shards int
+	// LooseRules: some rule may pick connections up mid-stream (its Meta says
+	// HandshakeLoose). Track then answers NewConn, with Result.StrictReason, for
+	// a TCP packet that is not a SYN even when Strict, so that the rules decide.
+	LooseRules bool
+	// Resolve, when set, gives a connection restored from a snapshot its Meta
+	// from the Meta the snapshot stored (the rule and flags only): the engine
+	// looks the rule's options up in the ruleset in force.
+	Resolve func(Meta) Meta
 	// OnEnd is called when a connection leaves the table, never with a shard lock
 	// held: it may call back into the Table. Calls for different shards may run
 	// concurrently.
@@ -91,6 +99,9 @@ type settings struct {
 	timeout       [numClasses]int64 // ns
 	shift         [numClasses]uint8 // time slice of each class list: see sliceShiftFor
 	strict        bool
+	looseRules    bool  // Config.LooseRules
+	unacked       int64 // TCPUnacked before its cap by the established timeout: profiles cap it by theirs
+	resolve       func(Meta) Meta
 	maxConns      int64 // 0: unlimited
 	adaptiveStart int64
 	adaptiveEnd   int64
@@ -109,7 +120,8 @@ func orDefault(d, def time.Duration) int64 {
 }
 
 func newSettings(c Config) *settings {
-	s := &settings{strict: c.Strict, onEnd: c.OnEnd}
+	s := &settings{strict: c.Strict, looseRules: c.LooseRules, resolve: c.Resolve, onEnd: c.OnEnd}
+	s.unacked = orDefault(c.Timeouts.TCPUnacked, classDef[clsUnacked].Default)
 	s.timeout = classTimeouts(&c.Timeouts)
 	for c, to := range s.timeout {
 		s.shift[c] = sliceShiftFor(to)

@@ -37,11 +37,20 @@ func (t *Table) reapSomeLocked(sh *shard, s *settings, now int64, ended *endBuf)
 	if sh.tick&15 != 0 {
 		return
 	}
-	c := sh.cursor
-	sh.cursor = (c + 1) % numClasses
+	// The cursor runs over the table's lists, then each profile's.
+	n := uint16(numClasses) + uint16(len(sh.profs))*uint16(len(profiledClasses))
+	c := sh.cursor % n
+	sh.cursor = (c + 1) % n
+	l := &sh.lists[0]
+	if c < uint16(numClasses) {
+		l = &sh.lists[c]
+	} else {
+		c -= uint16(numClasses)
+		l = &sh.profs[c/uint16(len(profiledClasses))].lists[c%uint16(len(profiledClasses))]
+	}
 	for range 2 {
-		i := sh.lists[c].head
-		if i == nilIdx || !t.expiredAt(s, sh.at(i), now) {
+		i := l.head
+		if i == nilIdx || !t.expiredAt(s, sh, sh.at(i), now) {
 			return
 		}
 		t.endLocked(sh, i, s, now, endCauseOf(sh.at(i)), ended)
@@ -83,31 +92,47 @@ const expireBatch = 1024
 // expireShardLocked removes up to limit expired entries; more reports that it stopped
 // at the limit.
 func (t *Table) expireShardLocked(sh *shard, s *settings, now int64, ended *endBuf, limit int) (n int, more bool) {
-	for c := range sh.lists {
-		// The list's own timeout decides where to stop: the unacknowledged-data
-		// list also holds established entries, whose timeout is longer.
-		listTimeout := t.timeoutFor(s, class(c))
-		for i := sh.lists[c].head; i != nilIdx; {
-			e := sh.at(i)
-			if now-sliceStart(e.lastSeen, s.shift[c]) < listTimeout {
-				break
+	for p := range uint8(len(sh.profs) + 1) {
+		for c := range class(numClasses) {
+			if p > 0 && profSlot[c] < 0 {
+				continue // the profile has no list of this class
 			}
-			next := e.next
-			switch timeout := t.timeoutOf(s, e); {
-			case now-e.lastSeen >= timeout:
-				if n == limit {
-					return n, true
-				}
-				t.endLocked(sh, i, s, now, endCauseOf(e), ended)
-				n++
-			case class(c) == clsUnacked && e.class() == clsEstablished:
-				// Its data was acknowledged since it was filed here: hand it
-				// over to the refiled list (see entry.list).
-				sh.unlinkLocked(clsUnacked, i)
-				sh.pushBackLocked(clsRefiled, i)
+			if n, more = t.expireListLocked(sh, s, p, c, now, ended, n, limit); more {
+				return n, true
 			}
-			i = next
 		}
+	}
+	return n, false
+}
+
+// expireListLocked is expireShardLocked for profile p's list of class c, having
+// removed n entries so far.
+func (t *Table) expireListLocked(sh *shard, s *settings, p uint8, c class, now int64, ended *endBuf, n, limit int) (int, bool) {
+	l := sh.listOf(p, c)
+	// The list's own timeout decides where to stop: the unacknowledged-data
+	// list also holds established entries, whose timeout is longer.
+	listTimeout := t.timeoutFor(s, sh, p, c)
+	shift := sh.shiftOf(s, p, c)
+	for i := l.head; i != nilIdx; {
+		e := sh.at(i)
+		if now-sliceStart(e.lastSeen, shift) < listTimeout {
+			break
+		}
+		next := e.next
+		switch timeout := t.timeoutOf(s, sh, e); {
+		case now-e.lastSeen >= timeout:
+			if n == limit {
+				return n, true
+			}
+			t.endLocked(sh, i, s, now, endCauseOf(e), ended)
+			n++
+		case c == clsUnacked && e.class() == clsEstablished:
+			// Its data was acknowledged since it was filed here: hand it
+			// over to the refiled list (see entry.list).
+			sh.unlinkLocked(clsUnacked, i)
+			sh.pushBackLocked(clsRefiled, i)
+		}
+		i = next
 	}
 	return n, false
 }
@@ -220,7 +245,7 @@ func (t *Table) related(p *packet.Parsed, now int64) Result {
 	sh := t.shardOf(h)
 	r := drop(reason.ICMPUnrelated)
 	sh.mu.Lock()
-	if i, dir, ok := sh.lookupLocked(&k, h); ok && !t.expiredAt(s, sh.at(i), now) {
+	if i, dir, ok := sh.lookupLocked(&k, h); ok && !t.expiredAt(s, sh, sh.at(i), now) {
 		if e := sh.at(i); p.Inner.Proto != packet.ProtoTCP || e.quotedSeqPlausible(dir, p.Inner.Seq) {
 			// The error travels against the packet it quotes.
 			r = Result{}
@@ -240,11 +265,7 @@ func (t *Table) Range(fn func(ConnInfo) bool) {
 	for _, sh := range t.shards {
 		buf = buf[:0]
 		sh.mu.Lock()
-		for c := range sh.lists {
-			for i := sh.lists[c].head; i != nilIdx; i = sh.at(i).next {
-				buf = append(buf, t.infoLocked(sh, sh.at(i), s))
-			}
-		}
+		t.forEntriesLocked(sh, func(_ uint32, e *entry) { buf = append(buf, t.infoLocked(sh, e, s)) })
 		sh.mu.Unlock()
 		for _, ci := range buf {
 			if !fn(ci) {
@@ -268,12 +289,10 @@ func (t *Table) CloseIf(close func(*ConnInfo) bool, cause EndCause) int {
 	for _, sh := range t.shards {
 		infos, idx = infos[:0], idx[:0]
 		sh.mu.Lock()
-		for c := range sh.lists {
-			for i := sh.lists[c].head; i != nilIdx; i = sh.at(i).next {
-				infos = append(infos, t.infoLocked(sh, sh.at(i), s))
-				idx = append(idx, victim{i, sh.at(i).idSeq})
-			}
-		}
+		t.forEntriesLocked(sh, func(i uint32, e *entry) {
+			infos = append(infos, t.infoLocked(sh, e, s))
+			idx = append(idx, victim{i, e.idSeq})
+		})
 		sh.mu.Unlock()
 		kill := idx[:0]
 		for n := range infos {
@@ -329,6 +348,7 @@ func (t *Table) Stats() Stats {
 		st.TombstoneHits += ss.tombHits
 		st.RSTInexact += ss.rstInexact
 		st.MetaOverflow += ss.metaOverflow
+		st.ProfileOverflow += ss.profileOverflow
 	}
 	return st
 }
@@ -346,7 +366,7 @@ func (t *Table) Lookup(p *packet.Parsed, now int64) (ConnInfo, Dir, bool) {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	i, dir, ok := sh.lookupLocked(&k, h)
-	if !ok || t.expiredAt(s, sh.at(i), now) {
+	if !ok || t.expiredAt(s, sh, sh.at(i), now) {
 		return ConnInfo{}, Original, false
 	}
 	return t.infoLocked(sh, sh.at(i), s), dir, true

@@ -23,6 +23,13 @@ func (st *srcState) idle(now int64) bool {
 
 const srcParts = 16
 
+// srcKey is what a per-source count counts against: a source address, and the rule
+// (Meta.Rule) for a rule's own limit (MaxPerSource), 0 for the table's limits.
+type srcKey struct {
+	src  [16]byte
+	rule uint32
+}
+
 // srcLimiter holds per-source counters in maps that only contain sources with open
 // connections or a running rate window, so its memory follows the number of active
 // sources, not the table size. It is split by address hash to spread lock traffic;
@@ -30,7 +37,7 @@ const srcParts = 16
 type srcLimiter struct {
 	parts [srcParts]struct {
 		mu sync.Mutex
-		m  map[[16]byte]srcState
+		m  map[srcKey]srcState
 	}
 	sweeps pacer // at most one sweep per sweepEvery
 }
@@ -56,8 +63,9 @@ func (p *pacer) due(now, every int64) bool {
 // called for every new connection when the table is full.
 const sweepEvery = int64(time.Second)
 
-func (l *srcLimiter) part(seed *hashSeed, a [16]byte) int {
-	return int(endpointHash(seed, a, [2]byte{}) >> 60 % srcParts)
+func (l *srcLimiter) part(seed *hashSeed, k srcKey) int {
+	r := [2]byte{byte(k.rule), byte(k.rule >> 8)}
+	return int(endpointHash(seed, k.src, r) >> 60 % srcParts)
 }
 
 // Limit names the per-source limit that refused a connection.
@@ -67,22 +75,24 @@ const (
 	NoLimit         Limit = iota
 	LimitConcurrent       // Config.PerSourceConns: connections open at once
 	LimitPerMinute        // Config.PerSourceRate: new connections in a minute
+	LimitRule             // Meta.MaxPerSource: the admitting rule's own limit
 )
 
-// acquire counts a new connection from src, or reports the limit that refuses it.
-// A refused attempt does not count against the rate.
-func (l *srcLimiter) acquire(seed *hashSeed, src [16]byte, now int64, s *settings) Limit {
-	p := &l.parts[l.part(seed, src)]
+// acquire counts a new connection against k, or reports the limit that refuses it:
+// at most conns at once (over is the Limit that says so) and rate a minute (0:
+// unlimited). A refused attempt does not count against the rate.
+func (l *srcLimiter) acquire(seed *hashSeed, k srcKey, now int64, conns, rate int32, over Limit) Limit {
+	p := &l.parts[l.part(seed, k)]
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	st := p.m[src]
-	if s.perSrcConns > 0 && st.conns >= s.perSrcConns {
-		return LimitConcurrent
+	st := p.m[k]
+	if conns > 0 && st.conns >= conns {
+		return over
 	}
 	if st.rateCount > 0 && now-st.rateStart >= rateWindow {
 		st.rateCount = 0
 	}
-	if s.perSrcRate > 0 && st.rateCount >= s.perSrcRate {
+	if rate > 0 && st.rateCount >= rate {
 		return LimitPerMinute
 	}
 	if st.rateCount == 0 {
@@ -91,40 +101,41 @@ func (l *srcLimiter) acquire(seed *hashSeed, src [16]byte, now int64, s *setting
 	st.rateCount++
 	st.conns++
 	if p.m == nil {
-		p.m = make(map[[16]byte]srcState)
+		p.m = make(map[srcKey]srcState)
 	}
-	p.m[src] = st
+	p.m[k] = st
 	return NoLimit
 }
 
-// count counts a restored connection from src, with no limit applied.
-func (l *srcLimiter) count(seed *hashSeed, src [16]byte, _ int64) {
-	p := &l.parts[l.part(seed, src)]
+// count counts a connection against k with no limit applied: a restored one, or
+// one whose rule has just been given a limit.
+func (l *srcLimiter) count(seed *hashSeed, k srcKey) {
+	p := &l.parts[l.part(seed, k)]
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.m == nil {
-		p.m = make(map[[16]byte]srcState)
+		p.m = make(map[srcKey]srcState)
 	}
-	st := p.m[src]
+	st := p.m[k]
 	st.conns++
-	p.m[src] = st
+	p.m[k] = st
 }
 
-// release uncounts a connection from src that ended.
-func (l *srcLimiter) release(seed *hashSeed, src [16]byte, now int64) {
-	p := &l.parts[l.part(seed, src)]
+// release uncounts a connection counted against k that ended.
+func (l *srcLimiter) release(seed *hashSeed, k srcKey, now int64) {
+	p := &l.parts[l.part(seed, k)]
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	st, ok := p.m[src]
+	st, ok := p.m[k]
 	if !ok {
 		return
 	}
 	st.conns--
 	if st.idle(now) {
-		delete(p.m, src)
+		delete(p.m, k)
 		return
 	}
-	p.m[src] = st
+	p.m[k] = st
 }
 
 // sweep drops sources whose last connection ended and whose rate window has run

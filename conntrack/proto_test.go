@@ -16,7 +16,7 @@ func TestUDP(t *testing.T) {
 		t.Fatalf("first UDP packet: %v, want new", r.Verdict)
 	}
 	r := tab.Create(q, t0, Meta{Rule: 3, Flags: 1})
-	if r.Verdict != Accept || r.State != StateUDPUnreplied || r.Dir != Original || r.Meta != (Meta{3, 1}) {
+	if r.Verdict != Accept || r.State != StateUDPUnreplied || r.Dir != Original || r.Meta != (Meta{Rule: 3, Flags: 1}) {
 		t.Fatalf("Create: %+v", r)
 	}
 	if ci := only(t, tab); ci.Timeout != 30*time.Second || ci.Assured {

@@ -221,11 +221,15 @@ type shard struct {
 	seq    uint32 // last id sequence handed out
 	clock  int64  // latest now seen by Track or Create, for calls that take no now
 	tick   uint32 // calls since the last amortised reap
-	cursor class  // next class the amortised reap looks at
+	cursor uint16 // next list the amortised reap looks at
 
 	metas    []Meta // interned Meta values; metas[0] is Meta{}
 	metaIx   map[Meta]uint16
 	lastMeta uint16 // index of the Meta interned last: rules repeat
+	// metaProf[j] is the timeout profile of the connections whose Meta is
+	// metas[j], profs their lists (see profile.go).
+	metaProf []uint8
+	profs    []tprofile
 
 	tombs tombstones
 	st    shardStats
@@ -233,7 +237,7 @@ type shard struct {
 
 // shardStats are event counters kept under the shard lock; Table.Stats sums them.
 type shardStats struct {
-	created, expired, closed, evicted, flushed, reopened, tombHits, metaOverflow, rstInexact uint64
+	created, expired, closed, evicted, flushed, reopened, tombHits, metaOverflow, rstInexact, profileOverflow uint64
 }
 
 // maxPresizedIndex bounds the index slots allocated up front per shard (1 MiB): a
@@ -330,7 +334,7 @@ func (s *slab) peek(i uint32) *entry {
 }
 
 func newShard(num int, seed *hashSeed, sl *slab, slots int) *shard {
-	sh := &shard{num: uint8(num), seed: seed, slab: sl, free: nilIdx, metas: []Meta{{}}}
+	sh := &shard{num: uint8(num), seed: seed, slab: sl, free: nilIdx, metas: []Meta{{}}, metaProf: []uint8{0}}
 	sh.index = make([]uint32, slots)
 	sh.mask = uint32(slots - 1)
 	sh.pubIndex.Store(&sh.index)
@@ -496,36 +500,53 @@ func (sh *shard) releaseLocked(i uint32, h uint64) {
 	sh.used--
 }
 
+// pushBackLocked files entry i at the tail of its profile's list of class c.
 func (sh *shard) pushBackLocked(c class, i uint32) {
 	e := sh.at(i)
 	e.setList(c)
-	l := &sh.lists[c]
+	p := sh.profileOf(e)
+	l := sh.listOf(p, c)
+	sh.pushBackOnLocked(l, i)
+	if p == 0 && l.head == i {
+		sh.setHeadSeenLocked(c, e.lastSeen)
+	}
+}
+
+// pushBackOnLocked links entry i at the tail of l.
+func (sh *shard) pushBackOnLocked(l *list, i uint32) {
+	e := sh.at(i)
 	e.prev, e.next = l.tail, nilIdx
 	if l.tail != nilIdx {
 		sh.at(l.tail).next = i
 	} else {
 		l.head = i
 	}
-	if l.head == i {
-		sh.setHeadSeenLocked(c, e.lastSeen)
-	}
 	l.tail = i
 }
 
+// unlinkLocked takes entry i off its profile's list of class c.
 func (sh *shard) unlinkLocked(c class, i uint32) {
 	e := sh.at(i)
-	l := &sh.lists[c]
+	p := sh.profileOf(e)
+	l := sh.listOf(p, c)
+	head := l.head == i
+	sh.unlinkFromLocked(l, i)
+	if p == 0 && head && evictTier[c] >= 0 {
+		seen := noHead
+		if l.head != nilIdx {
+			seen = sh.at(l.head).lastSeen
+		}
+		sh.setHeadSeenLocked(c, seen)
+	}
+}
+
+// unlinkFromLocked takes entry i off l.
+func (sh *shard) unlinkFromLocked(l *list, i uint32) {
+	e := sh.at(i)
 	if e.prev != nilIdx {
 		sh.at(e.prev).next = e.next
 	} else {
 		l.head = e.next
-		if evictTier[c] >= 0 {
-			seen := noHead
-			if e.next != nilIdx {
-				seen = sh.at(e.next).lastSeen
-			}
-			sh.setHeadSeenLocked(c, seen)
-		}
 	}
 	if e.next != nilIdx {
 		sh.at(e.next).prev = e.prev
@@ -533,6 +554,18 @@ func (sh *shard) unlinkLocked(c class, i uint32) {
 		l.tail = e.prev
 	}
 	e.prev, e.next = nilIdx, nilIdx
+}
+
+// republishHeadsLocked publishes every evictable list's head again, after lists
+// were relinked without pushBackLocked.
+func (sh *shard) republishHeadsLocked() {
+	for c := range sh.lists {
+		seen := noHead
+		if h := sh.lists[c].head; h != nilIdx {
+			seen = sh.at(h).lastSeen
+		}
+		sh.setHeadSeenLocked(class(c), seen)
+	}
 }
 
 // noHead is headSeen's value for an empty list: later than any time.
@@ -596,7 +629,8 @@ func (sh *shard) touchLocked(s *settings, from class, i uint32, e *entry, oldSee
 		// the packets in bench engine's traffic, about four per connection).
 		to = clsUnacked
 	}
-	if to == from && e.lastSeen>>s.shift[to] == oldSeen>>s.shift[to] {
+	p := sh.profileOf(e)
+	if shift := sh.shiftOf(s, p, to); to == from && e.lastSeen>>shift == oldSeen>>shift {
 		return // headSeen may lag by up to this slice: see shard.headSeen
 	}
 	if to == clsRefiled {
@@ -605,7 +639,7 @@ func (sh *shard) touchLocked(s *settings, from class, i uint32, e *entry, oldSee
 		// there as its tail with a new slice is not allowed either.
 		to = clsEstablished
 	}
-	if to == from && sh.lists[to].tail == i && sh.lists[to].head != i {
+	if l := sh.listOf(p, to); to == from && l.tail == i && l.head != i {
 		// Already last: nothing behind it was last seen earlier. (Alone on its
 		// list it is re-filed all the same, which costs no neighbour and
 		// publishes its new slice as the head's: see shard.headSeen.)
@@ -618,7 +652,7 @@ func (sh *shard) touchLocked(s *settings, from class, i uint32, e *entry, oldSee
 // internLocked returns the index of m in the shard's Meta table, adding it if there is
 // room. Engines have few distinct (rule, flags) pairs, so the table stays tiny; if
 // 65535 are ever exceeded, ok is false and the entry stores Meta{}.
-func (sh *shard) internLocked(m Meta) (idx uint16, ok bool) {
+func (sh *shard) internLocked(s *settings, m Meta) (idx uint16, ok bool) {
 	if m == sh.metas[sh.lastMeta] {
 		return sh.lastMeta, true
 	}
@@ -634,6 +668,7 @@ func (sh *shard) internLocked(m Meta) (idx uint16, ok bool) {
 	}
 	idx = uint16(len(sh.metas))
 	sh.metas = append(sh.metas, m)
+	sh.metaProf = append(sh.metaProf, sh.profileForLocked(s, int64(m.IdleTimeout)))
 	sh.metaIx[m] = idx
 	sh.lastMeta = idx
 	return idx, true

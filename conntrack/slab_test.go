@@ -54,10 +54,10 @@ func TestSweepsAreRateLimited(t *testing.T) {
 	now := int64(1e18)
 	// An idle source: its rate window ran out and it has no connection open.
 	addIdleSource := func(b byte) {
-		a := [16]byte{15: b}
+		a := srcKey{src: [16]byte{15: b}}
 		p := &l.parts[l.part(&seed, a)]
 		if p.m == nil {
-			p.m = make(map[[16]byte]srcState)
+			p.m = make(map[srcKey]srcState)
 		}
 		p.m[a] = srcState{rateCount: 1, rateStart: now - rateWindow}
 	}

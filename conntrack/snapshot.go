@@ -59,12 +59,10 @@ func (t *Table) WriteSnapshot(w io.Writer, now int64) error {
 	for _, sh := range t.shards {
 		buf = buf[:0]
 		sh.mu.Lock()
-		for c := range sh.lists {
-			for i := sh.lists[c].head; i != nilIdx; i = sh.at(i).next {
-				buf = appendEntryLocked(buf, sh, sh.at(i), now)
-				entries++
-			}
-		}
+		t.forEntriesLocked(sh, func(_ uint32, e *entry) {
+			buf = appendEntryLocked(buf, sh, e, now)
+			entries++
+		})
 		for n := range sh.tombs.slots {
 			if tb := &sh.tombs.slots[n]; sh.tombs.tags[n] != 0 {
 				buf = appendTomb(buf, tb, now)
@@ -121,7 +119,7 @@ func appendTomb(b []byte, tb *tombstone, now int64) []byte {
 	b = le.AppendUint64(b, uint64(now-tb.lastSeen))
 	b = le.AppendUint64(b, uint64(now-tb.endedAt))
 	b = le.AppendUint64(b, uint64(tb.timeout()))
-	b = le.AppendUint64(b, tb.id)
+	b = le.AppendUint64(b, tb.connID()) // its list and Meta index mean nothing elsewhere
 	return b
 }
 
@@ -316,15 +314,24 @@ func (t *Table) restoreEntry(s *settings, se *snapEntry, now int64) {
 	e.prev, e.next = prev, next
 	e.sf &^= fCounted
 	if counted {
-		t.src.count(&t.seed, k.Src, now)
+		t.src.count(&t.seed, srcKey{src: k.Src})
 		e.set(fCounted)
 	}
 	e.lastSeen = now - se.idle
 	e.created = uint32(max(now-se.age, 0) / 1e9)
 	sh.seq++
 	e.idSeq = sh.seq
-	if idx, ok := sh.internLocked(se.meta); ok {
+	// The snapshot holds the rule, not its options: they come from the rule as
+	// the ruleset in force defines it (Config.Resolve).
+	m := se.meta
+	if s.resolve != nil {
+		m = s.resolve(m)
+	}
+	if idx, ok := sh.internLocked(s, m); ok {
 		e.meta = idx
+		if m.MaxPerSource > 0 && m.Rule != 0 {
+			t.src.count(&t.seed, srcKey{k.Src, m.Rule})
+		}
 	} else {
 		sh.st.metaOverflow++
 	}
@@ -339,17 +346,18 @@ func (t *Table) restoreEntry(s *settings, se *snapEntry, now int64) {
 // for the rare restore into a table that already holds connections: O(n log n).
 func (sh *shard) sortListsLocked() {
 	var idx []uint32
-	for c := range sh.lists {
+	sh.forEachListLocked(func(_ uint8, _ class, l *list) {
 		idx = idx[:0]
-		for i := sh.lists[c].head; i != nilIdx; i = sh.at(i).next {
+		for i := l.head; i != nilIdx; i = sh.at(i).next {
 			idx = append(idx, i)
 		}
 		slices.SortStableFunc(idx, func(a, b uint32) int { return cmp.Compare(sh.at(a).lastSeen, sh.at(b).lastSeen) })
 		for _, i := range idx {
-			sh.unlinkLocked(class(c), i)
+			sh.unlinkFromLocked(l, i)
 		}
 		for _, i := range idx {
-			sh.pushBackLocked(class(c), i)
+			sh.pushBackOnLocked(l, i)
 		}
-	}
+	})
+	sh.republishHeadsLocked()
 }

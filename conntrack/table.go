@@ -79,21 +79,38 @@ func (t *Table) shardOf(h uint64) *shard {
 	return t.shards[(h>>32)&(1<<t.shardBits-1)]
 }
 
-// timeoutOf is entry e's current idle timeout, adaptive scaling included.
-func (t *Table) timeoutOf(s *settings, e *entry) int64 { return t.timeoutFor(s, e.class()) }
+// timeoutOf is entry e's (of shard sh) current idle timeout, adaptive scaling
+// included.
+func (t *Table) timeoutOf(s *settings, sh *shard, e *entry) int64 {
+	return t.timeoutFor(s, sh, sh.profileOf(e), e.class())
+}
 
-// timeoutFor is the current idle timeout of class c, adaptive scaling included.
-func (t *Table) timeoutFor(s *settings, c class) int64 {
+// timeoutFor is the current idle timeout of class c in timeout profile p of shard
+// sh, adaptive scaling included.
+func (t *Table) timeoutFor(s *settings, sh *shard, p uint8, c class) int64 {
+	to := sh.profileTimeout(s, p, c)
 	if s.adaptiveEnd == 0 {
 		// No adaptive scaling: do not read the table size, a cache line that
 		// every Create on every core writes.
-		return s.timeout[c]
+		return to
 	}
-	return s.scaled(s.timeout[c], t.count.Load())
+	return s.scaled(to, t.count.Load())
 }
 
-func (t *Table) expiredAt(s *settings, e *entry, now int64) bool {
-	return now-e.lastSeen >= t.timeoutOf(s, e)
+func (t *Table) expiredAt(s *settings, sh *shard, e *entry, now int64) bool {
+	return now-e.lastSeen >= t.timeoutOf(s, sh, e)
+}
+
+// strictFor reports whether a connection whose rule's handshake mode is h must
+// have its handshake seen.
+func (s *settings) strictFor(h Handshake) bool {
+	switch h {
+	case HandshakeStrict:
+		return true
+	case HandshakeLoose:
+		return false
+	}
+	return s.strict
 }
 
 func ipBytes(p *packet.Parsed) int {
@@ -212,7 +229,7 @@ func (t *Table) track(p *packet.Parsed, k *Key, h uint64, now int64, r *Result) 
 	i, dir, ok := sh.lookupLocked(k, h)
 	if ok {
 		e := sh.at(i)
-		if t.expiredAt(s, e, now) {
+		if t.expiredAt(s, sh, e, now) {
 			t.endLocked(sh, i, s, now, endCauseOf(e), &ended)
 			ok = false
 		} else {
@@ -289,7 +306,7 @@ func (t *Table) updateTCPLocked(sh *shard, i uint32, e *entry, from class, dir D
 		t.endLocked(sh, i, s, now, EndReopened, ended)
 		return
 	case next == sIG:
-		if s.strict && fc == fcAck && dir == Reply && (old == StateSynSent || old == StateSynSent2) {
+		if fc == fcAck && dir == Reply && (old == StateSynSent || old == StateSynSent2) && s.strictFor(sh.metas[e.meta].Handshake) {
 			// The responder acknowledges before it sent its SYN-ACK: the SYN was
 			// not seen by us (asymmetric path) or this is forged.
 			sh.refuseLocked(e, dir, reason.HandshakeWrongDirection, r)
@@ -299,7 +316,7 @@ func (t *Table) updateTCPLocked(sh *shard, i uint32, e *entry, from class, dir D
 		sh.acceptLocked(e, dir, r)
 		return
 	}
-	if s.strict && old == StateSynRecv && dir == Reply && fc == fcAck && p.PayloadLen > 0 {
+	if old == StateSynRecv && dir == Reply && fc == fcAck && p.PayloadLen > 0 && s.strictFor(sh.metas[e.meta].Handshake) {
 		// The responder sends data before the originator completed the handshake.
 		sh.refuseLocked(e, dir, reason.HandshakeWrongDirection, r)
 		return
@@ -379,34 +396,38 @@ func (t *Table) missLocked(sh *shard, k *Key, h uint64, p *packet.Parsed, s *set
 		if fc == fcSyn {
 			return Result{Verdict: NewConn}
 		}
+		// A pickup goes to the rules when the table or some rule is loose: the
+		// rule that permits the connection decides (StrictReason is what a strict
+		// one drops it with).
+		pickups := !s.strict || s.looseRules
 		if tb, dir, ok := sh.tombs.lookup(k, h, now, s.tombTTL); ok {
 			sh.st.tombHits++
-			r := tb.result(dir, now)
+			r := tb.result(sh, dir, now)
 			switch {
 			case tb.cause == EndRuleChanged:
 				r.Reason = reason.RuleChanged
-			case !s.strict && fc == fcAck && tb.cause == EndExpired && tb.state == StateEstablished:
+			case pickups && fc == fcAck && tb.cause == EndExpired && tb.state == StateEstablished:
 				// Loose mode picks an idle-expired connection up again, as it
 				// would any mid-stream packet; the tombstone is still reported.
-				r.Verdict, r.Reason = NewConn, reason.None
+				r.Verdict, r.Reason, r.StrictReason = NewConn, reason.None, reason.StateExpired
 			}
 			return r
 		}
-		if !s.strict && fc == fcAck {
-			return Result{Verdict: NewConn}
+		if pickups && fc == fcAck {
+			return Result{Verdict: NewConn, StrictReason: reason.HandshakeNotCompleted}
 		}
-		if !s.strict && fc == fcSynAck {
+		if pickups && fc == fcSynAck {
 			// Loose mode: the SYN went another way (an asymmetric path). A SYN-ACK is
 			// a reply by definition, so the connection it belongs to was opened by
 			// its destination: Dir tells the engine to create it that way round.
-			return Result{Verdict: NewConn, Dir: Reply}
+			return Result{Verdict: NewConn, Dir: Reply, StrictReason: reason.HandshakeNotCompleted}
 		}
 		return drop(reason.HandshakeNotCompleted)
 	case packet.ProtoICMP, packet.ProtoICMPv6:
 		if p.IsEchoReply() {
 			if tb, dir, ok := sh.tombs.lookup(k, h, now, s.tombTTL); ok {
 				sh.st.tombHits++
-				return tb.result(dir, now)
+				return tb.result(sh, dir, now)
 			}
 			// An echo reply that answers no request we saw.
 			return drop(reason.InvalidState)
@@ -418,7 +439,7 @@ func (t *Table) missLocked(sh *shard, k *Key, h uint64, p *packet.Parsed, s *set
 // initialState decides what connection p opens, or why it cannot open one.
 // stateless is true for ICMP informational messages other than echo, which pass
 // without an entry.
-func initialState(p *packet.Parsed, s *settings) (st State, liberal, stateless bool, why reason.Reason) {
+func initialState(p *packet.Parsed, strict bool) (st State, liberal, stateless bool, why reason.Reason) {
 	switch p.Proto {
 	case packet.ProtoTCP:
 		if !validFlags(p.TCPFlags) {
@@ -428,7 +449,7 @@ func initialState(p *packet.Parsed, s *settings) (st State, liberal, stateless b
 		case fcSyn:
 			return StateSynSent, false, false, reason.None
 		case fcAck:
-			if !s.strict {
+			if !strict {
 				return StateEstablished, true, false, reason.None
 			}
 		}
@@ -485,9 +506,10 @@ func (t *Table) CreatePrepared(p *packet.Parsed, pr *Probe, now int64, m Meta, a
 
 func (t *Table) create(p *packet.Parsed, pr *Probe, now int64, m Meta, as Dir) Result {
 	s := t.cfg.Load()
-	st, liberal, stateless, why := initialState(p, s)
+	strict := s.strictFor(m.Handshake)
+	st, liberal, stateless, why := initialState(p, strict)
 	if as == Reply {
-		st, liberal, stateless, why = replyPickupState(p, s)
+		st, liberal, stateless, why = replyPickupState(p, strict)
 	}
 	if why != reason.None {
 		return drop(why)
@@ -511,20 +533,15 @@ func (t *Table) create(p *packet.Parsed, pr *Probe, now int64, m Meta, as Dir) R
 	}
 	sh := t.shardOf(h)
 
-	counted := false
-	if s.perSrcConns > 0 || s.perSrcRate > 0 {
-		if lim := t.src.acquire(&t.seed, k.Src, now, s); lim != NoLimit {
-			t.stats.connLimit.Add(1)
-			r := drop(reason.ConnectionLimit)
-			r.Limit = lim
-			return r
-		}
-		counted = true
+	var cn counts
+	if lim := t.countNew(s, &k, m, now, &cn); lim != NoLimit {
+		t.stats.connLimit.Add(1)
+		r := drop(reason.ConnectionLimit)
+		r.Limit = lim
+		return r
 	}
 	if !t.reserve(s, now) {
-		if counted {
-			t.src.release(&t.seed, k.Src, now)
-		}
+		t.uncount(&k, m, now, cn)
 		t.stats.tableFull.Add(1)
 		return drop(reason.TableFull)
 	}
@@ -533,7 +550,7 @@ func (t *Table) create(p *packet.Parsed, pr *Probe, now int64, m Meta, as Dir) R
 	sh.mu.Lock()
 	sh.clock = max(sh.clock, now)
 	i, dir, ok := sh.lookupLocked(&pk, h)
-	if ok && t.expiredAt(s, sh.at(i), now) {
+	if ok && t.expiredAt(s, sh, sh.at(i), now) {
 		t.endLocked(sh, i, s, now, endCauseOf(sh.at(i)), &ended)
 		ok = false
 	}
@@ -548,22 +565,18 @@ func (t *Table) create(p *packet.Parsed, pr *Probe, now int64, m Meta, as Dir) R
 	switch {
 	case ok:
 		t.count.Add(-1)
-		if counted {
-			t.src.release(&t.seed, k.Src, now)
-		}
+		t.uncount(&k, m, now, cn)
 		t.updateLocked(sh, i, sh.at(i), sh.at(i).list(), dir, p, s, now, &ended, &r)
 	default:
 		i = sh.insertLocked(&k, h) // the hash does not depend on direction
 		if i == nilIdx {
 			t.count.Add(-1)
-			if counted {
-				t.src.release(&t.seed, k.Src, now)
-			}
+			t.uncount(&k, m, now, cn)
 			t.stats.tableFull.Add(1)
 			r = drop(reason.TableFull)
 			break
 		}
-		r = t.initEntryLocked(sh, i, p, now, m, st, liberal, counted, as)
+		r = t.initEntryLocked(sh, s, i, p, now, m, st, liberal, cn, as)
 	}
 	sh.mu.Unlock()
 
@@ -574,20 +587,24 @@ func (t *Table) create(p *packet.Parsed, pr *Probe, now int64, m Meta, as Dir) R
 	return r
 }
 
-func (t *Table) initEntryLocked(sh *shard, i uint32, p *packet.Parsed, now int64, m Meta, st State, liberal, counted bool, dir Dir) Result {
+func (t *Table) initEntryLocked(sh *shard, s *settings, i uint32, p *packet.Parsed, now int64, m Meta, st State, liberal bool, cn counts, dir Dir) Result {
 	e := sh.at(i)
 	e.setState(st)
-	if counted {
+	if cn.table {
 		e.set(fCounted)
 	}
 	e.lastSeen = now
 	e.created = uint32(max(now, 0) / 1e9)
 	sh.seq++
 	e.idSeq = sh.seq
-	if idx, ok := sh.internLocked(m); ok {
+	if idx, ok := sh.internLocked(s, m); ok {
 		e.meta = idx
 	} else {
 		sh.st.metaOverflow++
+		if cn.rule {
+			// Stored as Meta{}, which counts against no rule.
+			t.src.release(&t.seed, srcKey{src: e.key.Src, rule: m.Rule}, now)
+		}
 	}
 	if p.Proto == packet.ProtoTCP {
 		if liberal {
@@ -612,10 +629,44 @@ func (t *Table) initEntryLocked(sh *shard, i uint32, p *packet.Parsed, now int64
 	return r
 }
 
+// counts says which per-source counts a new connection was counted in.
+type counts struct{ table, rule bool }
+
+// countNew counts a new connection of original tuple k and Meta m in the
+// per-source counts that apply, or reports the limit that refuses it (counting
+// nothing then).
+func (t *Table) countNew(s *settings, k *Key, m Meta, now int64, cn *counts) Limit {
+	if s.perSrcConns > 0 || s.perSrcRate > 0 {
+		if lim := t.src.acquire(&t.seed, srcKey{src: k.Src}, now, s.perSrcConns, s.perSrcRate, LimitConcurrent); lim != NoLimit {
+			return lim
+		}
+		cn.table = true
+	}
+	if m.MaxPerSource > 0 && m.Rule != 0 {
+		if lim := t.src.acquire(&t.seed, srcKey{k.Src, m.Rule}, now, m.MaxPerSource, 0, LimitRule); lim != NoLimit {
+			t.uncount(k, m, now, *cn)
+			*cn = counts{}
+			return lim
+		}
+		cn.rule = true
+	}
+	return NoLimit
+}
+
+// uncount undoes countNew.
+func (t *Table) uncount(k *Key, m Meta, now int64, cn counts) {
+	if cn.table {
+		t.src.release(&t.seed, srcKey{src: k.Src}, now)
+	}
+	if cn.rule {
+		t.src.release(&t.seed, srcKey{k.Src, m.Rule}, now)
+	}
+}
+
 // replyPickupState is initialState for a TCP packet that picks a connection up in
 // loose mode from its responder's side.
-func replyPickupState(p *packet.Parsed, s *settings) (st State, liberal, stateless bool, why reason.Reason) {
-	if p.Proto != packet.ProtoTCP || s.strict {
+func replyPickupState(p *packet.Parsed, strict bool) (st State, liberal, stateless bool, why reason.Reason) {
+	if p.Proto != packet.ProtoTCP || strict {
 		return 0, false, false, reason.InvalidState
 	}
 	if !validFlags(p.TCPFlags) {
@@ -642,7 +693,7 @@ func endCauseOf(e *entry) EndCause {
 // reopened), out of the per-source count, and queued for OnEnd.
 func (t *Table) endLocked(sh *shard, i uint32, s *settings, now int64, cause EndCause, ended *endBuf) {
 	e := sh.at(i)
-	timeout := t.timeoutOf(s, e)
+	timeout := t.timeoutOf(s, sh, e)
 	endedAt := now
 	switch cause {
 	case EndExpired, EndClosed:
@@ -662,11 +713,15 @@ func (t *Table) endLocked(sh *shard, i uint32, s *settings, now int64, cause End
 	h := e.key.hash(sh.seed)
 	if cause != EndReopened && s.tombCap > 0 {
 		sh.tombs.insert(s, len(t.shards), &e.key, h, tombstone{
-			state: e.state(), cause: cause, lastSeen: e.lastSeen, endedAt: endedAt, id: sh.id(e),
+			state: e.state(), cause: cause, lastSeen: e.lastSeen, endedAt: endedAt,
+			id: tombID(sh.id(e), e.class(), e.meta),
 		})
 	}
 	if e.has(fCounted) {
-		t.src.release(&t.seed, e.key.Src, now)
+		t.src.release(&t.seed, srcKey{src: e.key.Src}, now)
+	}
+	if m := sh.metas[e.meta]; m.MaxPerSource > 0 && m.Rule != 0 {
+		t.src.release(&t.seed, srcKey{e.key.Src, m.Rule}, now)
 	}
 	if s.onEnd != nil {
 		ended.add(t.infoLocked(sh, e, s), cause)
@@ -688,7 +743,7 @@ func (t *Table) infoLocked(sh *shard, e *entry, s *settings) ConnInfo {
 		State:    e.state(),
 		Created:  int64(e.created) * 1e9,
 		LastSeen: e.lastSeen,
-		Timeout:  durationNS(t.timeoutOf(s, e)),
+		Timeout:  durationNS(t.timeoutOf(s, sh, e)),
 		Assured:  e.has(fAssured),
 		Packets:  [2]uint64{e.packets(Original), e.packets(Reply)},
 		Bytes:    [2]uint64{e.bytes(Original), e.bytes(Reply)},

@@ -12,8 +12,34 @@ type tombstone struct {
 	cause    EndCause // why it ended; 0 marks a free slot
 	lastSeen int64    // Unix ns of its last packet
 	endedAt  int64    // Unix ns: lastSeen+timeout for a timeout, else the removal time
-	id       uint64
+	// id is the connection's id in its low idBits; above them, its timeout class
+	// plus one (0: not known, for a tombstone read from a snapshot) and the
+	// index of its interned Meta in the shard (see tombID).
+	id uint64
 }
+
+// Connection ids are idSeq<<8 | shard: 40 bits. A tombstone keeps the ended
+// connection's class (which timeout ended it) and Meta (its rule) above them.
+const (
+	idBits   = 40
+	idMask   = 1<<idBits - 1
+	listBits = 8
+)
+
+func tombID(id uint64, l class, meta uint16) uint64 {
+	return id&idMask | uint64(l+1)<<idBits | uint64(meta)<<(idBits+listBits)
+}
+
+func (tb *tombstone) connID() uint64 { return tb.id & idMask }
+
+// ended returns the timeout class tb's connection ended in and whether it is
+// known.
+func (tb *tombstone) ended() (class, bool) {
+	l := uint8(tb.id >> idBits)
+	return class(l - 1), l != 0 && l <= uint8(numClasses)
+}
+
+func (tb *tombstone) metaIndex() uint16 { return uint16(tb.id >> (idBits + listBits)) }
 
 // timeout is the timeout that ended the connection, 0 if it did not time out.
 func (tb *tombstone) timeout() int64 {
@@ -100,17 +126,27 @@ func (ts *tombstones) insert(s *settings, shards int, k *Key, h uint64, tb tombs
 	ts.tags[victim] = tag
 }
 
-// result is the answer for a packet of the ended connection, travelling in dir.
-func (tb *tombstone) result(dir Dir, now int64) Result {
-	return Result{
+// result is the answer for a packet of the ended connection of shard sh,
+// travelling in dir.
+func (tb *tombstone) result(sh *shard, dir Dir, now int64) Result {
+	r := Result{
 		Verdict:    Drop,
 		Reason:     reason.StateExpired,
 		Dir:        dir,
 		State:      StateNone,
-		ID:         tb.id,
+		ID:         tb.connID(),
 		Idle:       durationNS(now - tb.lastSeen),
 		Timeout:    durationNS(tb.timeout()),
 		EndedState: tb.state,
 		EndedAt:    tb.endedAt,
 	}
+	if l, ok := tb.ended(); ok {
+		r.endedClass = l
+		if m := int(tb.metaIndex()); m < len(sh.metas) {
+			r.Meta = sh.metas[m]
+		}
+	} else {
+		r.endedClass = stateClass[tb.state]
+	}
+	return r
 }

@@ -95,10 +95,22 @@ func (s State) String() string {
 // IsTCP reports whether s is one of the TCP states.
 func (s State) IsTCP() bool { return s <= StateSynSent2 }
 
-// Meta is what the engine stores with a connection when it creates it.
+// Meta is what the engine stores with a connection when it creates it: the rule
+// that permitted it and the options that rule gives its connections. Values are
+// interned per shard, so connections of one rule share one.
 type Meta struct {
 	Rule  uint32 // the rule that permitted the connection
 	Flags uint8  // engine-defined, e.g. "log this connection"
+	// Handshake is the rule's handshake mode; HandshakeInherit follows
+	// Config.Strict.
+	Handshake Handshake
+	// MaxPerSource is the rule's own limit of connections from one source
+	// address at once (counted per Rule, apart from Config.PerSourceConns); 0:
+	// none.
+	MaxPerSource int32
+	// IdleTimeout is the established-TCP idle timeout of the rule's connections
+	// (it also caps their unacknowledged-data timeout); 0: the table's.
+	IdleTimeout time.Duration
 }
 
 // EndCause says why a connection left the table.
@@ -141,13 +153,48 @@ type Result struct {
 	Meta    Meta          // what Create stored
 	Limit   Limit         // for reason.ConnectionLimit: which per-source limit refused
 
+	// StrictReason is set with NewConn for a TCP packet that is not a SYN (a
+	// pickup): the reason a strict connection drops it with
+	// (HandshakeNotCompleted, or StateExpired with the ended connection's details
+	// below). The engine opens the connection only if the rule that permits it is
+	// loose, and Create refuses it otherwise.
+	StrictReason reason.Reason
+
 	// For reason.StateExpired (and, as information, for a loose-mode pickup of a
 	// connection that had timed out): how long the ended connection had been idle
 	// when this packet came, the timeout that ended it (0 if it was closed, flushed
-	// or evicted rather than timed out), its state then and when it ended.
+	// or evicted rather than timed out), its state then and when it ended. Meta is
+	// then the ended connection's: whether its rule's IdleTimeout ended it.
 	Idle, Timeout time.Duration
 	EndedState    State
 	EndedAt       int64
+	endedClass     class // the class whose timeout ended it (see EndedTimeout)
+}
+
+// EndedTimeout is the row of the timeout that ended the connection a
+// StateExpired result reports, nil if it did not time out. When
+// r.Meta.IdleTimeout is set and the row is TcpEstablishedTimeout's (or
+// TcpUnackedTimeout's, capped by it), the rule's IdleTimeout was in force instead.
+func (r *Result) EndedTimeout() *TimeoutDef {
+	if r.Timeout <= 0 {
+		return nil
+	}
+	return classDef[r.endedClass]
+}
+
+// RuleTimeoutEnded reports whether the rule's IdleTimeout (r.Meta.IdleTimeout),
+// not a table timeout, ended the connection a StateExpired result reports.
+func (r *Result) RuleTimeoutEnded() bool {
+	if r.Meta.IdleTimeout <= 0 || r.Timeout <= 0 {
+		return false
+	}
+	switch r.endedClass {
+	case clsEstablished, clsRefiled:
+		return true
+	case clsUnacked:
+		return r.Timeout == r.Meta.IdleTimeout
+	}
+	return false
 }
 
 // ConnInfo describes one connection, for Range, OnEnd and CloseIf.
@@ -183,5 +230,8 @@ type Stats struct {
 	FragHits      uint64 // later fragments that followed their first fragment
 	FragMisses    uint64 // later fragments dropped as unmatched
 	MetaOverflow  uint64 // Creates whose Meta could not be interned (stored as Meta{})
+	// ProfileOverflow counts Metas whose IdleTimeout found no free timeout
+	// profile in their shard and so got the table's established timeout.
+	ProfileOverflow uint64
 	RSTInexact    uint64 // in-window RSTs that passed without closing: not the sender's exact next sequence (RFC 5961)
 }

@@ -1,6 +1,7 @@
 package firewall
 
 import (
+	"fmt"
 	"time"
 
 	"keepstate/conntrack"
@@ -20,8 +21,14 @@ func (e *Engine) Apply(rs *policy.Ruleset, s Settings) (closed int, err error) {
 	e.applyMu.Lock()
 	defer e.applyMu.Unlock()
 
-	e.table.Reconfigure(e.tableConfig(s))
+	old := e.cur.Load()
+	e.table.Reconfigure(e.tableConfig(c))
 	e.cur.Store(c)
+	if old.options || c.options {
+		// Connections keep their rule and take its new state options: moved to
+		// the timeout profile of its IdleTimeout, counted under its limit.
+		e.table.Remap(c.remeta)
+	}
 	if !s.CloseConnectionsOnRuleChange {
 		return 0, nil
 	}
@@ -53,3 +60,23 @@ func permits(rules *policy.Ruleset, ci *conntrack.ConnInfo) bool {
 
 // Seconds formats a duration as whole seconds, the unit of every timeout setting.
 func Seconds(d time.Duration) int64 { return int64(d / time.Second) }
+
+// TimeoutWords names the timeout that ended the connection a StateExpired result r
+// reports, for log lines and diagnostics: "IdleTimeout of rule 'NAME'" when the
+// admitting rule's option did, else the setting, e.g. "TcpEstablishedTimeout".
+func TimeoutWords(rs *policy.Ruleset, r *conntrack.Result) string {
+	if r.RuleTimeoutEnded() {
+		name := fmt.Sprintf("#%d", r.Meta.Rule)
+		for i := range rs.NumRules() {
+			if ruleID(rs, i) == r.Meta.Rule {
+				name = rs.Rule(i).Name
+				break
+			}
+		}
+		return "IdleTimeout of rule '" + name + "'"
+	}
+	if td := r.EndedTimeout(); td != nil {
+		return td.Name
+	}
+	return conntrack.TimeoutName(r.EndedState, true)
+}

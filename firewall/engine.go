@@ -12,8 +12,10 @@ package firewall
 
 import (
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"keepstate/conntrack"
 	"keepstate/packet"
@@ -88,6 +90,13 @@ type compiled struct {
 	settings Settings
 	rules    *policy.Ruleset
 	ruleByID map[uint32]int // config rule id -> index in rules
+	// metas[i] is what a connection rule i permits is stored with: the rule, its
+	// log flags and its state options.
+	metas []conntrack.Meta
+	// loose: some rule picks connections up mid-stream (Handshake=loose, or
+	// inherit while Require3WayHandshake=0).
+	loose   bool
+	options bool // some rule has a state option
 }
 
 // Engine runs the pipeline. It is safe for concurrent use.
@@ -132,7 +141,7 @@ func New(rs *policy.Ruleset, s Settings, opts Options) (*Engine, error) {
 	}
 	e := &Engine{opts: opts}
 	e.cur.Store(c)
-	e.table = conntrack.New(e.tableConfig(s))
+	e.table = conntrack.New(e.tableConfig(c))
 	return e, nil
 }
 
@@ -140,11 +149,67 @@ func compile(rs *policy.Ruleset, s Settings) (*compiled, error) {
 	if rs == nil {
 		return nil, errors.New("firewall: no ruleset")
 	}
-	c := &compiled{settings: s, rules: rs, ruleByID: make(map[uint32]int, rs.NumRules())}
+	c := &compiled{settings: s, rules: rs, ruleByID: make(map[uint32]int, rs.NumRules()), metas: make([]conntrack.Meta, rs.NumRules())}
+	idle := map[time.Duration]bool{}
 	for i := 0; i < rs.NumRules(); i++ {
+		r := rs.Rule(i)
 		c.ruleByID[ruleID(rs, i)] = i
+		m := conntrack.Meta{Rule: ruleID(rs, i), Handshake: handshakeOf(r.Handshake),
+			MaxPerSource: int32(min(r.MaxConnectionsPerSource, 1<<30)), IdleTimeout: r.IdleTimeout}
+		if r.LogConnections {
+			m.Flags |= flagLogConnection
+		}
+		if r.LogPackets {
+			m.Flags |= flagLogPackets
+		}
+		c.metas[i] = m
+		c.options = c.options || r.HasStateOptions()
+		c.loose = c.loose || r.Handshake == policy.HandshakeLoose
+		if r.IdleTimeout > 0 {
+			idle[r.IdleTimeout] = true
+		}
+	}
+	if len(idle) > policy.MaxIdleTimeouts {
+		return nil, fmt.Errorf("firewall: the rules use %d distinct IdleTimeout values, more than the %d allowed", len(idle), policy.MaxIdleTimeouts)
 	}
 	return c, nil
+}
+
+func handshakeOf(h policy.Handshake) conntrack.Handshake {
+	switch h {
+	case policy.HandshakeStrict:
+		return conntrack.HandshakeStrict
+	case policy.HandshakeLoose:
+		return conntrack.HandshakeLoose
+	}
+	return conntrack.HandshakeInherit
+}
+
+// looseFor reports whether rule i (DefaultRule for the default rule) may pick a
+// connection up mid-stream.
+func (c *compiled) looseFor(i int) bool {
+	if i < 0 {
+		return !c.settings.Conntrack.Strict
+	}
+	switch c.rules.Rule(i).Handshake {
+	case policy.HandshakeLoose:
+		return true
+	case policy.HandshakeStrict:
+		return false
+	}
+	return !c.settings.Conntrack.Strict
+}
+
+// remeta returns m with the options its rule has in c: a connection keeps its
+// rule and log flags, and takes the rule's current state options (none when the
+// rule is gone).
+func (c *compiled) remeta(m conntrack.Meta) conntrack.Meta {
+	out := conntrack.Meta{Rule: m.Rule, Flags: m.Flags}
+	if i, ok := c.ruleByID[m.Rule]; ok && m.Rule != 0 {
+		n := c.metas[i]
+		out.Handshake, out.MaxPerSource, out.IdleTimeout = n.Handshake, n.MaxPerSource, n.IdleTimeout
+	}
+	return out
 }
 
 // ruleID is the identity stored with a connection: the configuration's rule id, so a
@@ -157,14 +222,20 @@ func ruleID(rs *policy.Ruleset, i int) uint32 {
 	return uint32(i + 1)
 }
 
-// tableConfig is the connection table's configuration under s, with the engine's
+// tableConfig is the connection table's configuration under c, with the engine's
 // own hooks.
-func (e *Engine) tableConfig(s Settings) conntrack.Config {
-	tc := s.Conntrack
+func (e *Engine) tableConfig(c *compiled) conntrack.Config {
+	tc := c.settings.Conntrack
 	tc.Shards = e.opts.Shards
 	tc.OnEnd = e.connEnded
+	tc.LooseRules = c.loose
+	tc.Resolve = e.resolveMeta
 	return tc
 }
+
+// resolveMeta gives a connection restored from a snapshot its rule's options as
+// the ruleset in force defines them.
+func (e *Engine) resolveMeta(m conntrack.Meta) conntrack.Meta { return e.cur.Load().remeta(m) }
 
 func (e *Engine) connEnded(info conntrack.ConnInfo, cause conntrack.EndCause) {
 	if e.opts.OnConnEnd == nil {
@@ -297,17 +368,24 @@ func (e *Engine) process(p *packet.Parsed, in int, now int64, d *Decision, pr *c
 	d.Rule, d.Reversed = rule, as == conntrack.Reply
 	meta := conntrack.Meta{}
 	if rule >= 0 {
-		r := rs.Rule(rule)
-		d.LogPackets = r.LogPackets
-		meta.Rule = ruleID(rs, rule)
-		if r.LogConnections {
-			meta.Flags |= flagLogConnection
-		}
-		if r.LogPackets {
-			meta.Flags |= flagLogPackets
-		}
+		d.LogPackets = rs.Rule(rule).LogPackets
+		meta = c.metas[rule]
 	} else {
 		d.Rule = DefaultRule
+	}
+	if why := d.Conn.StrictReason; why != reason.None && !(action == policy.Permit && c.looseFor(rule)) {
+		// A pickup (a TCP packet of no connection that is not a SYN) opens a
+		// connection only under a rule that is loose. Otherwise it gets the drop
+		// of strict tracking: under Require3WayHandshake=1 whatever the rules say
+		// (never a Deny's RST to a stray segment), under 0 when the rule that
+		// permits it is strict, whose option then decided.
+		if action == policy.Permit || c.settings.Conntrack.Strict {
+			if action != policy.Permit {
+				d.Rule = NoRule
+			}
+			d.Action, d.Reason, d.LogPackets = Drop, why, false
+			return
+		}
 	}
 	switch action {
 	case policy.Permit:
