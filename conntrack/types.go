@@ -168,7 +168,7 @@ type Result struct {
 	Idle, Timeout time.Duration
 	EndedState    State
 	EndedAt       int64
-	endedClass     class // the class whose timeout ended it (see EndedTimeout)
+	endedClass    class // the class whose timeout ended it (see EndedTimeout)
 }
 
 // EndedTimeout is the row of the timeout that ended the connection a
@@ -233,5 +233,5 @@ type Stats struct {
 	// ProfileOverflow counts Metas whose IdleTimeout found no free timeout
 	// profile in their shard and so got the table's established timeout.
 	ProfileOverflow uint64
-	RSTInexact    uint64 // in-window RSTs that passed without closing: not the sender's exact next sequence (RFC 5961)
+	RSTInexact      uint64 // in-window RSTs that passed without closing: not the sender's exact next sequence (RFC 5961)
 }
