@@ -189,23 +189,26 @@ func checkInvariants(t testing.TB, tab *Table) {
 	for sn, sh := range tab.shards {
 		sh.mu.Lock()
 		onLists := 0
-		for c := range sh.lists {
+		sh.forEachListLocked(func(p uint8, c class, l *list) {
 			prev := nilIdx
 			floor := int64(-1 << 63) // the largest slice start seen so far on this list
-			for i := sh.lists[c].head; i != nilIdx; i = sh.at(i).next {
+			for i := l.head; i != nilIdx; i = sh.at(i).next {
 				e := sh.at(i)
 				if e.lastSeen < floor {
-					t.Fatalf("shard %d class %d: entry %d last seen %d before an earlier entry's slice %d", sn, c, i, e.lastSeen, floor)
+					t.Fatalf("shard %d profile %d class %d: entry %d last seen %d before an earlier entry's slice %d", sn, p, c, i, e.lastSeen, floor)
 				}
-				floor = max(floor, sliceStart(e.lastSeen, tab.cfg.Load().shift[c]))
+				floor = max(floor, sliceStart(e.lastSeen, sh.shiftOf(tab.cfg.Load(), p, c)))
 				if e.prev != prev {
 					t.Fatalf("shard %d class %d: entry %d prev %d, want %d", sn, c, i, e.prev, prev)
 				}
-				if e.list() != class(c) {
-					t.Fatalf("shard %d: entry %d on list %d but says list %d (class %d)", sn, i, c, e.list(), e.class())
+				if e.list() != c || sh.profileOf(e) != p {
+					t.Fatalf("shard %d: entry %d on list %d of profile %d but says list %d (class %d) of profile %d", sn, i, c, p, e.list(), e.class(), sh.profileOf(e))
 				}
 				if l := e.list(); l != e.class() && (e.class() != clsEstablished || (l != clsUnacked && l != clsRefiled)) {
 					t.Fatalf("shard %d: entry %d of class %d on list %d", sn, i, e.class(), l)
+				}
+				if p > 0 && sh.profs[p-1].established != int64(sh.metas[e.meta].IdleTimeout) {
+					t.Fatalf("shard %d: entry %d with idle timeout %v on profile %d of %d ns", sn, i, sh.metas[e.meta].IdleTimeout, p, sh.profs[p-1].established)
 				}
 				h := e.key.hash(sh.seed)
 				if tab.shardOf(h) != sh {
@@ -216,16 +219,16 @@ func checkInvariants(t testing.TB, tab *Table) {
 				}
 				prev = i
 				onLists++
-				if i == sh.lists[c].head && evictTier[c] >= 0 {
+				if p == 0 && i == l.head && evictTier[c] >= 0 {
 					if seen := sh.headSeen[c]; seen > e.lastSeen {
 						t.Fatalf("shard %d class %d: head last seen %d, published as %d", sn, c, e.lastSeen, seen)
 					}
 				}
 			}
-			if sh.lists[c].tail != prev {
-				t.Fatalf("shard %d class %d: tail %d, want %d", sn, c, sh.lists[c].tail, prev)
+			if l.tail != prev {
+				t.Fatalf("shard %d class %d: tail %d, want %d", sn, c, l.tail, prev)
 			}
-		}
+		})
 		for tier, classes := range evictionTiers {
 			least := noHead
 			for _, c := range classes {

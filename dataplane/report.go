@@ -52,7 +52,7 @@ func (r *Reporter) Packet(t int64, frame []byte, link packet.LinkType, p *packet
 		return
 	}
 	if d.Reason == reason.ConnectionLimit {
-		r.limitWarning(t, p, d.Conn.Limit)
+		r.limitWarning(t, p, d)
 	}
 	wantLog := r.Log.WantDrop(d.Reason)
 	wantFilter := d.LogPackets && r.Log != nil && (d.Reason == reason.TrafficRule || d.Reason == reason.DefaultRule)
@@ -96,7 +96,7 @@ func (r *Reporter) event(t int64, p *packet.Parsed, d *firewall.Decision) loggin
 	}
 	if d.Reason == reason.StateExpired {
 		ev.Idle, ev.Timeout = d.Conn.Idle, d.Conn.Timeout
-		ev.TimeoutName = conntrack.TimeoutName(d.Conn.EndedState, true)
+		ev.TimeoutName = firewall.TimeoutWords(rs, &d.Conn)
 		ev.ConnState = d.Conn.EndedState.String()
 	}
 	return ev
@@ -110,7 +110,8 @@ func ifaceName(rs *policy.Ruleset, i int) string {
 	return ifs[i].Name
 }
 
-func (r *Reporter) limitWarning(t int64, p *packet.Parsed, which conntrack.Limit) {
+func (r *Reporter) limitWarning(t int64, p *packet.Parsed, d *firewall.Decision) {
+	which := d.Conn.Limit
 	if r.Log == nil {
 		return
 	}
@@ -135,6 +136,13 @@ func (r *Reporter) limitWarning(t int64, p *packet.Parsed, which conntrack.Limit
 		kind, limit = logging.LimitPerMinute, tc.PerSourceRate
 	}
 	ev := logging.ConnLimitWarning(time.Unix(0, t), kind, p.Src, limit)
+	if rs := r.Engine.Ruleset(); which == conntrack.LimitRule && d.Rule >= 0 && d.Rule < rs.NumRules() {
+		// The admitting rule's own limit (MaxConnectionsPerSource).
+		rule := rs.Rule(d.Rule)
+		ev.Kind = "conn_limit_rule"
+		ev.Limit = rule.MaxConnectionsPerSource
+		ev.Message = fmt.Sprintf("Connection limit of rule '%s' for source address '%s' reached (limit: %d)", rule.Name, p.Src, rule.MaxConnectionsPerSource)
+	}
 	r.Log.Warning(&ev)
 }
 

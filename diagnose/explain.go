@@ -170,11 +170,11 @@ func explainPacket(eng *firewall.Engine, frame []byte, wireLen int, link packet.
 		add("connection", "related", "an ICMP error about a tracked connection")
 		return x
 	case d.Action == firewall.Accept:
-		add("connection", "found", "connection #%d, state %s, this packet in its %s direction: accepted without consulting the rules",
-			d.Conn.ID, d.Conn.State, d.Conn.Dir)
+		add("connection", "found", "connection #%d, state %s, this packet in its %s direction: accepted without consulting the rules%s",
+			d.Conn.ID, d.Conn.State, d.Conn.Dir, connOptionWords(rs, d.Conn.Meta))
 		return x
 	default:
-		add("connection", "drop", "%s", trackDropWords(&d, &st))
+		add("connection", "drop", "%s", trackDropWords(&d, &st, rs))
 		return x
 	}
 
@@ -212,9 +212,18 @@ func explainPacket(eng *firewall.Engine, frame []byte, wireLen int, link packet.
 	if engineRule != matched {
 		x.Mismatch = fmt.Sprintf("the rule walk found rule index %d, the engine's matcher %d", matched, engineRule)
 	}
+	if matched >= 0 {
+		if w := ruleOptionStep(rs, matched, &st, &d, &p); w != "" {
+			result := "apply"
+			if d.Action == firewall.Drop && d.Conn.StrictReason != reason.None {
+				result = "drop"
+			}
+			add("state options", result, "%s", w)
+		}
+	}
 	switch {
 	case d.Created:
-		add("new connection", "created", "connection #%d, state %s", d.Conn.ID, d.Conn.State)
+		add("new connection", "created", "connection #%d, state %s%s", d.Conn.ID, d.Conn.State, connOptionWords(rs, d.Conn.Meta))
 	case d.Action == firewall.Drop && d.Conn.Verdict == conntrack.Drop:
 		add("new connection", "drop", "not created: %s (%s)", d.Reason, d.Reason.Text())
 	}
@@ -260,7 +269,7 @@ func newConnWords(p *packet.Parsed) string {
 }
 
 // trackDropWords explains a drop decided by connection tracking.
-func trackDropWords(d *firewall.Decision, st *firewall.Settings) string {
+func trackDropWords(d *firewall.Decision, st *firewall.Settings, rs *policy.Ruleset) string {
 	r := d.Reason
 	s := fmt.Sprintf("%s: %s", r, r.Text())
 	switch r {
@@ -271,7 +280,7 @@ func trackDropWords(d *firewall.Decision, st *firewall.Settings) string {
 	case reason.StateExpired:
 		if d.Conn.Timeout > 0 {
 			s += fmt.Sprintf(" (the connection was idle %s in state %s and %s is %d s)",
-				fmtSeconds(d.Conn.Idle), d.Conn.EndedState, conntrack.TimeoutName(d.Conn.EndedState, true), firewall.Seconds(d.Conn.Timeout))
+				fmtSeconds(d.Conn.Idle), d.Conn.EndedState, firewall.TimeoutWords(rs, &d.Conn), firewall.Seconds(d.Conn.Timeout))
 		} else {
 			s += fmt.Sprintf(" (the connection was closed, in state %s, %s before this packet)", d.Conn.EndedState, fmtSeconds(d.Conn.Idle))
 		}
@@ -325,4 +334,64 @@ func (x *Explanation) WriteText(w io.Writer) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// ruleOptionStep says what the state options of rule i, the rule that decided d,
+// did: for a packet picked up mid-stream, which rule's handshake option decided;
+// for a new connection, the idle timeout and per-source limit it gets. "" when
+// the rule has no option and the packet is no pickup.
+func ruleOptionStep(rs *policy.Ruleset, i int, st *firewall.Settings, d *firewall.Decision, p *packet.Parsed) string {
+	r := rs.Rule(i)
+	if r.Action != policy.Permit {
+		return ""
+	}
+	var parts []string
+	if d.Conn.StrictReason != reason.None {
+		mode := r.Handshake.String()
+		if r.Handshake == policy.HandshakeInherit {
+			mode = "inherit, and Require3WayHandshake=1"
+			if !st.Conntrack.Strict {
+				mode = "inherit, and Require3WayHandshake=0"
+			}
+		}
+		if d.Created {
+			parts = append(parts, fmt.Sprintf("Handshake of rule '%s' (%s) lets this packet, of no tracked connection and not a SYN, pick the connection up mid-stream", r.Name, mode))
+		} else {
+			parts = append(parts, fmt.Sprintf("Handshake of rule '%s' (%s) decided: only a loose rule picks a connection up mid-stream, so this packet gets strict tracking's %s", r.Name, mode, d.Reason))
+		}
+	} else if r.Handshake != policy.HandshakeInherit {
+		parts = append(parts, fmt.Sprintf("Handshake=%s", r.Handshake))
+	}
+	if r.IdleTimeout > 0 && p.Proto == packet.ProtoTCP {
+		parts = append(parts, fmt.Sprintf("IdleTimeout of rule '%s': %d s once established, instead of TcpEstablishedTimeout %d s",
+			r.Name, firewall.Seconds(r.IdleTimeout), firewall.Seconds(st.Conntrack.Timeouts.TCPEstablished)))
+	}
+	if r.MaxConnectionsPerSource > 0 {
+		w := fmt.Sprintf("MaxConnectionsPerSource of rule '%s': %d from one source at once", r.Name, r.MaxConnectionsPerSource)
+		if d.Reason == reason.ConnectionLimit && d.Conn.Limit == conntrack.LimitRule {
+			w += fmt.Sprintf(", which %s has reached", p.Src)
+		}
+		parts = append(parts, w)
+	}
+	return strings.Join(parts, "; ")
+}
+
+// connOptionWords says which rule options a tracked connection runs under, "" for
+// none.
+func connOptionWords(rs *policy.Ruleset, m conntrack.Meta) string {
+	var parts []string
+	name := firewall.RuleName(rs, m.Rule)
+	if m.IdleTimeout > 0 {
+		parts = append(parts, fmt.Sprintf("IdleTimeout of rule '%s' %d s", name, firewall.Seconds(m.IdleTimeout)))
+	}
+	if m.Handshake == conntrack.HandshakeLoose {
+		parts = append(parts, fmt.Sprintf("Handshake=loose from rule '%s'", name))
+	}
+	if m.MaxPerSource > 0 {
+		parts = append(parts, fmt.Sprintf("MaxConnectionsPerSource %d from rule '%s'", m.MaxPerSource, name))
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(parts, "; ") + ")"
 }

@@ -41,7 +41,7 @@ func replayVerdicts(path string, pol *Policy) ([]verdict, error) {
 	observe := func(_ int64, _ *packet.Parsed, d *firewall.Decision) {
 		v := verdict{action: d.Action, reason: d.Reason, seen: true, state: d.Conn.State, tracked: d.Conn.ID != 0}
 		if d.Reason == reason.StateExpired && d.Conn.Timeout > 0 {
-			v.timeout = fmt.Sprintf("%s %d s", conntrack.TimeoutName(d.Conn.EndedState, true), firewall.Seconds(d.Conn.Timeout))
+			v.timeout = fmt.Sprintf("%s %d s", firewall.TimeoutWords(eng.Ruleset(), &d.Conn), firewall.Seconds(d.Conn.Timeout))
 		}
 		out = append(out, v)
 	}

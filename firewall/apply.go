@@ -66,17 +66,29 @@ func Seconds(d time.Duration) int64 { return int64(d / time.Second) }
 // admitting rule's option did, else the setting, e.g. "TcpEstablishedTimeout".
 func TimeoutWords(rs *policy.Ruleset, r *conntrack.Result) string {
 	if r.RuleTimeoutEnded() {
-		name := fmt.Sprintf("#%d", r.Meta.Rule)
-		for i := range rs.NumRules() {
-			if ruleID(rs, i) == r.Meta.Rule {
-				name = rs.Rule(i).Name
-				break
-			}
-		}
-		return "IdleTimeout of rule '" + name + "'"
+		return "IdleTimeout of rule '" + RuleName(rs, r.Meta.Rule) + "'"
 	}
 	if td := r.EndedTimeout(); td != nil {
 		return td.Name
 	}
 	return conntrack.TimeoutName(r.EndedState, true)
+}
+
+// RuleIndex returns the index in rs of the rule a connection's Meta.Rule names, -1
+// if rs has no such rule.
+func RuleIndex(rs *policy.Ruleset, id uint32) int {
+	for i := range rs.NumRules() {
+		if ruleID(rs, i) == id {
+			return i
+		}
+	}
+	return -1
+}
+
+// RuleName is the name of the rule Meta.Rule id names, or "#id" when rs has none.
+func RuleName(rs *policy.Ruleset, id uint32) string {
+	if i := RuleIndex(rs, id); i >= 0 {
+		return rs.Rule(i).Name
+	}
+	return fmt.Sprintf("#%d", id)
 }

@@ -1,6 +1,7 @@
 package firewall
 
 import (
+	"bytes"
 	"net/netip"
 	"testing"
 	"time"
@@ -201,5 +202,47 @@ func TestRuleMaxConnectionsPerSource(t *testing.T) {
 	e.Expire(t0 + int64(121*time.Second))
 	if d := syn(netip.AddrPortFrom(app, 50004), dbServer, t0+int64(121*time.Second)); d.Action != Accept {
 		t.Errorf("after they ended: %v/%v", d.Action, d.Reason)
+	}
+}
+
+// A connection restored from a snapshot takes its options from its rule as the
+// ruleset in force defines it: the snapshot stores the rule, not the options.
+func TestSnapshotRestoresRuleOptions(t *testing.T) {
+	s := DefaultSettings()
+	s.Conntrack.Timeouts.TCPEstablished = 3600 * time.Second
+	withTimeout := func(d time.Duration) policy.Model {
+		return optsModel(nil, func(r *policy.Rule) { r.IdleTimeout = d; r.MaxConnectionsPerSource = 1 })
+	}
+	e := newEngine(t, withTimeout(9000*time.Second), s, nil)
+	app := netip.MustParseAddrPort("10.1.0.4:50000")
+	handshake(t, e, app, dbServer, t0)
+	var snap bytes.Buffer
+	if err := e.Table().WriteSnapshot(&snap, t0+10); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name  string
+		model policy.Model
+		want  time.Duration
+		limit bool // the rule's per-source count holds the restored connection
+	}{
+		{"same rule", withTimeout(9000 * time.Second), 9000 * time.Second, true},
+		{"rule changed meanwhile", withTimeout(5000 * time.Second), 5000 * time.Second, true},
+		{"option removed meanwhile", optsModel(nil, nil), 0, false},
+	} {
+		back := newEngine(t, c.model, s, nil)
+		if err := back.Table().ReadSnapshot(bytes.NewReader(snap.Bytes()), t0+20); err != nil {
+			t.Fatal(err)
+		}
+		var ci conntrack.ConnInfo
+		back.Table().Range(func(x conntrack.ConnInfo) bool { ci = x; return false })
+		if ci.Meta.Rule != 30 || ci.Meta.IdleTimeout != c.want {
+			t.Errorf("%s: restored meta %+v, want idle timeout %v", c.name, ci.Meta, c.want)
+		}
+		var p packet.Parsed
+		d := back.Decide(tcp(netip.MustParseAddrPort("10.1.0.4:50001"), dbServer, packet.SYN, 7, 0), packet.LinkRaw, 0, t0+30, &p)
+		if limited := d.Reason == reason.ConnectionLimit; limited != c.limit {
+			t.Errorf("%s: a second connection from the source: %v/%v", c.name, d.Action, d.Reason)
+		}
 	}
 }

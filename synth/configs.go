@@ -39,3 +39,17 @@ func setVariable(cfg, name, value string) ([]byte, string) {
 	line := open + value + "</variable>"
 	return []byte(cfg[:i] + line + cfg[i+j+len("</variable>"):]), line
 }
+
+// SetRuleOption adds the variable name=value to the traffic rule called rule in
+// cfg (a winroute.cfg), e.g. Handshake=loose on "Web servers to Tomcat": the
+// narrow fix of a story, as an administrator would write it.
+func SetRuleOption(cfg []byte, rule, name, value string) []byte {
+	s := string(cfg)
+	anchor := `<variable name="Name">` + rule + `</variable>`
+	i := strings.Index(s, anchor)
+	if i < 0 {
+		panic("synth: configuration has no rule " + rule)
+	}
+	i += len(anchor)
+	return []byte(s[:i] + "\n      <variable name=\"" + name + "\">" + value + "</variable>" + s[i:])
+}
