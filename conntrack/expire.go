@@ -41,7 +41,7 @@ func (t *Table) reapSomeLocked(sh *shard, s *settings, now int64, ended *endBuf)
 	n := uint16(numClasses) + uint16(len(sh.profs))*uint16(len(profiledClasses))
 	c := sh.cursor % n
 	sh.cursor = (c + 1) % n
-	l := &sh.lists[0]
+	var l *list
 	if c < uint16(numClasses) {
 		l = &sh.lists[c]
 	} else {
