@@ -211,6 +211,20 @@ func (d *Daemon) serve(req *Request) (any, error) {
 		return d.Import(req.Name, req.Data, within)
 	case CmdConfigConfirm:
 		return d.Confirm()
+	case CmdInsights:
+		if req.ID != "" {
+			return d.Insight(req.ID)
+		}
+		return d.Insights(req.After), nil
+	case CmdInsightApply:
+		within, err := time.ParseDuration(req.ConfirmWithin)
+		if req.ConfirmWithin == "" || err != nil {
+			return nil, fmt.Errorf("confirm_within: want a Go duration such as 5m (%v)", err)
+		}
+		if req.ID == "" {
+			return nil, errors.New("insight_apply: no id")
+		}
+		return d.ApplyInsight(req.ID, req.Fix, within)
 	}
 	return nil, fmt.Errorf("unknown command %q", req.Cmd)
 }

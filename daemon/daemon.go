@@ -17,6 +17,7 @@ import (
 	"keepstate/config"
 	"keepstate/dataplane"
 	"keepstate/firewall"
+	"keepstate/insight"
 )
 
 // Options configure a Daemon; they are the flags of `keepstate run`.
@@ -31,6 +32,11 @@ type Options struct {
 	FailOpen    bool // reported by status; the plane factory applies it
 
 	NewPlane PlaneFactory // required
+
+	// BytesPerConnection returns the memory one tracked connection costs and
+	// where the figure comes from, for the insights' memory costs; it is called
+	// once, when a cost is first quoted. nil: no memory figures.
+	BytesPerConnection func() (float64, string)
 
 	Stderr io.Writer        // what `keepstate run` says; nil: os.Stderr
 	Now    func() time.Time // the daemon's clock; nil: time.Now
@@ -49,6 +55,9 @@ type Daemon struct {
 	logs *logFiles
 	eng  *firewall.Engine
 	rep  *dataplane.Reporter
+	// insights runs the detectors on the drops and connection ends the reporter
+	// sees, off the packet paths.
+	insights *insight.Feed
 
 	started  time.Time
 	restored int
@@ -144,6 +153,9 @@ func New(o Options) (*Daemon, error) {
 	if d.out == nil {
 		d.out = os.Stderr
 	}
+	// The daemon speaks from several goroutines (admin requests, the rollback
+	// timer, the insight detectors): one line at a time.
+	d.out = &serialWriter{w: d.out}
 	b, err := config.LoadBundle(o.ConfigPath)
 	if err != nil {
 		return nil, err
@@ -162,6 +174,7 @@ func New(o Options) (*Daemon, error) {
 		return nil, err
 	}
 	d.rep.Engine = d.eng
+	d.newInsights(b.Config)
 	now := d.now()
 	d.gen = 1
 	d.cur = &version{bundle: b, source: o.ConfigPath, hash: ConfigHash(b.Config), gen: 1, applied: now}
@@ -173,6 +186,18 @@ func New(o Options) (*Daemon, error) {
 		d.restoreState(now)
 	}
 	return d, nil
+}
+
+// serialWriter serialises writes to w.
+type serialWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *serialWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
 }
 
 // say writes one line for the operator (the journal, under systemd).
@@ -223,6 +248,7 @@ func (d *Daemon) Start(ctx context.Context) error {
 	bg, stop := context.WithCancel(context.Background())
 	d.stopBg, d.bgDone = stop, make(chan struct{})
 	go d.flushLoop(bg)
+	d.startInsights()
 	d.admin.start()
 	if d.metrics != nil {
 		d.metrics.start()
@@ -322,6 +348,7 @@ func (d *Daemon) stop() error {
 	}
 	d.stopBg()
 	<-d.bgDone
+	d.insights.Close()
 	if d.o.StatePath != "" {
 		n, err := saveState(d.o.StatePath, d.eng.Table(), d.now())
 		if err != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"keepstate/insight"
 	"keepstate/reason"
 )
 
@@ -107,6 +108,12 @@ var (
 		"1 while a configuration change awaits confirmation.", nil, nil)
 	descLogSuppressed = prometheus.NewDesc("keepstate_log_suppressed_lines_total",
 		"Drop-log lines refused by the rate limiter.", nil, nil)
+	descInsightsOpen = prometheus.NewDesc("keepstate_insights_open",
+		"Insights open now, by kind (keepstate insights lists them).", []string{"kind"}, nil)
+	descInsightEvents = prometheus.NewDesc("keepstate_insight_events_total",
+		"Drops and connection ends the insight detectors looked at.", nil, nil)
+	descInsightLost = prometheus.NewDesc("keepstate_insight_events_lost_total",
+		"Drops and connection ends the insight detectors' queue had no room for.", nil, nil)
 )
 
 // collector turns the daemon's counters into metrics at scrape time.
@@ -115,7 +122,8 @@ type collector struct{ d *Daemon }
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descPackets, descAccepted, descDrops, descConns, descTombstones,
 		descCreated, descEnded, descEvictions, descRSTInexact, descQueuePackets, descQueueDrops, descNetlinkErrors,
-		descQueueWaiting, descLatency, descConfigGen, descPending, descLogSuppressed} {
+		descQueueWaiting, descLatency, descConfigGen, descPending, descLogSuppressed,
+		descInsightsOpen, descInsightEvents, descInsightLost} {
 		ch <- d
 	}
 }
@@ -180,4 +188,13 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descPending, 0)
 	}
 	counter(descLogSuppressed, s.Log.Suppressed)
+
+	mon := c.d.insights.Monitor()
+	open := mon.OpenByKind()
+	for _, k := range insight.Kinds() {
+		ch <- prometheus.MustNewConstMetric(descInsightsOpen, prometheus.GaugeValue, float64(open[k]), string(k))
+	}
+	is := mon.Stats()
+	counter(descInsightEvents, is.Events)
+	counter(descInsightLost, is.Lost)
 }

@@ -25,6 +25,8 @@ const (
 	CmdConfigExport   = "config_export"
 	CmdConfigImport   = "config_import"
 	CmdConfigConfirm  = "config_confirm"
+	CmdInsights       = "insights"
+	CmdInsightApply   = "insight_apply"
 )
 
 // MaxRequestBytes bounds one request line: a configuration bundle (at most a few
@@ -52,6 +54,13 @@ type Request struct {
 	Name          string `json:"name,omitempty"`
 	Data          []byte `json:"data,omitempty"`
 	ConfirmWithin string `json:"confirm_within,omitempty"`
+
+	// insights: the changes after sequence number After (for --follow), or, with
+	// ID, that one insight. insight_apply: the insight ID, its fix number Fix
+	// (from 1; 0 its first configuration change) and ConfirmWithin, required.
+	After uint64 `json:"after,omitempty"`
+	ID    string `json:"id,omitempty"`
+	Fix   int    `json:"fix,omitempty"`
 }
 
 // Response is the answer to one Request, sent as one JSON line.

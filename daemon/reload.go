@@ -162,6 +162,7 @@ func (d *Daemon) applyLocked(v *version) (*ImportResult, error) {
 	d.gen++
 	v.gen, v.applied = d.gen, d.now()
 	d.cur = v
+	d.insights.Monitor().SetConfig(v.bundle.Config, d.eng.Ruleset(), v.applied.UnixNano())
 	return &ImportResult{Config: v.info(d.o.ConfigPath), Closed: closed, Kept: d.eng.Table().Len()}, nil
 }
 

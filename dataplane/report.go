@@ -28,6 +28,9 @@ type Reporter struct {
 	Engine *firewall.Engine
 	Log    *logging.Logger // nil: no logs
 	Drops  *DropWriter     // nil: no drop capture
+	// Watch, when set, sees every packet the engine does not pass and every
+	// connection that ends (the insight detectors' feed). It must not block.
+	Watch Watcher
 
 	warnMu   sync.Mutex
 	warnedAt map[netip.Addr]int64 // last connection-limit warning per source
@@ -51,6 +54,9 @@ func (r *Reporter) Packet(t int64, frame []byte, link packet.LinkType, p *packet
 		}
 		return
 	}
+	if r.Watch != nil {
+		r.Watch.Dropped(t, p, d)
+	}
 	if d.Reason == reason.ConnectionLimit {
 		r.limitWarning(t, p, d)
 	}
@@ -73,6 +79,13 @@ func (r *Reporter) Packet(t int64, frame []byte, link packet.LinkType, p *packet
 	if r.Drops != nil {
 		r.Drops.Write(t, frame, link, ev.Iface, &ev)
 	}
+}
+
+// Watcher sees what the engine refused and the connections that ended, as they
+// happen, on the packet paths: it must return at once.
+type Watcher interface {
+	Dropped(t int64, p *packet.Parsed, d *firewall.Decision)
+	ConnEnded(end firewall.ConnEnd)
 }
 
 // event builds the log event of a decided packet.
@@ -151,6 +164,9 @@ func (r *Reporter) limitWarning(t int64, p *packet.Parsed, d *firewall.Decision)
 // change closed, with a warning line saying why: an administrator must be able to
 // see what a rule change cut.
 func (r *Reporter) ConnEnd(end firewall.ConnEnd) {
+	if r.Watch != nil {
+		r.Watch.ConnEnded(end)
+	}
 	if r.Log == nil {
 		return
 	}

@@ -212,7 +212,7 @@ func (m *Monitor) closeQuiet(now int64) {
 
 // closeRecord closes r at now and keeps its last description in the history.
 func (m *Monitor) closeRecord(r *record, now int64) {
-	r.open, r.closedAt = false, now
+	r.open, r.closedAt, r.cache = false, now, nil
 	ins := m.describe(r)
 	r.frozen = &ins
 	r.det.forget(r.key)
@@ -390,6 +390,16 @@ func (m *Monitor) OpenByKind() map[Kind]int {
 		out[r.kind]++
 	}
 	return out
+}
+
+// lostEvents counts events a feed had no room for.
+func (m *Monitor) lostEvents(n uint64) {
+	if n == 0 {
+		return
+	}
+	m.mu.Lock()
+	m.stats.Lost += n
+	m.mu.Unlock()
 }
 
 // describe writes r's insight as of now, against the configuration in force.

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"syscall"
 
+	"keepstate/bench"
 	"keepstate/config"
 	"keepstate/daemon"
 	"keepstate/dataplane"
@@ -93,6 +94,8 @@ func runDaemon(e *env, args []string) int {
 		ConfigPath: *cfgPath, LogDir: *logDir, JSONLogs: *jsonLogs, StatePath: *state,
 		SocketPath: *socket, MetricsAddr: *metrics, FailOpen: po.failOpen,
 		NewPlane: newPlane(po), Stderr: e.stderr,
+		// Measured once, when an insight first quotes a memory cost.
+		BytesPerConnection: bench.MeasuredBytesPerConnection,
 	})
 	if err != nil {
 		return printStartError(e, err)
