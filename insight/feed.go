@@ -22,10 +22,10 @@ const (
 // and one goroutine of its own feeds the monitor and ticks it. It is safe for
 // concurrent use.
 type Feed struct {
-	m     *Monitor
-	drops chan Drop
-	ends  chan End
-	lost  atomic.Uint64
+	m       *Monitor
+	drops   chan Drop
+	ends    chan End
+	lost    atomic.Uint64
 	stop    chan struct{}
 	done    chan struct{}
 	once    sync.Once
