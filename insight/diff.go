@@ -20,7 +20,9 @@ type op struct {
 }
 
 // unifiedDiff returns the unified diff from a to b (empty when they are equal).
-func unifiedDiff(a, b, nameA, nameB string) string {
+// Each hunk's header names, as diff -p does for functions, the nearest line before
+// it that heading accepts (nil: none).
+func unifiedDiff(a, b, nameA, nameB string, heading func(line string) bool) string {
 	if a == b {
 		return ""
 	}
@@ -59,7 +61,16 @@ func unifiedDiff(a, b, nameA, nameB string) string {
 				nb++
 			}
 		}
-		fmt.Fprintf(&out, "@@ -%s +%s @@\n", hunkRange(lineA, na), hunkRange(lineB, nb))
+		fmt.Fprintf(&out, "@@ -%s +%s @@", hunkRange(lineA, na), hunkRange(lineB, nb))
+		if heading != nil {
+			for j := start - 1; j >= 0; j-- {
+				if ops[j].kind != '+' && heading(ops[j].text) {
+					out.WriteString(" " + strings.TrimSpace(ops[j].text))
+					break
+				}
+			}
+		}
+		out.WriteByte('\n')
 		for _, o := range ops[start:end] {
 			out.WriteByte(o.kind)
 			out.WriteString(o.text)

@@ -3,6 +3,7 @@ package insight
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"keepstate/config"
 )
@@ -72,6 +73,13 @@ func (ch change) changed(cfg *config.Config) (*config.Config, error) {
 	return c2, nil
 }
 
+// cfgHeading picks the lines that say where a change of winroute.cfg is: the
+// table or list, or the name of the item (a rule's, for a rule option).
+func cfgHeading(line string) bool {
+	l := strings.TrimSpace(line)
+	return strings.HasPrefix(l, "<table name=") || strings.HasPrefix(l, `<variable name="Name">`)
+}
+
 // renderFixes writes each proposed fix against the configuration in force. A
 // change that cannot be made on it (a rule that is gone, an option this
 // configuration lacks, a value it has already) is left out: every change listed
@@ -89,7 +97,7 @@ func (v *env) renderFixes(specs []fixSpec) (out []Fix, kept []fixSpec) {
 				continue
 			}
 			f.Diff = unifiedDiff(string(config.Marshal(v.cfg)), string(config.Marshal(after)),
-				"winroute.cfg (in force)", "winroute.cfg (with this fix)")
+				"winroute.cfg (in force)", "winroute.cfg (with this fix)", cfgHeading)
 			if f.Diff == "" {
 				continue
 			}

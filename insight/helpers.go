@@ -1,10 +1,12 @@
 package insight
 
 import (
+	"bytes"
 	"cmp"
 	"net/netip"
 	"slices"
 
+	"keepstate/config"
 	"keepstate/packet"
 	"keepstate/policy"
 )
@@ -186,13 +188,14 @@ func (v *env) clientNet(a netip.Addr) netip.Prefix {
 	return p
 }
 
-// fixable reports whether a change can be made on the configuration in force.
+// fixable reports whether a change can be made on the configuration in force
+// and changes something.
 func (v *env) fixable(c change) bool {
 	if v.cfg == nil {
 		return false
 	}
 	after, err := c.changed(v.cfg)
-	return err == nil && after != nil
+	return err == nil && !bytes.Equal(config.Marshal(after), config.Marshal(v.cfg))
 }
 
 // usableFixes keeps the fixes that can be made on the configuration in force.

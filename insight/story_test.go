@@ -2,6 +2,7 @@ package insight
 
 import (
 	"bytes"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +12,8 @@ import (
 	"keepstate/config"
 	"keepstate/dataplane/replay"
 	"keepstate/firewall"
+	"keepstate/packet"
+	"keepstate/reason"
 	"keepstate/synth"
 )
 
@@ -21,6 +24,13 @@ const testBytesPerConn = 120.0
 // replayInsights replays capture under cfg with the detectors watching, as
 // `keepstate replay` does, and returns what they found.
 func replayInsights(t *testing.T, cfg *config.Config, capture string) []Insight {
+	t.Helper()
+	ins, _, _ := replayMonitor(t, cfg, capture)
+	return ins
+}
+
+// replayMonitor is replayInsights that also returns the monitor and the summary.
+func replayMonitor(t *testing.T, cfg *config.Config, capture string) ([]Insight, *Monitor, *replay.Summary) {
 	t.Helper()
 	m := New(Options{ExplainConfig: "test.cfg"})
 	m.SetMemory(func() (float64, string) { return testBytesPerConn, "test figure" })
@@ -34,7 +44,7 @@ func replayInsights(t *testing.T, cfg *config.Config, capture string) []Insight 
 	if err != nil || sum.Failed() {
 		t.Fatalf("replay: %v %+v", err, sum.Files)
 	}
-	return m.Insights()
+	return m.Insights(), m, sum
 }
 
 func writeCapture(t *testing.T, name string, write func(*bytes.Buffer) error) string {
@@ -87,7 +97,8 @@ func TestStory1LeakedPath(t *testing.T) {
 		return err
 	})
 	strict, _ := synth.Story1Config(true)
-	in := only(t, replayInsights(t, parseConfig(t, strict), path), AsymmetricPath)
+	ins, mon, _ := replayMonitor(t, parseConfig(t, strict), path)
+	in := only(t, ins, AsymmetricPath)
 
 	leaked := story.Leaked()
 	wantFigure(t, in, "connections", float64(leaked))
@@ -120,10 +131,46 @@ func TestStory1LeakedPath(t *testing.T) {
 	if in.First.IsZero() || !in.Last.Equal(time.Date(2012, 9, 23, 11, 50, 42, 50_300_000, time.UTC)) {
 		t.Errorf("first %v last %v", in.First, in.Last)
 	}
-	global := in.Fix[len(in.Fix)-1]
+	if len(in.Fix) != 2 {
+		t.Fatalf("fixes: %+v", in.Fix)
+	}
+	// Narrowest first: the rule that permits the logins, then every rule.
+	rule, global := in.Fix[0], in.Fix[1]
+	if rule.Scope != scopeRule || rule.Title != "Handshake=loose on rule 'Web servers to Tomcat' only" || !rule.Applicable ||
+		!strings.Contains(rule.Diff, `@@ <variable name="Name">Web servers to Tomcat</variable>`) ||
+		!strings.Contains(rule.Diff, "\n+      <variable name=\"Handshake\">loose</variable>\n") || strings.Count(rule.Diff, "\n+ ") != 1 {
+		t.Errorf("rule fix: %+v", rule)
+	}
+	if !strings.HasSuffix(in.Summary, "Meanwhile: Handshake=loose on rule 'Web servers to Tomcat' only.") {
+		t.Errorf("summary: %s", in.Summary)
+	}
 	if global.Scope != scopeGlobal || global.Title != "Require3WayHandshake=0" || !global.Applicable ||
 		!strings.Contains(global.Diff, "\n-    <variable name=\"Require3WayHandshake\">1</variable>\n+    <variable name=\"Require3WayHandshake\">0</variable>\n") {
 		t.Errorf("global fix: %+v", global)
+	}
+
+	// The rule's fix in force: every login works, nothing is raised, and another
+	// rule's mid-stream packets are still refused.
+	fixed, f, err := mon.FixedConfig(in.ID, 0)
+	if err != nil || f.Title != rule.Title {
+		t.Fatalf("FixedConfig: %v %+v", err, f)
+	}
+	ins, _, sum := replayMonitor(t, fixed, path)
+	if len(ins) != 0 || sum.Dropped != 0 {
+		t.Errorf("with the rule's fix: %d dropped, insights %+v", sum.Dropped, ins)
+	}
+	if !fixed.Settings.Require3WayHandshake {
+		t.Error("the rule's fix changed Require3WayHandshake")
+	}
+	eng, err := fixed.NewEngine(firewall.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	web := packet.AppendTCP(nil, packet.TCPSpec{Src: netip.MustParseAddrPort("10.1.0.2:80"), Dst: netip.MustParseAddrPort("203.0.113.9:51000"),
+		Seq: 7, Ack: 9, Flags: packet.ACK | packet.PSH, Window: 500, Payload: []byte("HTTP/1.1 200 OK")})
+	var p packet.Parsed
+	if d := eng.Decide(web, packet.LinkRaw, -1, time.Now().UnixNano(), &p); d.Reason != reason.HandshakeNotCompleted {
+		t.Errorf("a web server's mid-stream reply to the Internet under the fix: %v %v, want handshake_not_completed", d.Action, d.Reason)
 	}
 
 	// The band-aid in force: nothing is dropped, nothing is raised.
@@ -140,7 +187,8 @@ func TestStory2KeepAlives(t *testing.T) {
 		return err
 	})
 	short, _ := synth.Story2Config(3600)
-	in := only(t, replayInsights(t, parseConfig(t, short), path), KeepAliveOutlivesTimeout)
+	ins, mon, _ := replayMonitor(t, parseConfig(t, short), path)
+	in := only(t, ins, KeepAliveOutlivesTimeout)
 	wantFigure(t, in, "connections", float64(story.Conns))
 	// The probes come 2 h after each connection's last ACK, give or take the
 	// milliseconds the capture puts between them.
@@ -162,15 +210,31 @@ func TestStory2KeepAlives(t *testing.T) {
 		t.Errorf("severity %v", in.Severity)
 	}
 	for _, w := range []string{"Connections to 10.0.2.20:1521 (rule 'Application to database')", "keep-alives come every 2 h",
-		"8100 s (2 h 15 min)", "RFC 5382's minimum of 7440 s", "Fix: TcpEstablishedTimeout=8100 (at most +3 connections, 360 bytes)"} {
+		"8100 s (2 h 15 min)", "RFC 5382's minimum of 7440 s", "Fix: IdleTimeout=8100 on rule 'Application to database' only (+3 connections, 360 bytes), or TcpEstablishedTimeout=8100 for every connection (at most +3 connections, 360 bytes)."} {
 		if !strings.Contains(in.Summary, w) {
 			t.Errorf("summary lacks %q:\n%s", w, in.Summary)
 		}
 	}
-	f := in.Fix[len(in.Fix)-1]
-	if f.Title != "TcpEstablishedTimeout=8100" || !f.Applicable ||
+	if len(in.Fix) != 2 {
+		t.Fatalf("fixes: %+v", in.Fix)
+	}
+	if f := in.Fix[0]; f.Scope != scopeRule || f.Title != "IdleTimeout=8100 on rule 'Application to database' only" || !f.Applicable ||
+		!strings.Contains(f.Diff, `@@ <variable name="Name">Application to database</variable>`) ||
+		!strings.Contains(f.Diff, "\n+      <variable name=\"IdleTimeout\">8100</variable>\n") ||
+		!strings.HasPrefix(f.Cost, "+3 connections, 360 bytes: ") {
+		t.Errorf("rule fix: %+v", f)
+	}
+	if f := in.Fix[1]; f.Scope != scopeGlobal || f.Title != "TcpEstablishedTimeout=8100" || !f.Applicable ||
 		!strings.Contains(f.Diff, "-    <variable name=\"TcpEstablishedTimeout\">3600</variable>\n+    <variable name=\"TcpEstablishedTimeout\">8100</variable>") {
-		t.Errorf("fix: %+v", f)
+		t.Errorf("global fix: %+v", f)
+	}
+	// The rule's fix in force: the probes keep the connections, nothing is dropped.
+	fixed, _, err := mon.FixedConfig(in.ID, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ins, _, sum := replayMonitor(t, fixed, path); len(ins) != 0 || sum.Dropped != 0 {
+		t.Errorf("with IdleTimeout=8100 on the rule: %d dropped, %+v", sum.Dropped, ins)
 	}
 
 	long, _ := synth.Story2Config(9000)

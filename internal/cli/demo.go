@@ -268,7 +268,7 @@ func printDemoInsights(w io.Writer, ins []insight.Insight) {
 			f := in.Fix[0]
 			fmt.Fprintf(w, "  its narrowest fix, %s (%s), as a change of winroute.cfg:\n", f.Title, f.Scope)
 			for _, l := range strings.Split(strings.TrimRight(f.Diff, "\n"), "\n") {
-				if (strings.HasPrefix(l, "+") || strings.HasPrefix(l, "-")) && !strings.HasPrefix(l, "+++") && !strings.HasPrefix(l, "---") {
+				if (strings.HasPrefix(l, "+") || strings.HasPrefix(l, "-") || strings.HasPrefix(l, "@@")) && !strings.HasPrefix(l, "+++") && !strings.HasPrefix(l, "---") {
 					fmt.Fprintf(w, "    %s\n", l)
 				}
 			}

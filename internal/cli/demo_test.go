@@ -27,9 +27,11 @@ func TestDemoTellsBothStories(t *testing.T) {
 		// The detectors' conclusions and fixes, once per story, for the broken run.
 		"keepstate's insight (asymmetric_path, critical):",
 		"10.2.0.2:8080 answers 10.1.0.0/24 on 12 connections whose requests never crossed the",
-		`+    <variable name="Require3WayHandshake">0</variable>`,
+		"its narrowest fix, Handshake=loose on rule 'Web servers to Tomcat' only (rule)",
+		`+      <variable name="Handshake">loose</variable>`,
 		"keepstate's insight (keepalive_outlives_timeout, warning):",
-		`+    <variable name="TcpEstablishedTimeout">8100</variable>`,
+		"its narrowest fix, IdleTimeout=8100 on rule 'Application to database' only (rule)",
+		`+      <variable name="IdleTimeout">8100</variable>`,
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("demo output lacks %q", want)

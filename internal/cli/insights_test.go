@@ -114,7 +114,10 @@ func TestInsightsCommands(t *testing.T) {
 		"1 open insight(s)",
 		"10.2.0.5:8080 answers 10.1.0.0/24 on 2 connections whose requests never crossed the firewall",
 		"keepstate explain --config " + cfg + " 'tcp 10.2.0.5:8080 > 10.1.0.2:40000 flags S. seq 5000 ack 1001 iface Servers'",
-		"fix 1 (global): Require3WayHandshake=0",
+		"fix 1 (rule): Handshake=loose on rule 'LAN to web' only",
+		`@@ <variable name="Name">LAN to web</variable>`,
+		`+      <variable name="Handshake">loose</variable>`,
+		"fix 2 (global): Require3WayHandshake=0",
 		`+    <variable name="Require3WayHandshake">0</variable>`,
 		"apply fix 1: keepstate insights apply asym-",
 	} {
@@ -152,7 +155,7 @@ func TestInsightsCommands(t *testing.T) {
 	}
 
 	code, out, errs := runCLI("insights", "apply", id, "--socket", sock, "--confirm-within", "2m")
-	if code != exitOK || !strings.Contains(out, "insight "+id+": Require3WayHandshake=0 (global) is in force as configuration ") ||
+	if code != exitOK || !strings.Contains(out, "insight "+id+": Handshake=loose on rule 'LAN to web' only (rule) is in force as configuration ") ||
 		!strings.Contains(out, "unless you run: keepstate config confirm") {
 		t.Fatalf("apply: exit %d\n%s%s", code, out, errs)
 	}
@@ -160,8 +163,12 @@ func TestInsightsCommands(t *testing.T) {
 	if code != exitOK || !strings.Contains(out, "from insight "+id) {
 		t.Errorf("status after apply:\n%s", out)
 	}
-	// The fix is in force: there is nothing left to change.
-	if code, _, errs := runCLI("insights", "apply", id, "--socket", sock); code != exitFail || !strings.Contains(errs, "proposes no configuration change") {
-		t.Errorf("second apply: exit %d %s", code, errs)
+	// The rule's fix is in force: what is left to propose is the global one.
+	code, out, _ = runCLI("insights", "show", id, "--socket", sock)
+	if code != exitOK || strings.Contains(out, "Handshake=loose") || !strings.Contains(out, "fix 1 (global): Require3WayHandshake=0") {
+		t.Errorf("show after the fix:\n%s", out)
+	}
+	if code, _, errs := runCLI("insights", "apply", id, "--fix", "5", "--socket", sock); code != exitFail || !strings.Contains(errs, "there is no fix 5") {
+		t.Errorf("apply fix 5: exit %d %s", code, errs)
 	}
 }
