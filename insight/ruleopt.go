@@ -16,7 +16,7 @@ func setRuleOption(r *policy.Rule, option, value string) error {
 	case "Handshake":
 		h, ok := policy.ParseHandshake(value)
 		if !ok {
-			return fmt.Errorf("Handshake %q: want one of %v", value, policy.HandshakeNames())
+			return fmt.Errorf("option Handshake %q: want one of %v", value, policy.HandshakeNames())
 		}
 		r.Handshake = h
 	case "IdleTimeout":
@@ -26,13 +26,13 @@ func setRuleOption(r *policy.Rule, option, value string) error {
 		}
 		n, err := strconv.ParseInt(value, 10, 64)
 		if err != nil || n <= 0 {
-			return fmt.Errorf("IdleTimeout %q: want seconds or inherit", value)
+			return fmt.Errorf("option IdleTimeout %q: want seconds or inherit", value)
 		}
 		r.IdleTimeout = time.Duration(n) * time.Second
 	case "MaxConnectionsPerSource":
 		n, err := strconv.Atoi(value)
 		if err != nil || n < 0 {
-			return fmt.Errorf("MaxConnectionsPerSource %q: want a count", value)
+			return fmt.Errorf("option MaxConnectionsPerSource %q: want a count", value)
 		}
 		r.MaxConnectionsPerSource = n
 	default:
