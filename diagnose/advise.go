@@ -9,6 +9,7 @@ import (
 	"keepstate/conntrack"
 	"keepstate/firewall"
 	"keepstate/packet"
+	"keepstate/policy"
 )
 
 // AdviseOptions tune Advise.
@@ -159,7 +160,36 @@ func neverForget(pol *Policy) *Policy {
 	tc.AdaptiveStart, tc.AdaptiveEnd = 0, 0
 	tc.PerSourceConns, tc.PerSourceRate = 0, 0
 	tc.MaxConns = -1
+	// Rules' idle timeouts too; the connections keep their rules, so that the
+	// advice can say whose timeout a gap is up against.
+	m := pol.Rules.Model()
+	lifted := false
+	for i := range m.Rules {
+		if m.Rules[i].IdleTimeout > 0 {
+			m.Rules[i].IdleTimeout, lifted = forever, true
+		}
+	}
+	if lifted {
+		if rs, err := policy.Compile(&m); err == nil {
+			c.Rules = rs
+		}
+	}
 	return &c
+}
+
+// timeoutIn names the idle timeout a connection in the state v says has under pol,
+// and its value: "IdleTimeout of rule 'NAME'" when the connection's rule sets one
+// for its state (established TCP, and the unacknowledged-data cap it lowers), else
+// the setting.
+func timeoutIn(pol *Policy, v verdict) (string, time.Duration) {
+	name := conntrack.TimeoutName(v.state, true)
+	limit := timeoutSetting(pol, name)
+	if i := firewall.RuleIndex(pol.Rules, v.meta.Rule); i >= 0 && v.meta.Rule != 0 && v.state == conntrack.StateEstablished {
+		if r := pol.Rules.Rule(i); r.IdleTimeout > 0 {
+			return "IdleTimeout of rule '" + r.Name + "'", r.IdleTimeout
+		}
+	}
+	return name, limit
 }
 
 // timeoutSetting returns the value in force of the timeout setting called name.
@@ -253,7 +283,7 @@ func advise(c *Capture, actual, free []verdict, o AdviseOptions) *AdviseReport {
 		final := at(free, ps[lastTracked]).state
 		lt := lifetime{first: ps[0].Time, last: ps[lastTracked].Time, established: final == conntrack.StateEstablished}
 		if !lt.established {
-			lt.linger = timeoutSetting(cfg, conntrack.TimeoutName(final, true))
+			_, lt.linger = timeoutIn(cfg, at(free, ps[lastTracked]))
 		}
 		lifetimes = append(lifetimes, lt)
 
@@ -263,8 +293,7 @@ func advise(c *Capture, actual, free []verdict, o AdviseOptions) *AdviseReport {
 				continue
 			}
 			idle := time.Duration(ps[i].Time - ps[i-1].Time)
-			name := conntrack.TimeoutName(before.state, true)
-			limit := timeoutSetting(cfg, name)
+			name, limit := timeoutIn(cfg, before)
 			cut := forgets(before.state) && limit > 0 && idle >= limit
 			if forgets(before.state) {
 				ta := needs[name]
@@ -272,6 +301,7 @@ func advise(c *Capture, actual, free []verdict, o AdviseOptions) *AdviseReport {
 					ta = &TimeoutAdvice{Name: name}
 					needs[name] = ta
 				}
+				ta.CurrentS = int64(limit / time.Second)
 				ta.LongestIdleS = max(ta.LongestIdleS, seconds(idle))
 				if cut && ca.Cut == nil {
 					ta.Cut++
@@ -319,7 +349,9 @@ func advise(c *Capture, actual, free []verdict, o AdviseOptions) *AdviseReport {
 		if ta.Name != establishedTimeout && ta.Cut == 0 && secondsDur(ta.LongestIdleS) < o.GapMin {
 			continue
 		}
-		ta.CurrentS = int64(timeoutSetting(cfg, ta.Name) / time.Second)
+		if ta.CurrentS == 0 {
+			ta.CurrentS = int64(timeoutSetting(cfg, ta.Name) / time.Second)
+		}
 		if ta.LongestIdleS > 0 {
 			needed := NeededTimeout(secondsDur(ta.LongestIdleS))
 			ta.NeededS = int64(needed / time.Second)

@@ -243,3 +243,41 @@ func TestFmtSeconds(t *testing.T) {
 		}
 	}
 }
+
+// With the database rule's own IdleTimeout, the advice is about that rule's
+// timeout: named so, with its value, and cut or not as the rule says.
+func TestAdviseRuleIdleTimeout(t *testing.T) {
+	path, _ := writeStory2(t)
+	const name = "IdleTimeout of rule 'Application to database'"
+	for _, tc := range []struct {
+		rule string
+		cut  int
+	}{{"7000", 3}, {"9000", 0}} {
+		text, _ := synth.Story2Config(3600)
+		cfg, err := config.Parse("story2.cfg", synth.SetRuleOption(text, "Application to database", "IdleTimeout", tc.rule))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := Advise(path, AdviseOptions{Policy: policyOf(t, cfg), BytesPerConn: 128, BytesSource: "given"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ta *TimeoutAdvice
+		for i := range r.Timeouts {
+			if r.Timeouts[i].Name == name {
+				ta = &r.Timeouts[i]
+			}
+		}
+		if ta == nil || ta.CurrentS != 7000 && tc.rule == "7000" || ta.NeededS != 7201 || ta.Cut != tc.cut {
+			t.Fatalf("IdleTimeout %s: advice %+v", tc.rule, r.Timeouts)
+		}
+		c := r.Conns[0]
+		if tc.cut > 0 && (c.Cut == nil || c.Cut.Timeout != name || c.Cut.TimeoutS != 7000 ||
+			c.Cut.NextVerdict != "drop: state_expired ("+name+" 7000 s)") {
+			t.Errorf("cut %+v", c.Cut)
+		}
+		if tc.cut == 0 && c.Cut != nil {
+			t.Errorf("IdleTimeout 9000: cut %+v", c.Cut)
+		}
+	}
+}

@@ -19,6 +19,7 @@ type verdict struct {
 	// state is the connection's state after the packet, when tracked is true.
 	state   conntrack.State
 	tracked bool
+	meta    conntrack.Meta // the connection's rule and its options, when tracked
 }
 
 // replayVerdicts runs one capture through a fresh engine built from pol, on the
@@ -39,7 +40,7 @@ func replayVerdicts(path string, pol *Policy) ([]verdict, error) {
 	}
 	out := []verdict{{}}
 	observe := func(_ int64, _ *packet.Parsed, d *firewall.Decision) {
-		v := verdict{action: d.Action, reason: d.Reason, seen: true, state: d.Conn.State, tracked: d.Conn.ID != 0}
+		v := verdict{action: d.Action, reason: d.Reason, seen: true, state: d.Conn.State, tracked: d.Conn.ID != 0, meta: d.Conn.Meta}
 		if d.Reason == reason.StateExpired && d.Conn.Timeout > 0 {
 			v.timeout = fmt.Sprintf("%s %d s", firewall.TimeoutWords(eng.Ruleset(), &d.Conn), firewall.Seconds(d.Conn.Timeout))
 		}

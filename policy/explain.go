@@ -54,6 +54,14 @@ func (m *Model) Explain(i int, q *Query) RuleCheck {
 	return rc
 }
 
+// Model returns a copy of the model r was compiled from (its slices shared:
+// callers must not modify their elements, only replace them).
+func (r *Ruleset) Model() Model {
+	m := r.model
+	m.Rules = slices.Clone(m.Rules)
+	return m
+}
+
 // Explain is Model.Explain on the model r was compiled from.
 func (r *Ruleset) Explain(i int, q *Query) RuleCheck { return r.model.Explain(i, q) }
 
