@@ -8,16 +8,19 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 
 	"keepstate/config"
 	"keepstate/policy"
+	"keepstate/synth"
 )
 
 // Config returns the lab's configuration: the LAN (client) may open the echo, sink
 // and bench services of the DMZ (server); a Deny rule refuses PortDeny with an RST;
 // everything else falls to the default rule, Drop. Dropped packets are logged
 // (LogDroppedPackets 1). settings override winroute.cfg variables by name, e.g.
-// {"Require3WayHandshake": "0"}.
+// {"Require3WayHandshake": "0"}, and set a rule's state options as "RULE/OPTION",
+// e.g. {"LAN to echo/IdleTimeout": "8"}, checked as a file would be.
 func Config(settings map[string]string) (*config.Config, error) {
 	c := config.Default()
 	tcp := func(id int, name string, port int) policy.Service {
@@ -41,8 +44,10 @@ func Config(settings map[string]string) (*config.Config, error) {
 			bench,
 		},
 		Rules: []policy.Rule{
+			{ID: 3, Name: "LAN to echo", Enabled: true, Source: lan, Destination: dmz,
+				Services: []string{"lab-echo"}, Action: policy.Permit},
 			{ID: 1, Name: "LAN to servers", Enabled: true, Source: lan, Destination: dmz,
-				Services: []string{"lab-echo", "lab-sink", "lab-bench"}, Action: policy.Permit},
+				Services: []string{"lab-sink", "lab-bench"}, Action: policy.Permit},
 			{ID: 2, Name: "Refused service", Enabled: true, Source: lan, Destination: dmz,
 				Services: []string{"lab-deny"}, Action: policy.Deny},
 		},
@@ -51,12 +56,26 @@ func Config(settings map[string]string) (*config.Config, error) {
 	if err := c.SetSetting("LogDroppedPackets", "1"); err != nil {
 		return nil, err
 	}
+	var rules []string
 	for _, name := range sortedKeys(settings) {
+		if strings.Contains(name, "/") {
+			rules = append(rules, name)
+			continue
+		}
 		if err := c.SetSetting(name, settings[name]); err != nil {
 			return nil, fmt.Errorf("lab config: %s=%s: %w", name, settings[name], err)
 		}
 	}
-	return c, nil
+	if len(rules) == 0 {
+		return c, nil
+	}
+	// Rule options go through the checks of a file.
+	text := config.Marshal(c)
+	for _, name := range rules {
+		rule, opt, _ := strings.Cut(name, "/")
+		text = synth.SetRuleOption(text, rule, opt, settings[name])
+	}
+	return config.Parse("lab.cfg", text)
 }
 
 // WriteConfig writes the lab configuration with settings as dir/NAME.cfg (a lone

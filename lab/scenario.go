@@ -27,7 +27,7 @@ type Scenario struct {
 // Scenarios returns every scenario in the order `keepstate lab` runs them.
 func Scenarios() []Scenario {
 	return []Scenario{
-		handshakeScenario(), keepaliveScenario(), reloadScenario(),
+		handshakeScenario(), keepaliveScenario(), ruleTimeoutScenario(), reloadScenario(),
 		restartScenario(), denyScenario(), limitScenario(),
 	}
 }

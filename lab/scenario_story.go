@@ -4,6 +4,7 @@ package lab
 
 import (
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -118,5 +119,69 @@ func runKeepalive(s *session) error {
 	}
 	s.check("long.survives", fmt.Sprintf("with an 8 s idle timeout the connection survives %v of idleness (its probes refresh the state)", quiet),
 		err == nil, fmt.Sprintf("exchange after %.1f s idle: %s", time.Since(t0).Seconds(), Outcome(err)))
+	return nil
+}
+
+// ruleTimeoutScenario is story 2 fixed narrowly: TcpEstablishedTimeout stays 2 s
+// and only the rule to the echo service (the database) gets IdleTimeout=8. With
+// the same keep-alives, a connection of that rule survives its idleness while one
+// of the other rule (the sink) dies at the global timeout.
+func ruleTimeoutScenario() Scenario {
+	return Scenario{
+		Name:     "rule-timeout",
+		Title:    "story 2 fixed on one rule: TcpEstablishedTimeout 2 s, IdleTimeout 8 s on \"LAN to echo\" only",
+		Settings: map[string]string{"TcpEstablishedTimeout": "2", "LAN to echo/IdleTimeout": "8"},
+		run:      runRuleTimeout,
+	}
+}
+
+func runRuleTimeout(s *session) error {
+	ka := labKeepAlive
+	s.say("client keep-alive: first probe after %v idle, then every %v, %d unanswered probes end the connection", ka.Idle, ka.Interval, ka.Count)
+	other, err := Dial(s.ctx, s.topo.Client, ServerAddr, PortSink, connectTimeout, &ka)
+	if err != nil {
+		return fmt.Errorf("connect to the sink: %w", err)
+	}
+	defer other.Close()
+	if _, err := other.Write([]byte("INSERT 1")); err != nil {
+		return fmt.Errorf("first write to the sink: %w", err)
+	}
+	db, err := Dial(s.ctx, s.topo.Client, ServerAddr, PortEcho, connectTimeout, &ka)
+	if err != nil {
+		return fmt.Errorf("connect to the echo service: %w", err)
+	}
+	defer db.Close()
+	if err := RoundTrip(db, "SELECT 1", connectTimeout); err != nil {
+		return fmt.Errorf("first exchange: %w", err)
+	}
+	// Both idle at once. The sink answers nothing until EOF: its read returns
+	// when the kernel gives up on unanswered probes.
+	quiet := 10 * time.Second
+	t0 := time.Now()
+	_ = other.SetReadDeadline(t0.Add(ka.Idle + time.Duration(ka.Count+6)*ka.Interval))
+	_ = db.SetReadDeadline(t0.Add(quiet))
+	var otherErr error
+	done := make(chan struct{})
+	go func() {
+		_, otherErr = other.Read(make([]byte, 1))
+		close(done)
+	}()
+	_, err = db.Read(make([]byte, 1))
+	if Outcome(err) == "timeout" {
+		err = RoundTrip(db, "SELECT 2", connectTimeout)
+	}
+	<-done
+	s.check("rule.survives", fmt.Sprintf("the rule with IdleTimeout=8 keeps its connection through %v of idleness", quiet),
+		err == nil, fmt.Sprintf("exchange after %.1f s idle: %s", time.Since(t0).Seconds(), Outcome(err)))
+	s.check("other.dies", "a connection of the other rule dies at the global 2 s: its keep-alives are dropped",
+		Outcome(otherErr) == "timed out", fmt.Sprintf("idle read on the sink: %s", Outcome(otherErr)))
+	lines := s.checkLog("other.log", "debug.log", "connection state expired")
+	named, ruleDropped := false, false
+	for _, l := range lines {
+		named = named || strings.Contains(l, "TcpEstablishedTimeout") && strings.Contains(l, fmt.Sprintf(":%d", PortSink))
+		ruleDropped = ruleDropped || strings.Contains(l, "IdleTimeout of rule") || strings.Contains(l, fmt.Sprintf(":%d", PortEcho))
+	}
+	s.check("other.named", "the drops name TcpEstablishedTimeout on the sink's connection, none the echo rule's",
+		named && !ruleDropped, fmt.Sprintf("%d line(s); sink named %v, echo connection dropped %v", len(lines), named, ruleDropped))
 	return nil
 }
