@@ -84,6 +84,16 @@ func TestScenarioKeepalive(t *testing.T) {
 	}
 }
 
+// Story 2 fixed on one rule, live: the rule's IdleTimeout keeps its connection,
+// the other rule's dies at the global timeout, and the log says which timeout.
+func TestScenarioRuleTimeout(t *testing.T) {
+	res := runScenario(t, "rule-timeout")
+	debug := readLog(t, res, "debug.log")
+	if !strings.Contains(debug, "> TcpEstablishedTimeout 2 s) (from LAN, proto:TCP") || strings.Contains(debug, "IdleTimeout of rule") {
+		t.Errorf("debug.log:\n%s", debug)
+	}
+}
+
 func TestScenarioReload(t *testing.T) {
 	res := runScenario(t, "reload")
 	c, _ := res.Check("transfer")
