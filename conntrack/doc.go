@@ -51,6 +51,17 @@
 //     seconds, the rule metadata is interned per shard as a uint16, and counters are
 //     48-bit bytes and 39-bit packets per direction.
 //
+// # Rule options
+//
+// A rule may give its connections options of their own (pf's per-rule "keep
+// state (...)"): a handshake mode, a per-source limit and an established idle
+// timeout, carried in the interned Meta. A rule's idle timeout cannot share the
+// class lists, whose early stop needs one timeout per list, so each distinct value
+// is a timeout profile with its own established, unacknowledged-data and refiled
+// lists in each shard (see profile.go); the entry only points at its Meta, which
+// says the profile. Remap moves live connections when a new ruleset changes their
+// rule's options, merging them into their new lists in last-seen order.
+//
 // # Batches
 //
 // In a table of a million connections a lookup waits on main memory twice, for the
