@@ -165,7 +165,7 @@ func explainPacket(eng *firewall.Engine, frame []byte, wireLen int, link packet.
 	rulesTried := d.Rule != firewall.NoRule
 	switch {
 	case rulesTried:
-		add("connection", "none", "%s", newConnWords(&p))
+		add("connection", "none", "%s", newConnWords(&p, &st))
 	case d.Action == firewall.Accept && d.Conn.ID == 0:
 		add("connection", "related", "an ICMP error about a tracked connection")
 		return x
@@ -215,7 +215,7 @@ func explainPacket(eng *firewall.Engine, frame []byte, wireLen int, link packet.
 	if matched >= 0 {
 		if w := ruleOptionStep(rs, matched, &st, &d, &p); w != "" {
 			result := "apply"
-			if d.Action == firewall.Drop && d.Conn.StrictReason != reason.None {
+			if d.Action == firewall.Drop && !d.Created && (d.Reason == reason.HandshakeNotCompleted || d.Reason == reason.StateExpired) {
 				result = "drop"
 			}
 			add("state options", result, "%s", w)
@@ -252,12 +252,15 @@ func ifaceNets(ifc *policy.Interface) string {
 }
 
 // newConnWords says why a packet with no tracked connection goes to the rules.
-func newConnWords(p *packet.Parsed) string {
+func newConnWords(p *packet.Parsed, st *firewall.Settings) string {
 	const pre = "no tracked connection; "
 	switch p.Proto {
 	case packet.ProtoTCP:
 		if p.TCPFlags&(packet.SYN|packet.ACK) == packet.SYN {
 			return pre + "a SYN may open one: the rules decide"
+		}
+		if st.Conntrack.Strict {
+			return pre + "not a SYN, but some rule has Handshake=loose: the rules decide whether the connection is picked up mid-stream"
 		}
 		return pre + "Require3WayHandshake=0 picks the connection up mid-stream: the rules decide"
 	case packet.ProtoUDP:
@@ -346,7 +349,10 @@ func ruleOptionStep(rs *policy.Ruleset, i int, st *firewall.Settings, d *firewal
 		return ""
 	}
 	var parts []string
-	if d.Conn.StrictReason != reason.None {
+	// A pickup under Require3WayHandshake=0 by a rule without an option of its
+	// own is the table's doing, which the connection step already says.
+	pickup := p.Proto == packet.ProtoTCP && p.TCPFlags&(packet.SYN|packet.ACK) != packet.SYN
+	if pickup && (r.Handshake != policy.HandshakeInherit || st.Conntrack.Strict) {
 		mode := r.Handshake.String()
 		if r.Handshake == policy.HandshakeInherit {
 			mode = "inherit, and Require3WayHandshake=1"

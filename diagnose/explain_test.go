@@ -8,6 +8,7 @@ import (
 
 	"net/netip"
 
+	"keepstate/config"
 	"keepstate/packet"
 	"keepstate/synth"
 )
@@ -296,4 +297,45 @@ func FuzzParseSpec(f *testing.F) {
 		}
 		checkBuild(t, sp)
 	})
+}
+
+// explain says which rule's handshake option decided a pickup.
+func TestExplainRuleHandshake(t *testing.T) {
+	text, _ := synth.Story1Config(true)
+	cfg, err := config.Parse("story1.cfg", synth.SetRuleOption(text, "Web servers to Tomcat", "Handshake", "loose"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	loose := policyOf(t, cfg)
+	cfg, err = config.Parse("story1.cfg", synth.SetRuleOption(text, "Internet to web servers", "Handshake", "loose"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherLoose := policyOf(t, cfg)
+	for _, c := range []struct {
+		pol    *Policy
+		result string
+		words  string
+	}{
+		{loose, "apply", "Handshake of rule 'Web servers to Tomcat' (loose) lets this packet"},
+		{otherLoose, "drop", "Handshake of rule 'Web servers to Tomcat' (inherit, and Require3WayHandshake=1) decided: only a loose rule picks a connection up mid-stream, so this packet gets strict tracking's handshake_not_completed"},
+	} {
+		sp, err := ParseSpec("tcp 10.2.0.2:8080 > 10.1.0.2:27779 flags SA iface DMZ")
+		if err != nil {
+			t.Fatal(err)
+		}
+		x, err := ExplainSpec(c.pol, sp, 1_700_000_000e9)
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, st := range x.Steps {
+			if st.Stage == "state options" && st.Result == c.result && strings.Contains(st.Detail, c.words) {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("%s: steps %+v", c.result, x.Steps)
+		}
+	}
 }
