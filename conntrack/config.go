@@ -53,6 +53,16 @@ type Config struct {
 	// held: it may call back into the Table. Calls for different shards may run
 	// concurrently.
 	OnEnd func(ConnInfo, EndCause)
+	// OnChange hears of the changes of a connection's life that others need to
+	// know about at once: created, a state change, ended (see Change). It is
+	// called with the changes of one shard lock's hold, in order, never with a
+	// shard lock held; calls for different shards may run concurrently. The
+	// slice is reused after the call returns.
+	OnChange func([]Change)
+	// TrackUpdates marks the connections whose last-seen time, windows or
+	// counters change, for SweepUpdates to collect in batches (a mark, not an
+	// event, per packet). Reconfigure may switch it.
+	TrackUpdates bool
 }
 
 // DefaultConfig returns a strict configuration with every default filled in.
@@ -110,6 +120,8 @@ type settings struct {
 	tombCap       int
 	tombTTL       int64
 	onEnd         func(ConnInfo, EndCause)
+	onChange      func([]Change)
+	trackUpdates  bool
 }
 
 func orDefault(d, def time.Duration) int64 {
@@ -120,7 +132,8 @@ func orDefault(d, def time.Duration) int64 {
 }
 
 func newSettings(c Config) *settings {
-	s := &settings{strict: c.Strict, looseRules: c.LooseRules, resolve: c.Resolve, onEnd: c.OnEnd}
+	s := &settings{strict: c.Strict, looseRules: c.LooseRules, resolve: c.Resolve, onEnd: c.OnEnd,
+		onChange: c.OnChange, trackUpdates: c.TrackUpdates}
 	s.unacked = orDefault(c.Timeouts.TCPUnacked, classDef[clsUnacked].Default)
 	s.timeout = classTimeouts(&c.Timeouts)
 	for c, to := range s.timeout {

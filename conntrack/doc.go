@@ -103,10 +103,48 @@
 // the highest the receiver acknowledged: a RST at the last acknowledged number while
 // data is in flight leaves the connection to the unacknowledged-data timeout.
 //
-// # Callbacks
+// # Callbacks and changes
 //
 // Config.OnEnd is called for every connection that leaves the table. It is never
 // called with a shard lock held, so it may call back into the Table.
+//
+// Config.OnChange is the one way to hear of connections as they change; the
+// cluster, the kernel fast path and the insight detectors all use it, and a new
+// consumer should too rather than add a hook of its own. It gets Change values:
+// created, every state change (TCP's handshake steps, ESTABLISHED, the closing
+// states, CLOSE; UDP/ICMP/other's first reply) and ended (with the EndCause), each
+// with the connection's ConnInfo and its Record, the snapshot's entry record
+// (tuple, state, flags, windows, rule, counters, age and idle time relative to
+// Change.Now). Changes are collected under the shard lock and delivered after it is
+// released, in order, one call per lock hold, like OnEnd; their batches come from a
+// pool, so nothing allocates in a steady state (a test checks the established path
+// and a whole connection's life).
+//
+// Window, last-seen and counter updates happen on nearly every packet, so they are
+// not events: with Config.TrackUpdates a packet that changes them sets a dirty
+// mark on its entry (the top bit of its meta index) and, the first time, puts the
+// entry's index on its shard's dirty list. SweepUpdates, called periodically by one
+// consumer (the daemon), delivers one ChangeUpdated per marked connection, in
+// batches of a few hundred per shard, and clears the marks. The packet path pays a
+// branch, and an append once per connection per sweep.
+//
+// # Taking connections over
+//
+// Apply puts a peer's Change into the table (a cluster node keeping its copy), and
+// ApplySnapshot merges a whole snapshot (a node catching up). The records are the
+// snapshot format's, so there is one encoding for what leaves a table. A connection
+// the table did not see for itself relearns its windows (entry.relearn): they are
+// cleared and the connection is liberal, as a picked-up one is, until both
+// directions have been seen again, when the windows are enforced; unlike a pickup
+// it keeps its state, rule, assured flag, window-scale and SACK options and its
+// state's timeout (an entry that is liberal and assured is relearning; a pickup
+// is never assured while liberal). The packets in flight when the path moved are
+// thus accepted whatever the peer's last batch said about the windows. A
+// connection restored from a snapshot of an earlier run is the same case and uses
+// the same mechanism. Apply's rules (state only moves forward, the later
+// last-seen and larger counters win, an end older than a packet seen here is
+// ignored, a record older than a tombstone is dropped) make re-applying old or
+// duplicate records harmless.
 //
 // # Names
 //

@@ -1,6 +1,7 @@
 package conntrack
 
 import (
+	"sync"
 	"time"
 
 	"keepstate/packet"
@@ -14,18 +15,62 @@ type endEvent struct {
 	cause EndCause
 }
 
-// endBuf collects the connections that end while a shard lock is held, so that
-// OnEnd runs after the lock is released. It allocates only when something ends and
-// OnEnd is set, never on the established path.
-type endBuf struct{ events []endEvent }
+// endBuf collects what happens to connections while a shard lock is held (the
+// connections that end, for OnEnd; the changes, for OnChange), so that the
+// callbacks run after the lock is released. Its batch comes from a pool and only
+// when there is something to deliver: the established path, which changes nothing
+// that a callback hears of at once, never takes one, and in a steady state nothing
+// allocates.
+type endBuf struct {
+	b *eventBatch
+	// remote marks the changes noted as Remote: they were applied from a peer's
+	// record (Table.Apply), not seen here.
+	remote bool
+}
 
-func (b *endBuf) add(ci ConnInfo, c EndCause) { b.events = append(b.events, endEvent{ci, c}) }
+type eventBatch struct {
+	ends    []endEvent
+	changes []Change
+}
 
-func (b *endBuf) flush(s *settings) {
-	for i := range b.events {
-		s.onEnd(b.events[i].info, b.events[i].cause)
+var eventBatches = sync.Pool{New: func() any { return new(eventBatch) }}
+
+// maxPooledBatch bounds the batches that go back to the pool: a mass expiry's
+// thousand changes need not stay in memory afterwards.
+const maxPooledBatch = 4096
+
+func (b *endBuf) batch() *eventBatch {
+	if b.b == nil {
+		b.b = eventBatches.Get().(*eventBatch)
 	}
-	b.events = b.events[:0]
+	return b.b
+}
+
+func (b *endBuf) add(ci ConnInfo, c EndCause) {
+	bb := b.batch()
+	bb.ends = append(bb.ends, endEvent{ci, c})
+}
+
+// flush delivers what was collected, in order, and returns the batch to the pool.
+func (b *endBuf) flush(s *settings) {
+	bb := b.b
+	if bb == nil {
+		return
+	}
+	b.b = nil
+	for i := range bb.ends {
+		s.onEnd(bb.ends[i].info, bb.ends[i].cause)
+	}
+	if len(bb.changes) > 0 {
+		s.onChange(bb.changes)
+	}
+	if cap(bb.ends) > maxPooledBatch || cap(bb.changes) > maxPooledBatch {
+		return
+	}
+	clear(bb.ends) // ConnInfo holds addresses, which may point to interned zones
+	clear(bb.changes)
+	bb.ends, bb.changes = bb.ends[:0], bb.changes[:0]
+	eventBatches.Put(bb)
 }
 
 // reapSomeLocked is the expiry amortised into Track: every 16th call on a shard looks at

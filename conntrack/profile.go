@@ -63,7 +63,7 @@ func (sh *shard) listOf(p uint8, c class) *list {
 }
 
 // profileOf is the timeout profile entry e is on.
-func (sh *shard) profileOf(e *entry) uint8 { return sh.metaProf[e.meta] }
+func (sh *shard) profileOf(e *entry) uint8 { return sh.metaProf[e.metaIndex()] }
 
 // profileTimeout is the timeout of class c in profile p (before adaptive scaling).
 func (sh *shard) profileTimeout(s *settings, p uint8, c class) int64 {
@@ -169,7 +169,7 @@ func (t *Table) remapLocked(sh *shard, s *settings, f func(Meta) Meta, now int64
 		for p := range uint8(len(sh.profs) + 1) {
 			l := sh.listOf(p, c)
 			for i := l.head; i != nilIdx; i = sh.at(i).next {
-				if e := sh.at(i); oldProf[e.meta] != sh.metaProf[e.meta] {
+				if e := sh.at(i); oldProf[e.metaIndex()] != sh.metaProf[e.metaIndex()] {
 					idx = append(idx, i)
 				}
 			}
@@ -177,7 +177,7 @@ func (t *Table) remapLocked(sh *shard, s *settings, f func(Meta) Meta, now int64
 	}
 	for _, i := range idx {
 		e := sh.at(i)
-		sh.unlinkFromLocked(sh.listOf(oldProf[e.meta], e.list()), i)
+		sh.unlinkFromLocked(sh.listOf(oldProf[e.metaIndex()], e.list()), i)
 	}
 	slices.SortStableFunc(idx, func(a, b uint32) int { return cmp.Compare(sh.at(a).lastSeen, sh.at(b).lastSeen) })
 	byList := map[*list][]uint32{}
@@ -203,7 +203,7 @@ func (t *Table) remapLocked(sh *shard, s *settings, f func(Meta) Meta, now int64
 	}
 	// Per-rule counts follow the new options.
 	t.forEntriesLocked(sh, func(i uint32, e *entry) {
-		old, cur := oldMetas[e.meta], sh.metas[e.meta]
+		old, cur := oldMetas[e.metaIndex()], sh.metas[e.metaIndex()]
 		oldCounted, counted := old.MaxPerSource > 0 && old.Rule != 0, cur.MaxPerSource > 0 && cur.Rule != 0
 		if oldCounted && (!counted || old.Rule != cur.Rule) {
 			t.src.release(&t.seed, srcKey{e.key.Src, old.Rule}, now)

@@ -29,7 +29,7 @@ type entry struct {
 	key        Key
 	sf         uint8    // State in the low nibble, entry flags in the high nibble
 	dflags     [2]uint8 // per-direction TCP flags: window scale in the low nibble
-	meta       uint16   // index into the shard's interned Meta values
+	meta       uint16   // interned Meta index (15 bits; read it with metaIndex) and the dirty mark (metaDirty)
 	pktsHi     [2]uint8 // packets' high 7 bits; the top bits say which list holds an established entry (lOnUnacked, lOnRefiled)
 }
 
@@ -37,7 +37,7 @@ type entry struct {
 const (
 	fSeenReply uint8 = 0x10 // a packet was seen in the reply direction
 	fAssured   uint8 = 0x20 // handshake completed or reply seen: never evicted
-	fLiberal   uint8 = 0x40 // picked up mid-stream: window checks are not enforced
+	fLiberal   uint8 = 0x40 // window checks are not enforced: picked up mid-stream, or (with fAssured) relearning
 	fCounted   uint8 = 0x80 // counted in the per-source limiter
 )
 
@@ -157,8 +157,8 @@ func (e *entry) class() class {
 	st := e.state()
 	if st == StateEstablished {
 		switch {
-		case e.has(fLiberal):
-			return clsPickup // until both directions have been seen
+		case e.sf&(fLiberal|fAssured) == fLiberal:
+			return clsPickup // until both directions have been seen (a relearning connection keeps its timeout)
 		case (e.dflags[0]|e.dflags[1])&dfUnacked != 0:
 			return clsUnacked
 		}
@@ -233,6 +233,10 @@ type shard struct {
 
 	tombs tombstones
 	st    shardStats
+
+	// dirty lists the entries whose dirty mark was set since the last
+	// SweepUpdates (Config.TrackUpdates): see markDirtyLocked.
+	dirty []uint32
 }
 
 // shardStats are event counters kept under the shard lock; Table.Stats sums them.
@@ -651,7 +655,8 @@ func (sh *shard) touchLocked(s *settings, from class, i uint32, e *entry, oldSee
 
 // internLocked returns the index of m in the shard's Meta table, adding it if there is
 // room. Engines have few distinct (rule, flags) pairs, so the table stays tiny; if
-// 65535 are ever exceeded, ok is false and the entry stores Meta{}.
+// 32767 are ever exceeded (the index has 15 bits: see metaDirty), ok is false and
+// the entry stores Meta{}.
 func (sh *shard) internLocked(s *settings, m Meta) (idx uint16, ok bool) {
 	if m == sh.metas[sh.lastMeta] {
 		return sh.lastMeta, true
@@ -660,7 +665,7 @@ func (sh *shard) internLocked(s *settings, m Meta) (idx uint16, ok bool) {
 		sh.lastMeta = idx
 		return idx, true
 	}
-	if len(sh.metas) > 0xffff {
+	if len(sh.metas) > int(metaIndexMask) {
 		return 0, false
 	}
 	if sh.metaIx == nil {

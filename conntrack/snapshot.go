@@ -97,7 +97,7 @@ func appendEntryLocked(b []byte, sh *shard, e *entry, now int64) []byte {
 		b = le.AppendUint32(b, e.tcp[d].maxend)
 		b = le.AppendUint32(b, e.tcp[d].maxwin)
 	}
-	m := sh.metas[e.meta]
+	m := sh.metas[e.metaIndex()]
 	b = le.AppendUint32(b, m.Rule)
 	b = append(b, m.Flags)
 	b = le.AppendUint64(b, uint64(now-int64(e.created)*1e9))
@@ -298,48 +298,12 @@ func (t *Table) restoreEntry(s *settings, se *snapEntry, now int64) {
 	k := se.e.key
 	h := k.hash(&t.seed)
 	sh := t.shardOf(h)
-	counted := s.perSrcConns > 0 || s.perSrcRate > 0
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	if _, _, ok := sh.lookupLocked(&k, h); ok {
 		return
 	}
-	i := sh.insertLocked(&k, h)
-	if i == nilIdx {
-		return
-	}
-	e := sh.at(i)
-	prev, next := e.prev, e.next
-	*e = se.e
-	e.prev, e.next = prev, next
-	e.sf &^= fCounted
-	if counted {
-		t.src.count(&t.seed, srcKey{src: k.Src})
-		e.set(fCounted)
-	}
-	e.lastSeen = now - se.idle
-	e.created = uint32(max(now-se.age, 0) / 1e9)
-	sh.seq++
-	e.idSeq = sh.seq
-	// The snapshot holds the rule, not its options: they come from the rule as
-	// the ruleset in force defines it (Config.Resolve).
-	m := se.meta
-	if s.resolve != nil {
-		m = s.resolve(m)
-	}
-	if idx, ok := sh.internLocked(s, m); ok {
-		e.meta = idx
-		if m.MaxPerSource > 0 && m.Rule != 0 {
-			t.src.count(&t.seed, srcKey{k.Src, m.Rule})
-		}
-	} else {
-		sh.st.metaOverflow++
-	}
-	for d := range Dir(2) {
-		e.setCounters(d, se.counts[d][0], se.counts[d][1])
-	}
-	sh.pushBackLocked(e.class(), i)
-	t.count.Add(1)
+	t.insertRecordLocked(sh, s, h, se, now, false)
 }
 
 // sortListsLocked puts every class list of sh in last-seen order, relinking it. It is

@@ -242,7 +242,7 @@ func (t *Table) track(p *packet.Parsed, k *Key, h uint64, now int64, r *Result) 
 	}
 	sh.mu.Unlock()
 
-	if ended.events != nil {
+	if ended.b != nil {
 		ended.flush(s)
 	}
 	if p.Frag == packet.FirstFragment && r.Verdict == Accept {
@@ -257,6 +257,7 @@ func (t *Table) updateLocked(sh *shard, i uint32, e *entry, from class, dir Dir,
 		t.updateTCPLocked(sh, i, e, from, dir, p, s, now, ended, r)
 		return
 	}
+	before := e.state()
 	if dir == Reply && !e.has(fSeenReply) {
 		e.set(fSeenReply | fAssured)
 		switch e.state() {
@@ -272,12 +273,24 @@ func (t *Table) updateLocked(sh *shard, i uint32, e *entry, from class, dir Dir,
 	e.lastSeen = max(old, now)
 	e.account(dir, ipBytes(p))
 	sh.touchLocked(s, from, i, e, old)
+	t.changedLocked(sh, i, e, s, e.state() != before, now, ended)
 	sh.acceptLocked(e, dir, r)
+}
+
+// changedLocked tells OnChange of entry e's new state, or marks it for the next
+// SweepUpdates when only its times, windows or counters changed.
+func (t *Table) changedLocked(sh *shard, i uint32, e *entry, s *settings, stateChanged bool, now int64, ended *endBuf) {
+	if stateChanged && s.onChange != nil {
+		// The change carries a fresh record: no need to sweep it too.
+		t.noteLocked(ended, sh, e, s, ChangeState, 0, now)
+		return
+	}
+	sh.markDirtyLocked(s, i, e)
 }
 
 // acceptLocked fills r with an Accept for connection e.
 func (sh *shard) acceptLocked(e *entry, dir Dir, r *Result) {
-	r.Verdict, r.Dir, r.State, r.ID, r.Meta = Accept, dir, e.state(), sh.id(e), sh.metas[e.meta]
+	r.Verdict, r.Dir, r.State, r.ID, r.Meta = Accept, dir, e.state(), sh.id(e), sh.metas[e.metaIndex()]
 }
 
 // refuseLocked fills r with a Drop that still names the connection, for the logs.
@@ -306,7 +319,7 @@ func (t *Table) updateTCPLocked(sh *shard, i uint32, e *entry, from class, dir D
 		t.endLocked(sh, i, s, now, EndReopened, ended)
 		return
 	case next == sIG:
-		if fc == fcAck && dir == Reply && (old == StateSynSent || old == StateSynSent2) && s.strictFor(sh.metas[e.meta].Handshake) {
+		if fc == fcAck && dir == Reply && (old == StateSynSent || old == StateSynSent2) && s.strictFor(sh.metas[e.metaIndex()].Handshake) {
 			// The responder acknowledges before it sent its SYN-ACK: the SYN was
 			// not seen by us (asymmetric path) or this is forged.
 			sh.refuseLocked(e, dir, reason.HandshakeWrongDirection, r)
@@ -316,7 +329,7 @@ func (t *Table) updateTCPLocked(sh *shard, i uint32, e *entry, from class, dir D
 		sh.acceptLocked(e, dir, r)
 		return
 	}
-	if old == StateSynRecv && dir == Reply && fc == fcAck && p.PayloadLen > 0 && s.strictFor(sh.metas[e.meta].Handshake) {
+	if old == StateSynRecv && dir == Reply && fc == fcAck && p.PayloadLen > 0 && s.strictFor(sh.metas[e.metaIndex()].Handshake) {
 		// The responder sends data before the originator completed the handshake.
 		sh.refuseLocked(e, dir, reason.HandshakeWrongDirection, r)
 		return
@@ -331,7 +344,7 @@ func (t *Table) updateTCPLocked(sh *shard, i uint32, e *entry, from class, dir D
 	// A RST on an established connection closes it only if its sequence number is
 	// exactly the sender's next (see below); inWindow's updates are undone for one
 	// that is not.
-	blind := fc == fcRst && old == StateEstablished && e.has(fAssured)
+	blind := fc == fcRst && old == StateEstablished && e.has(fAssured) && !e.has(fLiberal)
 	var tcpBefore [2]tcpDir
 	var dflagsBefore [2]uint8
 	if blind {
@@ -385,6 +398,7 @@ func (t *Table) updateTCPLocked(sh *shard, i uint32, e *entry, from class, dir D
 	e.lastSeen = max(oldSeen, now)
 	e.account(dir, ipBytes(p))
 	sh.touchLocked(s, from, i, e, oldSeen)
+	t.changedLocked(sh, i, e, s, ns != old, now, ended)
 	sh.acceptLocked(e, dir, r)
 }
 
@@ -577,6 +591,9 @@ func (t *Table) create(p *packet.Parsed, pr *Probe, now int64, m Meta, as Dir) R
 			break
 		}
 		r = t.initEntryLocked(sh, s, i, p, now, m, st, liberal, cn, as)
+		if s.onChange != nil {
+			t.noteLocked(&ended, sh, sh.at(i), s, ChangeCreated, 0, now)
+		}
 	}
 	sh.mu.Unlock()
 
@@ -714,17 +731,20 @@ func (t *Table) endLocked(sh *shard, i uint32, s *settings, now int64, cause End
 	if cause != EndReopened && s.tombCap > 0 {
 		sh.tombs.insert(s, len(t.shards), &e.key, h, tombstone{
 			state: e.state(), cause: cause, lastSeen: e.lastSeen, endedAt: endedAt,
-			id: tombID(sh.id(e), e.class(), e.meta),
+			id: tombID(sh.id(e), e.class(), e.metaIndex()),
 		})
 	}
 	if e.has(fCounted) {
 		t.src.release(&t.seed, srcKey{src: e.key.Src}, now)
 	}
-	if m := sh.metas[e.meta]; m.MaxPerSource > 0 && m.Rule != 0 {
+	if m := sh.metas[e.metaIndex()]; m.MaxPerSource > 0 && m.Rule != 0 {
 		t.src.release(&t.seed, srcKey{e.key.Src, m.Rule}, now)
 	}
 	if s.onEnd != nil {
 		ended.add(t.infoLocked(sh, e, s), cause)
+	}
+	if s.onChange != nil {
+		t.noteLocked(ended, sh, e, s, ChangeEnded, cause, now)
 	}
 	sh.unlinkLocked(e.list(), i)
 	sh.releaseLocked(i, h)
@@ -747,6 +767,6 @@ func (t *Table) infoLocked(sh *shard, e *entry, s *settings) ConnInfo {
 		Assured:  e.has(fAssured),
 		Packets:  [2]uint64{e.packets(Original), e.packets(Reply)},
 		Bytes:    [2]uint64{e.bytes(Original), e.bytes(Reply)},
-		Meta:     sh.metas[e.meta],
+		Meta:     sh.metas[e.metaIndex()],
 	}
 }

@@ -117,6 +117,13 @@ type Options struct {
 	// OnConnEnd is called when a connection leaves the table, with the rule that
 	// admitted it when that rule still exists (nil otherwise). It must not block.
 	OnConnEnd func(ConnEnd)
+	// OnConnChange hears of every connection's creation, state changes and end
+	// (conntrack.Config.OnChange: batched, never under a table lock; the slice is
+	// reused after the call). It must not block.
+	OnConnChange func([]conntrack.Change)
+	// TrackUpdates marks connections whose windows, last-seen time or counters
+	// change, for Table().SweepUpdates (conntrack.Config.TrackUpdates).
+	TrackUpdates bool
 	// VerifyChecksums drops packets whose checksums do not verify. Off by default:
 	// NFQUEUE packets were checked by the kernel and offloaded captures carry bogus
 	// checksums.
@@ -230,6 +237,8 @@ func (e *Engine) tableConfig(c *compiled) conntrack.Config {
 	tc.OnEnd = e.connEnded
 	tc.LooseRules = c.loose
 	tc.Resolve = e.resolveMeta
+	tc.OnChange = e.opts.OnConnChange
+	tc.TrackUpdates = e.opts.TrackUpdates
 	return tc
 }
 
