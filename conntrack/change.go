@@ -181,11 +181,6 @@ func (e *entry) relearn() {
 	e.set(fLiberal)
 }
 
-// relearning reports whether e was taken over and is learning its windows again:
-// liberal, and not a pickup (a picked-up connection is never assured while it is
-// liberal).
-func (e *entry) relearning() bool { return e.sf&(fLiberal|fAssured) == fLiberal|fAssured }
-
 // stateRank orders a protocol's states by how far a connection has got: merging
 // a peer's record never takes a connection back.
 var stateRank = [numStates]uint8{

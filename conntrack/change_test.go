@@ -186,12 +186,11 @@ func TestChangesDoNotAllocate(t *testing.T) {
 // pair is two tables kept in step by applying each one's changes to the other, as
 // the cluster does, synchronously.
 type pair struct {
-	a, b   *Table
-	toB    []Change
-	toA    []Change
-	tb     testing.TB
-	mu     sync.Mutex
-	paused bool
+	a, b *Table
+	toB  []Change
+	toA  []Change
+	tb   testing.TB
+	mu   sync.Mutex
 }
 
 func newPair(tb testing.TB, strict bool) *pair {
