@@ -26,9 +26,13 @@ func storyBundle(t testing.TB) *Bundle {
 	b.Host.Hostname = "fw1.example.net"
 	b.Interfaces = []string{"eth0", "eth1", "eth2", "eth3", "lo"}
 	b.Logs.JSON = true
-	b.Users = append(b.Users, User{ID: 2, Name: "tony", Role: RoleReadOnly})
+	b.Users = append(b.Users, User{ID: 1, Name: "root", Role: RoleAdmin, PasswordHash: testHash},
+		User{ID: 2, Name: "tony", Role: RoleReadOnly})
 	return b
 }
+
+// testHash has the form of a password hash; config checks the form only.
+const testHash = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g"
 
 func bundleBytes(t testing.TB, b *Bundle) []byte {
 	t.Helper()

@@ -27,11 +27,17 @@ type LogSettings struct {
 	Syslog       bool   // also send lines to the local syslog
 }
 
-// User is one entry of UserDB.cfg: a Unix user allowed to use the admin socket.
+// User is one entry of UserDB.cfg: an administrator of the web administration
+// and its JSON-RPC API. The admin socket is not concerned: its file mode and peer
+// credentials decide who uses it.
 type User struct {
 	ID   int
-	Name string // Unix user name
+	Name string // login name
 	Role string // "admin" (may change configuration) or "read-only"
+	// PasswordHash is a PHC string ("$argon2id$v=19$m=...,t=...,p=...$salt$hash")
+	// written by `keepstate user add/passwd`; never the password. Empty: the user
+	// cannot log in until a password is set.
+	PasswordHash string
 }
 
 // Roles of UserDB.cfg.
@@ -46,7 +52,7 @@ const (
 	listUsers = "Users"
 )
 
-// DefaultHost, DefaultLogs and DefaultUsers are the companions of a bundle made
+// DefaultHost and DefaultLogs are the companions of a bundle made
 // from a lone winroute.cfg.
 func DefaultHost() HostSettings {
 	return HostSettings{AdminSocket: "/run/keepstate/admin.sock", ConfirmTimeout: 30 * time.Second}
@@ -56,7 +62,9 @@ func DefaultLogs() LogSettings {
 	return LogSettings{Directory: "/var/log/keepstate", RotateSizeMB: 100, RotateKeep: 5}
 }
 
-func DefaultUsers() []User { return []User{{ID: 1, Name: "root", Role: RoleAdmin}} }
+// DefaultUsers is empty: there is no default password, and nobody logs in to
+// the web administration until `keepstate user add` created someone.
+func DefaultUsers() []User { return []User{} }
 
 func hfield[F any](f func(*HostSettings) *F) func(*HostSettings) any {
 	return func(h *HostSettings) any { return f(h) }
@@ -167,7 +175,7 @@ func parseUsers(file string, data []byte) ([]User, ErrorList) {
 			f := dec.fields(listUsers, it)
 			u := User{ID: f.id(ids)}
 			if v, ok := f.need("Name"); ok {
-				if err := checkUnixName(v.value); err != nil {
+				if err := CheckUserName(v.value); err != nil {
 					d.errorf(v.pos, "Name: %v", err)
 				} else {
 					dec.unique(names, "user", v.value, v.pos)
@@ -180,6 +188,12 @@ func parseUsers(file string, data []byte) ([]User, ErrorList) {
 					d.errorf(v.pos, "Role: want %s or %s, got %q%s", RoleAdmin, RoleReadOnly, v.value, suggest(u.Role, []string{RoleAdmin, RoleReadOnly}))
 				}
 			}
+			if v, ok := f.get("PasswordHash"); ok {
+				u.PasswordHash = strings.TrimSpace(v.value)
+				if err := CheckPasswordHash(u.PasswordHash); err != nil {
+					d.errorf(v.pos, "PasswordHash: %v", err)
+				}
+			}
 			users = append(users, u)
 		}
 		return true
@@ -187,9 +201,29 @@ func parseUsers(file string, data []byte) ([]User, ErrorList) {
 	return users, errs
 }
 
-func checkUnixName(s string) error {
-	if s == "" || len(s) > 32 || strings.ContainsAny(s, " \t\n:/;,") || strings.HasPrefix(s, "-") {
-		return fmt.Errorf("%q is not a Unix user name", s)
+// CheckUserName accepts what a login name may be: 1 to 32 letters, digits and
+// "._-", not starting with "-" (so it never reads as a flag).
+func CheckUserName(s string) error {
+	if s == "" || len(s) > 32 || strings.HasPrefix(s, "-") {
+		return fmt.Errorf("%q is not a user name (1 to 32 letters, digits, '.', '_' or '-', not starting with '-')", s)
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return fmt.Errorf("%q is not a user name (1 to 32 letters, digits, '.', '_' or '-', not starting with '-')", s)
+		}
+	}
+	return nil
+}
+
+// CheckPasswordHash accepts the PHC strings of the hashes keepstate verifies. It
+// checks the form only; the web administration checks the parameters when it
+// verifies a password.
+func CheckPasswordHash(s string) error {
+	if s == "" {
+		return nil
+	}
+	if !strings.HasPrefix(s, "$argon2id$") || strings.Count(s, "$") != 5 || strings.ContainsAny(s, " \t\n<>&") {
+		return fmt.Errorf("want an argon2id hash as `keepstate user passwd` writes it ($argon2id$v=19$m=...,t=...,p=...$SALT$HASH), never a password")
 	}
 	return nil
 }
@@ -211,7 +245,7 @@ func marshalUsers(users []User) []byte {
 	w.header()
 	recs := make([]record, len(users))
 	for i, u := range users {
-		recs[i] = record{u.ID, []string{u.Name, u.Role}}
+		recs[i] = record{u.ID, []string{u.Name, u.Role, u.PasswordHash}}
 	}
 	w.list(listUsers, recs)
 	w.buf.WriteString("</config>\n")

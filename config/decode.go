@@ -29,7 +29,7 @@ var listFields = map[string][]string{
 	listAddrGroups: {"Id", "Enabled", "Desc", "Name", "Value"},
 	listServices:   {"Id", "Name", "Description", "Protocol", "Condition"},
 	listRules:      {"Id", "Name", "Enabled", "Src", "Dst", "Service", "Action", "LogPackets", "LogConnections", fieldHandshake, fieldIdleTimeout, fieldMaxPerSrc, "Description"},
-	listUsers:      {"Id", "Name", "Role"}, // UserDB.cfg
+	listUsers:      {"Id", "Name", "Role", "PasswordHash"}, // UserDB.cfg
 }
 
 // Parse reads a winroute.cfg. name is used in error positions. On failure the error

@@ -148,3 +148,24 @@ func formatBool(b bool) string {
 	}
 	return "0"
 }
+
+// ServiceForm gives a service's protocol and condition as winroute.cfg writes
+// them ("tcp", "dport=80,443").
+func ServiceForm(s *policy.Service) (protocol, condition string) {
+	return formatProtocol(s.Protocol), formatCondition(s)
+}
+
+// SetServiceForm sets a service's protocol and condition from their
+// winroute.cfg form, with the file's checks and messages.
+func SetServiceForm(s *policy.Service, protocol, condition string) error {
+	p, err := parseProtocol(protocol)
+	if err != nil {
+		return err
+	}
+	ports, types, err := parseCondition(p, condition)
+	if err != nil {
+		return err
+	}
+	s.Protocol, s.Ports, s.ICMPTypes = p, ports, types
+	return nil
+}

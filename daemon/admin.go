@@ -12,6 +12,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"keepstate/config"
 )
 
 // requestTimeout bounds one admin exchange; a client that stalls is cut off.
@@ -225,6 +227,16 @@ func (d *Daemon) serve(req *Request) (any, error) {
 			return nil, errors.New("insight_apply: no id")
 		}
 		return d.ApplyInsight(req.ID, req.Fix, within)
+	case CmdUserList:
+		return UserList(d.Users()), nil
+	case CmdUserSet:
+		return struct{}{}, d.SetUsers("the admin socket", func(us []config.User) ([]config.User, error) {
+			return EditUsers(us, req.UserOp, req.UserName, req.UserRole, req.PasswordHash)
+		})
+	case CmdUserDelete:
+		return struct{}{}, d.SetUsers("the admin socket", func(us []config.User) ([]config.User, error) {
+			return EditUsers(us, "del", req.UserName, "", "")
+		})
 	}
 	return nil, fmt.Errorf("unknown command %q", req.Cmd)
 }

@@ -37,9 +37,19 @@ type Options struct {
 	// where the figure comes from, for the insights' memory costs; it is called
 	// once, when a cost is first quoted. nil: no memory figures.
 	BytesPerConnection func() (float64, string)
+	// Frontends are further transports of the admin operations (the web
+	// administration): started once the daemon runs, closed first when it stops.
+	Frontends []Frontend
 
 	Stderr io.Writer        // what `keepstate run` says; nil: os.Stderr
 	Now    func() time.Time // the daemon's clock; nil: time.Now
+}
+
+// Frontend is a transport of the daemon's operations other than the admin
+// socket. Start must not block; Close ends every request in progress.
+type Frontend interface {
+	Start()
+	Close() error
 }
 
 // flushEvery is how often the logger reports suppressed drop lines, so that a
@@ -58,6 +68,8 @@ type Daemon struct {
 	// insights runs the detectors on the drops and connection ends the reporter
 	// sees, off the packet paths.
 	insights *insight.Feed
+	feed     *dataplane.DropFeed
+	hist     history
 
 	started  time.Time
 	restored int
@@ -167,7 +179,8 @@ func New(o Options) (*Daemon, error) {
 	if d.logs, err = openLogs(d.o.LogDir, o.JSONLogs || b.Logs.JSON, b.Logs, &b.Config.Settings); err != nil {
 		return nil, fmt.Errorf("logs in %s: %w", d.o.LogDir, err)
 	}
-	d.rep = &dataplane.Reporter{Log: d.logs.logger, Drops: d.logs.drops}
+	d.feed = dataplane.NewDropFeed(feedSize)
+	d.rep = &dataplane.Reporter{Log: d.logs.logger, Drops: d.logs.drops, Feed: d.feed}
 	d.eng, err = b.Config.NewEngine(firewall.Options{OnConnEnd: d.rep.ConnEnd})
 	if err != nil {
 		d.logs.close()
@@ -253,6 +266,9 @@ func (d *Daemon) Start(ctx context.Context) error {
 	if d.metrics != nil {
 		d.metrics.start()
 	}
+	for _, f := range d.o.Frontends {
+		f.Start()
+	}
 
 	fail := "closed (traffic stops while keepstate is not running)"
 	if d.o.FailOpen {
@@ -274,10 +290,15 @@ func (d *Daemon) flushLoop(ctx context.Context) {
 	defer close(d.bgDone)
 	t := time.NewTicker(flushEvery)
 	defer t.Stop()
+	sample := time.NewTicker(sampleEvery)
+	defer sample.Stop()
+	d.hist.add(d.sample())
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-sample.C:
+			d.hist.add(d.sample())
 		case <-t.C:
 			d.logs.logger.Flush()
 			if d.logs.drops != nil {
@@ -327,6 +348,11 @@ func (d *Daemon) stop() error {
 		return d.closeLogs()
 	}
 	var errs []error
+	for _, f := range d.o.Frontends {
+		if err := f.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	d.admin.close()
 	d.mu.Lock()
 	d.stopped = true

@@ -17,7 +17,7 @@ import (
 //	dst ADDR|PREFIX    original destination  dport PORT|LO-HI   original destination port
 //	host ADDR|PREFIX   either side           port PORT|LO-HI    either port
 //	proto tcp|udp|icmp|icmpv6|NUMBER         state NAME (ESTABLISHED, TIME_WAIT, UDP_REPLIED, ...)
-//	id ID
+//	id ID                                    rule ID (the rule that admitted it, by its Id)
 //
 // Different keys must all match; a key given several times matches any of its
 // values ("dport 80 dport 443"). No words: every connection.
@@ -143,8 +143,14 @@ func filterTerm(key, val string) (func(*conntrack.ConnInfo) bool, error) {
 			return nil, err
 		}
 		return func(ci *conntrack.ConnInfo) bool { return ci.ID == id }, nil
+	case "rule":
+		id, err := strconv.ParseUint(val, 10, 32)
+		if err != nil || id == 0 {
+			return nil, fmt.Errorf("want a rule Id (a number from 1)")
+		}
+		return func(ci *conntrack.ConnInfo) bool { return ci.Meta.Rule == uint32(id) }, nil
 	}
-	return nil, fmt.Errorf("unknown key (want src, dst, host, sport, dport, port, proto, state or id)")
+	return nil, fmt.Errorf("unknown key (want src, dst, host, sport, dport, port, proto, state, id or rule)")
 }
 
 func parsePrefix(s string) (netip.Prefix, error) {

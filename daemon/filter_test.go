@@ -79,7 +79,7 @@ func TestFilterErrors(t *testing.T) {
 		{[]string{"port", "90-80"}, `filter: port "90-80": not a port range LO-HI`},
 		{[]string{"proto", "sctpx"}, `filter: proto "sctpx": want tcp, udp, icmp, icmpv6 or a protocol number`},
 		{[]string{"state", "OPEN"}, `filter: state "OPEN": unknown state (want one of SYN_SENT, SYN_RECV, ESTABLISHED, FIN_WAIT, CLOSE_WAIT, LAST_ACK, TIME_WAIT, CLOSE, SYN_SENT2, UDP_UNREPLIED, UDP_REPLIED, ICMP_UNREPLIED, ICMP_REPLIED, OTHER_UNREPLIED, OTHER_REPLIED)`},
-		{[]string{"iface", "eth0"}, `filter: iface "eth0": unknown key (want src, dst, host, sport, dport, port, proto, state or id)`},
+		{[]string{"iface", "eth0"}, `filter: iface "eth0": unknown key (want src, dst, host, sport, dport, port, proto, state, id or rule)`},
 		{make([]string, 65), `filter: 65 words, at most 64`},
 	} {
 		_, err := ParseFilter(tc.words)

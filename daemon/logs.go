@@ -14,7 +14,7 @@ import (
 )
 
 // Log file names inside the log folder. The JSON twin of NAME.log is NAME.json.
-var logNames = [...]string{"debug", "filter", "connection", "warning", "error"}
+var logNames = [...]string{"debug", "filter", "connection", "warning", "error", "security"}
 
 // DropsFile is the pcapng of dropped packets in the log folder. The one of the
 // previous run is kept as DropsFile+".1".
@@ -28,7 +28,7 @@ type logFiles struct {
 	dropFile *os.File
 }
 
-// openLogs opens the five logs (rotated by size as logs.cfg says, JSON lines as
+// openLogs opens the six logs (rotated by size as logs.cfg says, JSON lines as
 // well when asked) and the drop capture in dir. The debug log shows the drops the
 // configuration's Logging table selects, at its rate.
 func openLogs(dir string, jsonLines bool, ls config.LogSettings, s *config.Settings) (*logFiles, error) {
@@ -61,7 +61,7 @@ func openLogs(dir string, jsonLines bool, ls config.LogSettings, s *config.Setti
 			sinks[i].JSON = js
 		}
 	}
-	lc := logging.Config{Debug: sinks[0], Filter: sinks[1], Connection: sinks[2], Warning: sinks[3], Error: sinks[4]}
+	lc := logging.Config{Debug: sinks[0], Filter: sinks[1], Connection: sinks[2], Warning: sinks[3], Error: sinks[4], Security: sinks[5]}
 	lc.Drops = DropFilter(s)
 	lc.DropRate, lc.DropBurst = float64(s.DropLogRatePerSecond), s.DropLogBurst
 

@@ -27,6 +27,9 @@ const (
 	CmdConfigConfirm  = "config_confirm"
 	CmdInsights       = "insights"
 	CmdInsightApply   = "insight_apply"
+	CmdUserList       = "user_list"
+	CmdUserSet        = "user_set" // UserOp add, passwd or role
+	CmdUserDelete     = "user_delete"
 )
 
 // MaxRequestBytes bounds one request line: a configuration bundle (at most a few
@@ -61,6 +64,14 @@ type Request struct {
 	After uint64 `json:"after,omitempty"`
 	ID    string `json:"id,omitempty"`
 	Fix   int    `json:"fix,omitempty"`
+
+	// user_set and user_delete: the user of the web administration, and for
+	// user_set what to do (add, passwd, role), the role and the argon2id hash of
+	// the password (the password itself never travels).
+	UserOp       string `json:"user_op,omitempty"`
+	UserName     string `json:"user_name,omitempty"`
+	UserRole     string `json:"user_role,omitempty"`
+	PasswordHash string `json:"password_hash,omitempty"`
 }
 
 // Response is the answer to one Request, sent as one JSON line.

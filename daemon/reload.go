@@ -99,6 +99,11 @@ func (d *Daemon) Import(name string, data []byte, confirmWithin time.Duration) (
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	return d.importLocked(name, data, confirmWithin)
+}
+
+// importLocked is Import with d.mu held.
+func (d *Daemon) importLocked(name string, data []byte, confirmWithin time.Duration) (*ImportResult, error) {
 	if d.stopped {
 		return nil, errors.New("keepstate is stopping")
 	}
@@ -311,6 +316,9 @@ func importWarnings(b, old *config.Bundle) []string {
 	}
 	if b.Host.AdminSocket != old.Host.AdminSocket || b.Host.AdminGroup != old.Host.AdminGroup {
 		out = append(out, "note: host.cfg's admin socket settings changed; they take effect at the next start")
+	}
+	if !slices.Equal(b.Users, old.Users) {
+		out = append(out, fmt.Sprintf("note: UserDB.cfg changed: %d user(s) of the web administration (%d before)", len(b.Users), len(old.Users)))
 	}
 	return out
 }

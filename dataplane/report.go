@@ -31,6 +31,7 @@ type Reporter struct {
 	// Watch, when set, sees every packet the engine does not pass and every
 	// connection that ends (the insight detectors' feed). It must not block.
 	Watch Watcher
+	Feed  *DropFeed // nil: no live feed of drops
 
 	warnMu   sync.Mutex
 	warnedAt map[netip.Addr]int64 // last connection-limit warning per source
@@ -62,7 +63,7 @@ func (r *Reporter) Packet(t int64, frame []byte, link packet.LinkType, p *packet
 	}
 	wantLog := r.Log.WantDrop(d.Reason)
 	wantFilter := d.LogPackets && r.Log != nil && (d.Reason == reason.TrafficRule || d.Reason == reason.DefaultRule)
-	if !wantLog && !wantFilter && r.Drops == nil {
+	if !wantLog && !wantFilter && r.Drops == nil && r.Feed == nil {
 		return
 	}
 	ev := r.event(t, p, d)
@@ -78,6 +79,9 @@ func (r *Reporter) Packet(t int64, frame []byte, link packet.LinkType, p *packet
 	}
 	if r.Drops != nil {
 		r.Drops.Write(t, frame, link, ev.Iface, &ev)
+	}
+	if r.Feed != nil {
+		r.Feed.add(t, frame, link, &ev)
 	}
 }
 

@@ -129,3 +129,6 @@ func hasPorts(p *packet.Parsed) bool {
 func hasICMP(p *packet.Parsed) bool {
 	return (p.Proto == packet.ProtoICMP || p.Proto == packet.ProtoICMPv6) && p.Frag != packet.LaterFragment
 }
+
+// FlagWords gives TCP flags as the logs write them: "SYN ACK"; "" for none.
+func FlagWords(f packet.TCPFlags) string { return string(appendFlagWords(nil, f)) }

@@ -194,7 +194,12 @@ func AppendConnectionJSON(dst []byte, loc *time.Location, ev *ConnEvent) []byte 
 
 // AppendWarningJSON appends the JSON line of a warning (log "warning").
 func AppendWarningJSON(dst []byte, loc *time.Location, ev *WarningEvent) []byte {
-	j := beginJSON(dst, ev.Time, loc, "warning")
+	return appendEventJSON(dst, loc, "warning", ev)
+}
+
+// appendEventJSON writes a WarningEvent as a line of the named log.
+func appendEventJSON(dst []byte, loc *time.Location, log string, ev *WarningEvent) []byte {
+	j := beginJSON(dst, ev.Time, loc, log)
 	j.strIf("kind", ev.Kind)
 	j.str("message", ev.Message)
 	if ev.Addr.IsValid() {

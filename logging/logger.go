@@ -27,6 +27,7 @@ type Config struct {
 	Connection Sink // connections of rules with "log connections", when they end
 	Warning    Sink // connection limits and other conditions an administrator must know
 	Error      Sink // failures of keepstate itself
+	Security   Sink // logins, failed logins, logouts and refused requests of the web administration
 
 	Location *time.Location // time zone of the text timestamps; nil: local time
 
@@ -177,6 +178,23 @@ func (l *Logger) Warning(ev *WarningEvent) {
 		func(b []byte) []byte { return AppendWarningJSON(b, l.loc, ev) })
 }
 
+// Security writes a security-log line: who logged in from where, who failed to
+// and was refused (Kerio Control's Security log). Kind and Addr are fields of
+// the JSON line.
+func (l *Logger) Security(ev *WarningEvent) {
+	if l == nil || !l.cfg.Security.enabled() || l.closed.Load() {
+		return
+	}
+	if ev.Time.IsZero() {
+		c := *ev
+		c.Time = l.now()
+		ev = &c
+	}
+	l.write(l.cfg.Security,
+		func(b []byte) []byte { return AppendWarning(b, l.loc, ev) },
+		func(b []byte) []byte { return appendEventJSON(b, l.loc, "security", ev) })
+}
+
 // Error writes an error-log line. A zero t means now.
 func (l *Logger) Error(t time.Time, msg string) {
 	if l == nil || !l.cfg.Error.enabled() || l.closed.Load() {
@@ -229,7 +247,7 @@ func (l *Logger) Close() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var closed []io.Closer
-	for _, s := range []Sink{l.cfg.Debug, l.cfg.Filter, l.cfg.Connection, l.cfg.Warning, l.cfg.Error} {
+	for _, s := range []Sink{l.cfg.Debug, l.cfg.Filter, l.cfg.Connection, l.cfg.Warning, l.cfg.Error, l.cfg.Security} {
 		for _, w := range []io.Writer{s.Text, s.JSON} {
 			c, ok := w.(io.Closer)
 			if !ok || w == io.Writer(os.Stdout) || w == io.Writer(os.Stderr) || containsCloser(closed, c) {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"slices"
 	"sync"
 	"syscall"
@@ -17,6 +18,7 @@ import (
 	"keepstate/dataplane"
 	"keepstate/dataplane/nfqueue"
 	"keepstate/firewall"
+	"keepstate/web"
 )
 
 func init() {
@@ -30,12 +32,26 @@ func init() {
 const runUsage = `run [--config PATH] [--log-dir DIR] [--json-logs] [--state FILE] [--socket PATH]
            [--metrics 127.0.0.1:9469] [--queue N] [--queues K] [--fail open|closed] [--input]
            [--backend auto|nft|iptables] [--fanout hash|cpu]
+           [--admin-listen 127.0.0.1:4081|off] [--tls-cert FILE] [--tls-key FILE]
 
 Runs until SIGINT or SIGTERM, which remove keepstate's hooks; SIGUSR2 stops for a
 restart and leaves them to the next keepstate, so that nothing passes unfiltered
 meanwhile. SIGHUP reloads --config. --fail closed (the default) drops forwarded
 traffic while hooks are in place and no keepstate reads them (a crash, a restart);
---fail open lets it pass unfiltered, and also accepts packets when a queue is full.`
+--fail open lets it pass unfiltered, and also accepts packets when a queue is full.
+
+The web administration and its JSON-RPC API are served over HTTPS on
+--admin-listen (loopback unless opened wider on purpose; off: none), with the
+certificate given or a self-signed one kept next to --state (else in
+/var/lib/keepstate); its SHA-256 fingerprint is printed at start. Users come from
+UserDB.cfg: 'keepstate user add NAME --role admin'.`
+
+// Defaults of the web administration; the tests of this package point them at
+// an ephemeral port and a temporary folder.
+var (
+	defaultAdminListen = web.DefaultListen
+	defaultWebStateDir = web.DefaultStateDir
+)
 
 // planeOptions are the data-plane flags of `keepstate run`.
 type planeOptions struct {
@@ -71,6 +87,9 @@ func runDaemon(e *env, args []string) int {
 	fail := fs.String("fail", "closed", "open or closed: whether traffic passes while keepstate is not running")
 	input := fs.Bool("input", false, "also filter packets to and from the firewall itself")
 	backend := fs.String("backend", nfqueue.BackendAuto, "how packets reach the queues: auto, nft or iptables")
+	adminListen := fs.String("admin-listen", defaultAdminListen, "serve the web administration (HTTPS) on this address; off: do not")
+	tlsCert := fs.String("tls-cert", "", "PEM certificate of the web administration (default: a self-signed one, created on first start)")
+	tlsKey := fs.String("tls-key", "", "PEM private key of --tls-cert")
 	fanout := fs.String("fanout", "hash", "how packets are spread over the queues: hash (of the two addresses: a connection stays on one worker) or cpu (by the CPU handling them: many streams between two hosts use every core)")
 	if !parseNoArgs(fs, args) {
 		return exitUsage
@@ -90,15 +109,31 @@ func runDaemon(e *env, args []string) int {
 	// The daemon and the SIGHUP handler both write to stderr.
 	e = &env{stdout: e.stdout, stderr: &lockedWriter{w: e.stderr}}
 	po := planeOptions{queue: *queue, queues: *queues, failOpen: *fail == "open", input: *input, backend: *backend, fanout: *fanout}
+	front := &frontend{}
 	d, err := daemon.New(daemon.Options{
 		ConfigPath: *cfgPath, LogDir: *logDir, JSONLogs: *jsonLogs, StatePath: *state,
 		SocketPath: *socket, MetricsAddr: *metrics, FailOpen: po.failOpen,
-		NewPlane: newPlane(po), Stderr: e.stderr,
+		NewPlane: newPlane(po), Stderr: e.stderr, Frontends: []daemon.Frontend{front},
 		// Measured once, when an insight first quotes a memory cost.
 		BytesPerConnection: bench.MeasuredBytesPerConnection,
 	})
 	if err != nil {
 		return printStartError(e, err)
+	}
+	if *adminListen != "off" {
+		stateDir := defaultWebStateDir
+		if *state != "" {
+			stateDir = filepath.Dir(*state)
+		}
+		srv, err := web.New(d, web.Options{Listen: *adminListen, CertFile: *tlsCert, KeyFile: *tlsKey,
+			StateDir: stateDir, FiltersInput: *input, Stderr: e.stderr})
+		if err != nil {
+			d.Stop()
+			e.errorf("run: %v", err)
+			return exitFail
+		}
+		front.srv = srv
+		defer srv.Close()
 	}
 
 	// SIGINT, SIGTERM: stop and remove the hooks. SIGUSR2: stop for a restart,
@@ -156,6 +191,23 @@ func reload(e *env, d *daemon.Daemon) {
 		}
 		fmt.Fprintf(e.stderr, "keepstate: in force: %s\n", res.Config.Summary)
 	}
+}
+
+// frontend hands the web server to the daemon, which starts it once it runs and
+// closes it first when it stops; the server is made after the daemon it serves.
+type frontend struct{ srv *web.Server }
+
+func (f *frontend) Start() {
+	if f.srv != nil {
+		f.srv.Start()
+	}
+}
+
+func (f *frontend) Close() error {
+	if f.srv == nil {
+		return nil
+	}
+	return f.srv.Close()
 }
 
 // lockedWriter serialises writes from several goroutines.

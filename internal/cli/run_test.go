@@ -42,7 +42,8 @@ var detachedPlanes atomic.Int32
 func stubPlanes(t *testing.T) func() planeOptions {
 	var mu sync.Mutex
 	var got planeOptions
-	saved := newPlane
+	saved, savedListen, savedState := newPlane, defaultAdminListen, defaultWebStateDir
+	defaultAdminListen, defaultWebStateDir = "127.0.0.1:0", t.TempDir()
 	newPlane = func(o planeOptions) daemon.PlaneFactory {
 		mu.Lock()
 		got = o
@@ -51,7 +52,7 @@ func stubPlanes(t *testing.T) func() planeOptions {
 			return &stubPlane{done: make(chan struct{})}, nil
 		}
 	}
-	t.Cleanup(func() { newPlane = saved })
+	t.Cleanup(func() { newPlane, defaultAdminListen, defaultWebStateDir = saved, savedListen, savedState })
 	return func() planeOptions {
 		mu.Lock()
 		defer mu.Unlock()
