@@ -220,7 +220,7 @@ func editUserFiles(e *env, path string, edit func([]config.User) ([]config.User,
 // the first line of standard input.
 func readPassword(e *env, name string) (string, error) {
 	if f, ok := stdin.(*os.File); ok {
-		if t, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS); err == nil {
+		if t, err := unix.IoctlGetTermios(int(f.Fd()), ioctlGetTermios); err == nil {
 			first, err := promptNoEcho(f, t, fmt.Sprintf("password for %s: ", name))
 			if err != nil {
 				return "", err
@@ -246,11 +246,11 @@ func promptNoEcho(f *os.File, t *unix.Termios, prompt string) (string, error) {
 	fmt.Fprint(os.Stderr, prompt)
 	noEcho := *t
 	noEcho.Lflag &^= unix.ECHO
-	if err := unix.IoctlSetTermios(int(f.Fd()), unix.TCSETS, &noEcho); err != nil {
+	if err := unix.IoctlSetTermios(int(f.Fd()), ioctlSetTermios, &noEcho); err != nil {
 		return "", err
 	}
 	defer func() {
-		unix.IoctlSetTermios(int(f.Fd()), unix.TCSETS, t)
+		unix.IoctlSetTermios(int(f.Fd()), ioctlSetTermios, t)
 		fmt.Fprintln(os.Stderr)
 	}()
 	line, err := bufio.NewReader(f).ReadString('\n')

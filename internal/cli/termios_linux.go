@@ -1,0 +1,10 @@
+package cli
+
+import "golang.org/x/sys/unix"
+
+// The ioctls that read and set a terminal's modes, for reading a password
+// without echo.
+const (
+	ioctlGetTermios = unix.TCGETS
+	ioctlSetTermios = unix.TCSETS
+)
