@@ -61,16 +61,18 @@ func TestRuleChangeIsLogged(t *testing.T) {
 // The warning names the limit that refused the connection, with its value.
 func TestConnectionLimitWarningNamesTheLimit(t *testing.T) {
 	for _, tc := range []struct {
-		conns, rate int
-		want        string
+		conns, rate, rule int
+		want              string
 	}{
-		{2, 600, "Connection limit for source address '10.0.0.1' reached (limit: 2)"},
-		{600, 2, "Connection limit per minute for source address '10.0.0.1' reached (limit: 2)"},
+		{2, 600, 0, "Connection limit for source address '10.0.0.1' reached (limit: 2)"},
+		{600, 2, 0, "Connection limit per minute for source address '10.0.0.1' reached (limit: 2)"},
+		{600, 600, 2, "Connection limit of rule 'Permit all connections' for source address '10.0.0.1' reached (limit: 2)"},
 	} {
 		var warnLog bytes.Buffer
 		rep := &Reporter{Log: logging.New(logging.Config{Warning: logging.Sink{Text: &warnLog}, Location: time.UTC})}
 		cfg := config.Default()
 		cfg.Settings.ConnLimitPerSource, cfg.Settings.NewConnLimitPerSourcePerMinute = tc.conns, tc.rate
+		cfg.Policy.Rules[0].MaxConnectionsPerSource = tc.rule
 		eng, err := cfg.NewEngine(firewall.Options{})
 		if err != nil {
 			t.Fatal(err)
