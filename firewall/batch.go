@@ -55,12 +55,13 @@ type Batch struct {
 // at now. The frame must stay unchanged until DecideBatch has returned. Add reports
 // false, adding nothing, when the batch is full.
 func (b *Batch) Add(frame []byte, link packet.LinkType, in int, now int64) bool {
-	return b.AddCut(frame, len(frame), link, in, now)
+	return b.AddCut(frame, 0, link, in, now)
 }
 
-// AddCut is Add for a frame that may have been cut short (by a capture's
-// snapshot length, or NFQUEUE's copy range), given its length on the wire (one
-// below len(frame), 0 included, means whole): see packet.Parsed.DecodeWire.
+// AddCut is Add for a frame whose length on the wire is known: one that may have
+// been cut short (by a capture's snapshot length, or NFQUEUE's copy range), or a
+// whole one (a length below len(frame) means whole; 0 means unknown, as for Add):
+// see packet.Parsed.DecodeWire.
 func (b *Batch) AddCut(frame []byte, wireLen int, link packet.LinkType, in int, now int64) bool {
 	if b.n == BatchSize {
 		return false

@@ -281,11 +281,12 @@ func (e *Engine) Decide(b []byte, link packet.LinkType, in int, now int64, p *pa
 // packet use it with one Decision they reuse: the decision is large enough that
 // copying it back through the call chain costs about as much as a table lookup.
 func (e *Engine) DecideInto(b []byte, link packet.LinkType, in int, now int64, p *packet.Parsed, d *Decision) {
-	e.DecideCutInto(b, len(b), link, in, now, p, d)
+	e.DecideCutInto(b, 0, link, in, now, p, d)
 }
 
-// DecideCutInto is DecideInto for a frame that may have been cut short, given its
-// length on the wire (see Batch.AddCut).
+// DecideCutInto is DecideInto for a frame whose length on the wire is known (see
+// Batch.AddCut): a frame that may have been cut short, or a whole one whose IP
+// header must not claim more.
 func (e *Engine) DecideCutInto(b []byte, wireLen int, link packet.LinkType, in int, now int64, p *packet.Parsed, d *Decision) {
 	if e.decode(b, wireLen, link, in, p, d) {
 		e.ProcessInto(p, in, now, d)

@@ -18,17 +18,22 @@ const MaxVLANTags = 8
 // Truncated reports the cut. Bytes after the IP packet (Ethernet padding) are
 // ignored.
 //
-// Decode takes b for the whole frame; DecodeWire is Decode for a frame that may have
-// been cut, given its length on the wire.
+// Decode takes b for the whole frame or for one cut short, it cannot tell;
+// DecodeWire is Decode for a frame whose length on the wire is known.
 func (p *Parsed) Decode(b []byte, link LinkType) error {
-	return p.DecodeWire(b, link, len(b))
+	return p.DecodeWire(b, link, 0)
 }
 
 // DecodeWire is Decode for frame b, captured on link, that was wireLen bytes long on
-// the wire (a capture record's original length; NFQUEUE's NFQA_CAP_LEN). It matters
-// only for a packet whose IP header gives no length (see IPLenFromWire): the
-// packet is then as long as the wire length says, and Truncated reports the cut. A
-// wireLen below len(b) counts as len(b).
+// the wire (a capture record's original length; NFQUEUE's NFQA_CAP_LEN). A wireLen
+// below len(b) counts as len(b); 0 (or less) means unknown, as for Decode.
+//
+// The wire length matters for two kinds of packet. One whose IP header gives no
+// length (see IPLenFromWire) is as long as the wire length says, and Truncated
+// reports the cut. And one whose IP header gives a length longer than the packet
+// was on the wire is malformed (ErrIPBeyondWire), as Linux's IP layer finds it: a
+// snapshot length cuts the capture, never the packet on the wire. Without a wire
+// length such a packet counts as cut by the capture.
 func (p *Parsed) DecodeWire(b []byte, link LinkType, wireLen int) error {
 	*p = Parsed{Link: link, Length: len(b), WireLength: max(wireLen, len(b))}
 	off, err := p.decodeLink(b, link)
@@ -37,11 +42,16 @@ func (p *Parsed) DecodeWire(b []byte, link LinkType, wireLen int) error {
 	}
 	switch p.EtherType {
 	case EtherTypeIPv4:
-		return p.decodeIPv4(b, off)
+		err = p.decodeIPv4(b, off)
 	case EtherTypeIPv6:
-		return p.decodeIPv6(b, off)
+		err = p.decodeIPv6(b, off)
+	default:
+		return ErrNotIP
 	}
-	return ErrNotIP
+	if err == nil && wireLen > 0 && p.IPOffset+p.IPLen > p.WireLength {
+		return ErrIPBeyondWire
+	}
+	return err
 }
 
 // Truncated reports whether the captured frame ends before the end of the IP packet

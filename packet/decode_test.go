@@ -465,7 +465,10 @@ func TestDecodeEveryTruncation(t *testing.T) {
 		for n := 0; n < len(c.frame); n++ {
 			cut := c.frame[:n:n] // capacity n too: reading past it would panic
 			var p Parsed
-			err := p.DecodeWire(cut, c.link, len(c.frame)) // as a capture record says
+			// The length on the wire, as a capture record says: the frame's, or
+			// the IP packet's for a case that is itself a snapshot-length cut.
+			wire := max(len(c.frame), c.want.IPOffset+c.want.IPLen)
+			err := p.DecodeWire(cut, c.link, wire)
 			name := fmt.Sprintf("%s cut at %d", c.name, n)
 			if err != nil {
 				e, ok := err.(Error)
@@ -480,7 +483,7 @@ func TestDecodeEveryTruncation(t *testing.T) {
 			// Success on a cut frame: the headers were all there, so everything but
 			// the frame length (and the ICMP quote, which is cut too) must match.
 			want := c.want
-			want.Length = n
+			want.Length, want.WireLength = n, wire
 			if p.IsICMPError() {
 				want.Inner = p.Inner
 			}
@@ -519,4 +522,23 @@ func TestErrorClasses(t *testing.T) {
 		t.Error("zero or out-of-range Error misclassified")
 	}
 	var _ = netip.Addr{}
+}
+
+// A packet whose IP header claims more bytes than the packet had on the wire is
+// malformed (Linux's IP layer drops it); without a wire length, or when the
+// capture cut the packet, it is a snapshot-length cut.
+func TestDecodeIPLengthBeyondWire(t *testing.T) {
+	for _, ip := range [][]byte{tcp4(ACK, bytes.Repeat([]byte{1}, 100)), tcp6(ACK, bytes.Repeat([]byte{1}, 100))} {
+		short := ip[:len(ip)-60]
+		var p Parsed
+		if err := p.DecodeWire(short, LinkRaw, len(short)); err != ErrIPBeyondWire || p.Proto != ProtoTCP {
+			t.Errorf("IPv%d claiming 60 bytes more than the wire: err %v, proto %v", p.IPVersion, err, p.Proto)
+		}
+		if err := p.DecodeWire(short, LinkRaw, len(ip)); err != nil || !p.Truncated() {
+			t.Errorf("IPv%d cut by the capture: err %v, truncated %v", p.IPVersion, err, p.Truncated())
+		}
+		if err := p.Decode(short, LinkRaw); err != nil || !p.Truncated() {
+			t.Errorf("IPv%d, wire length unknown: err %v, truncated %v", p.IPVersion, err, p.Truncated())
+		}
+	}
 }

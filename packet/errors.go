@@ -28,6 +28,9 @@ const (
 	ErrTruncatedIPv6   // captured bytes end inside the IPv6 header or its extension headers
 	ErrBadIPv6ExtChain // extension chain too long, out of order, or past the payload length
 
+	// Either IP version.
+	ErrIPBeyondWire // the IP header's length runs past the packet's length on the wire
+
 	// Transport.
 	ErrTruncatedTCP  // captured bytes end inside the TCP header
 	ErrBadTCPHeader  // data offset below 5 words or past the end of the segment
@@ -58,6 +61,7 @@ var errorText = [errorCount]string{
 	ErrTinyFragment:       "packet: first fragment too short for the transport header",
 	ErrTruncatedIPv6:      "packet: truncated IPv6 header or extension header",
 	ErrBadIPv6ExtChain:    "packet: malformed IPv6 extension header chain",
+	ErrIPBeyondWire:       "packet: IP length beyond the packet on the wire",
 	ErrTruncatedTCP:       "packet: truncated TCP header",
 	ErrBadTCPHeader:       "packet: malformed TCP header (data offset)",
 	ErrBadTCPOption:       "packet: malformed TCP option",
