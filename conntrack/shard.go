@@ -231,8 +231,9 @@ type shard struct {
 	metaProf []uint8
 	profs    []tprofile
 
-	tombs tombstones
-	st    shardStats
+	tombs  tombstones
+	resync resyncHints8 // SYNs that connections ignored: see resync.go
+	st     shardStats
 
 	// dirty lists the entries whose dirty mark was set since the last
 	// SweepUpdates (Config.TrackUpdates): see markDirtyLocked.

@@ -93,7 +93,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	if r.Verdict != Accept || r.State != StateEstablished {
 		t.Fatalf("restored connection: %+v", r)
 	}
-	if r := back.Track(seg(Original, PA, c1+1400+300_000, s1+1300, 10), snapAt+shift+sec); r.Reason != reason.OutOfWindow {
+	if r := back.Track(seg(Original, PA, c1+1400+3_000_000, s1+1300, 10), snapAt+shift+sec); r.Reason != reason.OutOfWindow {
 		t.Fatalf("restored window not enforced: %+v", r)
 	}
 	// The tombstone came along, rebased: idle is the time since its last packet.

@@ -305,6 +305,11 @@ func (t *Table) updateTCPLocked(sh *shard, i uint32, e *entry, from class, dir D
 	old := e.state()
 	fc := flagClass(p.TCPFlags)
 	next := tcpNext[dir][fc][old]
+	if next == sIG && fc == fcSynAck && dir == Reply && sh.resyncLocked(i, e, p) {
+		// The SYN-ACK answers a SYN the connection ignored: the hosts are in a
+		// new connection on these ports (see resync.go).
+		old, next = StateSynSent, sSR
+	}
 	switch {
 	case next == sIV:
 		why := reason.InvalidState
@@ -313,33 +318,53 @@ func (t *Table) updateTCPLocked(sh *shard, i uint32, e *entry, from class, dir D
 		}
 		sh.refuseLocked(e, dir, why, r)
 		return
-	case fc == fcSyn && dir == Original && (old == StateTimeWait || old == StateClose):
+	case reopens(fc, dir, old):
 		// A new connection on the tuple of a closed one (RFC 1122 4.2.2.13): end the
 		// old one; the engine decides on the new one as for any SYN.
 		t.endLocked(sh, i, s, now, EndReopened, ended)
 		return
 	case next == sIG:
-		if fc == fcAck && dir == Reply && (old == StateSynSent || old == StateSynSent2) && s.strictFor(sh.metas[e.metaIndex()].Handshake) {
-			// The responder acknowledges before it sent its SYN-ACK: the SYN was
-			// not seen by us (asymmetric path) or this is forged.
-			sh.refuseLocked(e, dir, reason.HandshakeWrongDirection, r)
-			return
+		if fc == fcSyn && dir == Original {
+			sh.noteSynLocked(i, e, p)
+		}
+		if fc == fcAck && dir == Reply && old == StateSynSent && e.tcp[Reply].maxwin == 0 {
+			// The responder answers the SYN with an ACK: a challenge ACK (RFC 5961
+			// section 4) from a connection it still holds on these ports, which
+			// the originator answers with a RST at the ACK's acknowledgement
+			// number to clear it before its SYN can succeed. The reply side's
+			// window state is not in use before its SYN-ACK: its end keeps the
+			// number, for that RST.
+			e.tcp[Reply].end = p.Ack
+			sh.markDirtyLocked(s, i, e)
 		}
 		e.account(dir, ipBytes(p))
 		sh.acceptLocked(e, dir, r)
 		return
-	}
-	if old == StateSynRecv && dir == Reply && fc == fcAck && p.PayloadLen > 0 && s.strictFor(sh.metas[e.metaIndex()].Handshake) {
-		// The responder sends data before the originator completed the handshake.
-		sh.refuseLocked(e, dir, reason.HandshakeWrongDirection, r)
-		return
-	}
-	if fc == fcSyn && dir == Original && old == StateSynSent && segEnd(p) == e.tcp[Original].end {
-		// A retransmitted SYN passes but does not refresh the timer: a client
-		// retrying forever must not keep a half-open entry alive.
+	case fc == fcSyn && dir == Original && old == StateSynSent && !after(segEnd(p), e.tcp[Original].end):
+		// A retransmitted SYN, or one that carries less of the data of the first
+		// (TCP Fast Open retransmits its SYN without the data): it passes, but
+		// does not refresh the timer, so that a client retrying forever does not
+		// keep a half-open entry alive.
 		e.account(dir, ipBytes(p))
 		sh.acceptLocked(e, dir, r)
 		return
+	case fc == fcRst && dir == Original && old == StateSynSent && e.tcp[Reply].maxwin == 0 && p.Seq == e.tcp[Reply].end:
+		// The RST that answers a challenge ACK (see above): its sequence number
+		// is from the connection the responder still holds, not this one's.
+		e.setState(StateClose)
+		e.account(dir, ipBytes(p))
+		oldSeen := e.lastSeen
+		e.lastSeen = max(oldSeen, now)
+		sh.touchLocked(s, from, i, e, oldSeen)
+		t.changedLocked(sh, i, e, s, true, now, ended)
+		sh.acceptLocked(e, dir, r)
+		return
+	}
+	if old == StateSynRecv && dir == Reply && fc == fcAck && e.dflags[Original]&dfDataAck != 0 {
+		// A simultaneous open (the originator sent a SYN-ACK of its own, which
+		// in SYN_RECV nothing else does): either side's ACK completes it, as
+		// Linux's IP_CT_TCP_SIMULTANEOUS_OPEN has it.
+		next = sES
 	}
 	// A RST on an established connection closes it only if its sequence number is
 	// exactly the sender's next (see below); inWindow's updates are undone for one
@@ -351,9 +376,18 @@ func (t *Table) updateTCPLocked(sh *shard, i uint32, e *entry, from class, dir D
 		tcpBefore, dflagsBefore = e.tcp, e.dflags
 	}
 	// from was taken before inWindow, which may change the class (dfUnacked).
-	if !e.inWindow(dir, p, old) {
+	switch e.inWindow(dir, p, old) {
+	case windowInvalid:
 		sh.touchLocked(s, from, i, e, e.lastSeen)
 		sh.refuseLocked(e, dir, reason.OutOfWindow, r)
+		return
+	case windowIgnore:
+		// Passes without a state change or a refreshed timer, as an ignored
+		// packet of the transition table does (the sender's end may have moved).
+		sh.touchLocked(s, from, i, e, e.lastSeen)
+		sh.markDirtyLocked(s, i, e)
+		e.account(dir, ipBytes(p))
+		sh.acceptLocked(e, dir, r)
 		return
 	}
 	if blind && p.Seq != tcpBefore[dir].end {
@@ -391,7 +425,7 @@ func (t *Table) updateTCPLocked(sh *shard, i uint32, e *entry, from class, dir D
 		e.clear(fLiberal)
 		e.set(fAssured)
 	}
-	if ns == StateEstablished && old == StateSynRecv && dir == Original {
+	if ns == StateEstablished && old == StateSynRecv {
 		e.set(fAssured)
 	}
 	oldSeen := e.lastSeen
@@ -568,12 +602,10 @@ func (t *Table) create(p *packet.Parsed, pr *Probe, now int64, m Meta, as Dir) R
 		t.endLocked(sh, i, s, now, endCauseOf(sh.at(i)), &ended)
 		ok = false
 	}
-	if ok && st == StateSynSent && dir == Original {
-		if old := sh.at(i).state(); old == StateTimeWait || old == StateClose {
-			// Create without Track for a SYN reopening a closed tuple.
-			t.endLocked(sh, i, s, now, EndReopened, &ended)
-			ok = false
-		}
+	if ok && st == StateSynSent && reopens(fcSyn, dir, sh.at(i).state()) {
+		// Create without Track for a SYN reopening a closed tuple.
+		t.endLocked(sh, i, s, now, EndReopened, &ended)
+		ok = false
 	}
 	var r Result
 	switch {
@@ -629,7 +661,7 @@ func (t *Table) initEntryLocked(sh *shard, s *settings, i uint32, p *packet.Pars
 			// seen, so assume the largest scale and SACK on both sides, and let
 			// inWindow initialise this side from the packet.
 			e.set(fLiberal)
-			e.dflags = [2]uint8{14 | dfSACK, 14 | dfSACK}
+			e.dflags = [2]uint8{pickupScale | dfSACK, pickupScale | dfSACK}
 			e.inWindow(dir, p, StateNone)
 		} else {
 			e.initSyn(Original, p, segEnd(p))

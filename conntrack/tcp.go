@@ -68,15 +68,16 @@ const (
 )
 
 // tcpNext[dir][flag class][state] is the state after a packet, as in Linux's
-// tcp_conntracks. The firewall sits in the middle and guesses each side's state
-// from what it sees; packets it cannot place but that an end host may legitimately
-// answer (a SYN on an established tuple, a retransmitted SYN-ACK) are ignored rather
-// than dropped, so the end hosts can resynchronise with a RST.
+// tcp_conntracks (as of Linux 6.x). The firewall sits in the middle and guesses
+// each side's state from what it sees; packets it cannot place but that an end
+// host may legitimately answer (a SYN on an established tuple, a retransmitted
+// SYN-ACK, an ACK answering a SYN with a challenge) are ignored rather than
+// dropped, so the end hosts can resynchronise with a RST.
 var tcpNext = [2][numFlagClasses][sS2 + 1]uint8{
 	Original: {
 		//         sNO  sSS  sSR  sES  sFW  sCW  sLA  sTW  sCL  sS2
 		fcSyn:    {sSS, sSS, sIG, sIG, sIG, sIG, sIG, sSS, sSS, sS2}, // TW/CL: reopen
-		fcSynAck: {sIV, sIV, sIG, sIG, sIG, sIG, sIG, sIG, sIG, sSR}, // SS: client cannot SYN-ACK
+		fcSynAck: {sIV, sIV, sSR, sIV, sIV, sIV, sIV, sIV, sIV, sSR}, // SR: simultaneous open's SYN-ACK again
 		fcFin:    {sIV, sIV, sFW, sFW, sLA, sLA, sLA, sTW, sCL, sIV}, // SS: wait for the SYN-ACK first
 		fcAck:    {sES, sIV, sES, sES, sCW, sCW, sTW, sTW, sCL, sIV}, // SR->ES: handshake done
 		fcRst:    {sIV, sCL, sCL, sCL, sCL, sCL, sCL, sCL, sCL, sCL},
@@ -84,13 +85,21 @@ var tcpNext = [2][numFlagClasses][sS2 + 1]uint8{
 	},
 	Reply: {
 		//         sNO  sSS  sSR  sES  sFW  sCW  sLA  sTW  sCL  sS2
-		fcSyn:    {sIV, sS2, sIV, sIV, sIV, sIV, sIV, sIV, sIV, sS2}, // SS: simultaneous open
+		fcSyn:    {sIV, sS2, sIV, sIV, sIV, sIV, sIV, sSS, sIV, sS2}, // SS: simultaneous open; TW: reopen the other way round
 		fcSynAck: {sIV, sSR, sIG, sIG, sIG, sIG, sIG, sIG, sIG, sSR}, // SS->SR: normal open
 		fcFin:    {sIV, sIV, sFW, sFW, sLA, sLA, sLA, sTW, sCL, sIV},
-		fcAck:    {sIV, sIG, sSR, sES, sCW, sCW, sTW, sTW, sCL, sIG}, // SS: half-open? ignore
+		fcAck:    {sIV, sIG, sSR, sES, sCW, sCW, sTW, sTW, sCL, sIG}, // SS: a challenge ACK (RFC 5961 4.2)? ignore
 		fcRst:    {sIV, sCL, sCL, sCL, sCL, sCL, sCL, sCL, sCL, sCL},
 		fcNone:   {sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV},
 	},
+}
+
+// reopens reports whether a packet of flag class fc travelling in direction dir on
+// a connection in state old opens a new connection on its tuple: a SYN after the
+// connection closed (RFC 1122 4.2.2.13), in TIME_WAIT also from the side that
+// answered the first time (the roles may switch, as Linux allows).
+func reopens(fc int, dir Dir, old State) bool {
+	return fc == fcSyn && (old == StateTimeWait || old == StateClose) && tcpNext[dir][fc][old] == sSS
 }
 
 func inHandshake(s State) bool {
@@ -135,8 +144,17 @@ func (e *entry) initSyn(d Dir, p *packet.Parsed, end uint32) {
 	e.synOptions(d, p)
 }
 
-// inWindow checks p against the four bounds and, when it passes (or the connection
-// is liberal), advances the window state. It reports whether p is acceptable.
+// windowVerdict is inWindow's answer.
+type windowVerdict uint8
+
+const (
+	windowOK      windowVerdict = iota // in the window: the window state was advanced
+	windowIgnore                       // passes, changing nothing but what windowIgnore's cases say
+	windowInvalid                      // out of the window: drop
+)
+
+// inWindow checks p against the four bounds and, when it passes (or the connection's
+// windows are not enforced), advances the window state.
 //
 // For sender s and receiver r:
 //
@@ -148,7 +166,19 @@ func (e *entry) initSyn(d Dir, p *packet.Parsed, end uint32) {
 // where sack is the highest SACK right edge, or the ack. Bound IV uses the sender's
 // maxwin, as Linux does: how far an ack may lag is bounded by the window the acking
 // side itself advertised.
-func (e *entry) inWindow(d Dir, p *packet.Parsed, old State) bool {
+//
+// As in Linux (tcp_in_window), only a segment beyond the window (I) or an ack of
+// data never seen (III) is invalid. A segment older than the window (II) or an ack
+// older than the ack window (IV) is a late retransmission or a delayed ack: the
+// receiver discards it, so it passes but changes nothing (windowIgnore). And a
+// segment beyond the window by no more than one receiver window, with acceptable
+// acks, is data the receiver did allow in a window update the firewall never saw
+// (lost before it, or missing from a capture): it passes too, and its end becomes
+// the sender's end, so that the receiver's acknowledgement of it, which carries the
+// window update, passes and brings the window state back in step. Without that, the
+// firewall would drop that data, then every ack of it as acking data never sent,
+// and so on to the end of the connection.
+func (e *entry) inWindow(d Dir, p *packet.Parsed, old State) windowVerdict {
 	s, r := &e.tcp[d], &e.tcp[1-d]
 	flags := p.TCPFlags
 	seq, ack := p.Seq, p.Ack
@@ -174,7 +204,7 @@ func (e *entry) inWindow(d Dir, p *packet.Parsed, old State) bool {
 				e.dflags[1-d] &^= 0x0f
 			}
 			if flags&packet.ACK == 0 {
-				return true
+				return windowOK
 			}
 		} else {
 			// Mid-stream: take what the packet says.
@@ -198,18 +228,28 @@ func (e *entry) inWindow(d Dir, p *packet.Parsed, old State) bool {
 		// acked exactly what the receiver sent.
 		ack, sack = r.end, r.end
 	}
-	if seq == end && (flags&packet.RST == 0 || (seq == 0 && old == StateSynSent)) {
-		// No data: only the ack is checked. A RST is always checked by its
-		// sequence number, except the seq-0 RST answering a SYN.
+	if flags&packet.RST != 0 && seq == 0 && old == StateSynSent {
+		// The seq-0 RST that answers a SYN.
 		seq, end = s.end, s.end
 	}
 
-	ok := !after(seq, s.maxend) &&
-		!before(end, s.end-r.maxwin) &&
-		!after(sack, r.end) &&
-		!before(sack, r.end-max(s.maxwin, maxAckWindow))
-	if !ok && !e.has(fLiberal) {
-		return false
+	enforced := !e.has(fLiberal) && !e.windowsGuessed()
+	ackFloor := r.end - max(s.maxwin, maxAckWindow)
+	inRecvWindow := r.maxwin == 0 || !before(end, s.end-r.maxwin)
+	switch {
+	case !enforced:
+	case after(seq, s.maxend):
+		if r.maxwin != 0 && inRecvWindow && end-s.maxend+1 <= r.maxwin &&
+			!before(sack, ackFloor) && !after(sack, r.end) {
+			s.end = end
+			e.dflags[d] |= dfUnacked
+			return windowIgnore
+		}
+		return windowInvalid
+	case after(sack, r.end):
+		return windowInvalid
+	case !inRecvWindow, before(sack, ackFloor):
+		return windowIgnore
 	}
 
 	if flags&packet.SYN == 0 {
@@ -239,8 +279,26 @@ func (e *entry) inWindow(d Dir, p *packet.Parsed, old State) bool {
 			r.maxend++
 		}
 	}
-	return true
+	return windowOK
 }
+
+// windowsGuessed reports whether e's window state is a guess for its whole life:
+// the connection was picked up mid-stream, so neither SYN and its window scale was
+// seen, and the largest scale was assumed without the dfWScale flag that a SYN
+// sets, a combination no handshake produces. Its windows are not enforced even
+// after both directions have been seen, as Linux keeps a picked-up connection
+// liberal (IP_CT_TCP_FLAG_BE_LIBERAL) for good: with an assumed scale the
+// sequence bounds mean little, and the bound that would still bite, an ack of
+// data the firewall never saw, bites on every gap in what it saw (a capture's lost
+// packets, a path that carried some packets around it) and then on every later
+// packet, while a receiver itself ignores such an ack.
+func (e *entry) windowsGuessed() bool {
+	return e.dflags[Original]&(dfWScale|0x0f) == pickupScale
+}
+
+// pickupScale is the window scale a connection picked up mid-stream assumes on
+// both sides: the largest, without the flag that says a SYN carried it.
+const pickupScale = 14
 
 // quotedSeqPlausible reports whether seq, quoted in an ICMP error about a segment
 // sent in direction d, lies within what that side may have in flight: not beyond
@@ -248,7 +306,7 @@ func (e *entry) inWindow(d Dir, p *packet.Parsed, old State) bool {
 // Picked-up connections, whose windows are guesses, accept any.
 func (e *entry) quotedSeqPlausible(d Dir, seq uint32) bool {
 	s, r := &e.tcp[d], &e.tcp[1-d]
-	if e.has(fLiberal) || s.maxwin == 0 {
+	if e.has(fLiberal) || e.windowsGuessed() || s.maxwin == 0 {
 		return true
 	}
 	return !after(seq, s.end) && !before(seq, s.end-max(r.maxwin, maxAckWindow))
