@@ -91,7 +91,10 @@
 // window tracking after Guido van Rooij's four bounds. In strict mode
 // (Require3WayHandshake=1) only a SYN opens a connection and the handshake must run in
 // the right directions; in loose mode a mid-stream packet may be picked up, with
-// liberal window checks and a capped timeout until both directions have been seen.
+// a capped timeout until both directions have been seen, and windows that are never
+// enforced (its window scale was not seen; Linux keeps such a connection liberal too).
+// Where keepstate and Linux answer a packet differently, and why, is in
+// docs/conformance.md; package conformance checks it against the kernel itself.
 //
 // A RST must fall inside the window to pass. On an established connection whose
 // handshake was seen (not one picked up mid-stream) it closes the connection only if

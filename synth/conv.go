@@ -42,12 +42,25 @@ const (
 // Segment builds the next segment from side with flags and n payload bytes, as raw
 // IP, and advances the sender's sequence number.
 func (c *Conv) Segment(from Side, flags packet.TCPFlags, n int) []byte {
+	b := c.SegmentAt(from, flags, c.next[from], n)
+	adv := uint32(n)
+	if flags&(packet.SYN|packet.FIN) != 0 {
+		adv++
+	}
+	c.next[from] += adv
+	return b
+}
+
+// SegmentAt builds a segment from side starting at sequence number seq, without
+// advancing the sender: a retransmission, or the SYN-ACK that repeats a SYN in a
+// simultaneous open. An ACK acknowledges everything the other side has sent.
+func (c *Conv) SegmentAt(from Side, flags packet.TCPFlags, seq uint32, n int) []byte {
 	src, dst := c.Client, c.Server
 	if from == FromServer {
 		src, dst = dst, src
 	}
 	s := packet.TCPSpec{
-		Src: src, Dst: dst, Seq: c.next[from], Flags: flags, Window: c.Window,
+		Src: src, Dst: dst, Seq: seq, Flags: flags, Window: c.Window,
 		IPID: c.ipid[from], DontFrag: true,
 	}
 	c.ipid[from]++
@@ -61,13 +74,11 @@ func (c *Conv) Segment(from Side, flags packet.TCPFlags, n int) []byte {
 	if n > 0 {
 		s.Payload = payload(n)
 	}
-	adv := uint32(n)
-	if flags&(packet.SYN|packet.FIN) != 0 {
-		adv++
-	}
-	c.next[from] += adv
 	return packet.AppendTCP(nil, s)
 }
+
+// Next is the sequence number side sends next.
+func (c *Conv) Next(from Side) uint32 { return c.next[from] }
 
 // KeepAlive builds a TCP keep-alive probe from side: an ACK whose sequence number is
 // one below the next one, with no data (RFC 1122 4.2.3.6), which does not advance

@@ -16,6 +16,14 @@ func TestDeterministic(t *testing.T) {
 	for name, gen := range map[string]func(io.Writer) error{
 		"story1": func(w io.Writer) error { _, err := WriteStory1(w); return err },
 		"story2": func(w io.Writer) error { _, err := WriteStory2(w); return err },
+		"behaviours": func(w io.Writer) error {
+			for _, b := range append(Behaviours(), RepliesOnly()) {
+				if err := WriteBehaviour(w, b); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
 		"traffic": func(w io.Writer) error {
 			_, err := WriteTraffic(w, NewTraffic(50, 500, 7), time.Unix(0, 0))
 			return err

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"time"
 
 	"keepstate/synth"
@@ -13,12 +14,12 @@ import (
 func init() {
 	register(&command{
 		name:    "synth",
-		summary: "write a generated capture: traffic (a busy link), story1, story2",
+		summary: "write a generated capture: traffic (a busy link), story1, story2, behaviours (the conformance conversations)",
 		run:     runSynth,
 	})
 }
 
-const synthUsage = "synth traffic|story1|story2 -o FILE [--flows N] [--packets M] [--seed S]"
+const synthUsage = "synth traffic|story1|story2 -o FILE [--flows N] [--packets M] [--seed S] | synth behaviours -o DIR"
 
 func runSynth(e *env, args []string) int {
 	if len(args) == 0 {
@@ -55,9 +56,13 @@ func runSynth(e *env, args []string) int {
 			s, err := synth.WriteStory2(w)
 			return fmt.Sprintf("story 2: %d pooled connections, keep-alives every %s (pcapng)", s.Conns, s.Interval), err
 		}
+	case "behaviours":
 	default:
-		e.errorf("synth: unknown capture %q (traffic, story1, story2)", kind)
+		e.errorf("synth: unknown capture %q (traffic, story1, story2, behaviours)", kind)
 		return exitUsage
+	}
+	if gen == nil { // behaviours: one capture per conversation into the folder *out
+		return writeBehaviours(e, *out)
 	}
 	f, err := os.Create(*out)
 	if err != nil {
@@ -77,5 +82,23 @@ func runSynth(e *env, args []string) int {
 		return exitFail
 	}
 	fmt.Fprintf(e.stdout, "%s: %s\n", *out, what)
+	return exitOK
+}
+
+// writeBehaviours writes each of synth's conformance conversations as DIR/NAME.pcapng.
+func writeBehaviours(e *env, dir string) int {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		e.errorf("synth: %v", err)
+		return exitFail
+	}
+	for _, b := range append(synth.Behaviours(), synth.RepliesOnly()) {
+		path := filepath.Join(dir, b.Name+".pcapng")
+		err := writeFileWith(path, func(w io.Writer) error { return synth.WriteBehaviour(w, b) })
+		if err != nil {
+			e.errorf("synth: %v", err)
+			return exitFail
+		}
+		fmt.Fprintf(e.stdout, "%s: %s (%d packets)\n", path, b.Title, len(b.Packets))
+	}
 	return exitOK
 }
