@@ -53,6 +53,7 @@ func Default() *Config {
 			TombstoneCount:       conntrack.DefaultTombstoneCap,
 
 			LogDroppedPackets:    false,
+			LogDropReasons:       NetworkDropReasons(),
 			DropLogRatePerSecond: 100,
 			DropLogBurst:         200,
 		},

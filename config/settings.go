@@ -20,6 +20,10 @@ type Settings struct {
 	AntiSpoofing                   bool // drop packets whose source does not belong to the ingress interface
 	ConnLimitPerSource             int  // concurrent connections per source address; 0 = unlimited
 	NewConnLimitPerSourcePerMinute int  // new connections per source address per minute; 0 = unlimited
+	// RecoverAfterCrash: for this long after an unclean start (a crash, SIGKILL or
+	// power loss: no final snapshot), mid-stream TCP packets may pick up connections
+	// the rules permit even with Require3WayHandshake; 0 = never.
+	RecoverAfterCrash time.Duration
 
 	// Table TrafficPolicy (its DefaultAction lives in Config.Policy.DefaultAction).
 	CloseConnectionsOnRuleChange bool // a rule change closes live connections the new rules refuse
@@ -37,6 +41,34 @@ type Settings struct {
 	LogDropReasons       []reason.Reason // also log drops for these reasons when LogDroppedPackets is off
 	DropLogRatePerSecond int             // drop-log lines per second; 0 = unlimited
 	DropLogBurst         int             // lines allowed at once before the rate applies
+}
+
+// NetworkDropReasons are the drop reasons logged by default (LogDropReasons) while
+// the full drop log is off, as Kerio has it by default: the reasons that mean the
+// network or the configuration is wrong rather than that someone is being refused.
+// An administrator needs to see them without asking for them, and they are rare
+// unless something is broken:
+//
+//   - handshake_not_completed, handshake_wrong_direction: part of a conversation
+//     takes another path around the firewall (story 1's switch), or the firewall
+//     lost its state;
+//   - state_expired: a timeout shorter than the applications' idle times (story 2's
+//     keep-alives);
+//   - out_of_window: segments the firewall never saw (lost upstream, asymmetric
+//     paths, offloads), or window tracking that is wrong;
+//   - table_full: MaxConnections is too small for the traffic (or a flood);
+//   - anti_spoofing: an interface's Addresses/Networks miss a network that is
+//     routed through it, which drops its legitimate traffic silently.
+//
+// Left out: rule drops (traffic_rule, default_rule: the rules doing their job, logged
+// per rule with LogPackets), scans and malformed or crafted packets
+// (invalid_tcp_flags, invalid_state, icmp_unrelated, malformed, bad_checksum,
+// fragment, unsupported: noise on any Internet-facing interface), connection_limit
+// (warning.log has it, once per source per minute) and rule_changed (warning.log
+// names each connection a change closed).
+func NetworkDropReasons() []reason.Reason {
+	return []reason.Reason{reason.HandshakeNotCompleted, reason.HandshakeWrongDirection, reason.StateExpired,
+		reason.OutOfWindow, reason.TableFull, reason.AntiSpoofing}
 }
 
 // DropLogged reports whether a drop for reason r goes to the debug log (before rate
@@ -98,6 +130,10 @@ var settingDefs = withTimeouts([]settingDef{
 	{table: tableSecurity, name: "NewConnLimitPerSourcePerMinute", unit: "connections/minute", min: 0, max: 1 << 24, doc: "new connections per source address per minute (0 = unlimited)",
 		field: sfield(func(s *Settings) *int { return &s.NewConnLimitPerSourcePerMinute })},
 
+	{table: tableSecurity, name: "RecoverAfterCrashSeconds", unit: "s", min: 0, max: 3600,
+		doc: "after an unclean start, mid-stream TCP packets may pick up connections the rules permit for this long, even with Require3WayHandshake (0 = never)",
+		field: sfield(func(s *Settings) *time.Duration { return &s.RecoverAfterCrash })},
+
 	{table: tablePolicy, name: "DefaultAction", doc: "action of the fixed last rule: Permit, Deny or Drop",
 		field: func(c *Config) any { return &c.Policy.DefaultAction }},
 	{table: tablePolicy, name: "CloseConnectionsOnRuleChange", doc: "when rules change, close live connections the new rules refuse",
@@ -114,7 +150,7 @@ var settingDefs = withTimeouts([]settingDef{
 
 	{table: tableLogging, name: "LogDroppedPackets", doc: `log every dropped packet (Kerio's "packets dropped for any reason")`,
 		field: sfield(func(s *Settings) *bool { return &s.LogDroppedPackets })},
-	{table: tableLogging, name: "LogDropReasons", doc: "comma-separated reason ids also logged when LogDroppedPackets is 0",
+	{table: tableLogging, name: "LogDropReasons", doc: "comma-separated reason ids also logged when LogDroppedPackets is 0 (default: the reasons that mean the network or configuration is wrong; empty: none)",
 		field: sfield(func(s *Settings) *[]reason.Reason { return &s.LogDropReasons })},
 	{table: tableLogging, name: "DropLogRatePerSecond", unit: "lines/s", min: 0, max: 1_000_000, doc: "drop-log lines per second (0 = unlimited)",
 		field: sfield(func(s *Settings) *int { return &s.DropLogRatePerSecond })},
