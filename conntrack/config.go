@@ -22,6 +22,11 @@ type Config struct {
 	// Strict is Require3WayHandshake=1: only a SYN opens a TCP connection and the
 	// handshake must run in the right directions.
 	Strict bool
+	// RecoverUntil (Unix ns) makes a Strict table pick up TCP connections from
+	// mid-stream packets (ACK, with or without data) before that time, as a loose
+	// one does: the window after an unclean start in which the connections the
+	// last snapshot missed come back (RecoverAfterCrashSeconds). 0: never.
+	RecoverUntil int64
 	// MaxConns is the table limit; 0 means DefaultMaxConns, negative means no limit.
 	MaxConns int
 	// AdaptiveStart, AdaptiveEnd: pf-style adaptive timeouts. Above AdaptiveStart
@@ -110,6 +115,7 @@ type settings struct {
 	shift         [numClasses]uint8 // time slice of each class list: see sliceShiftFor
 	strict        bool
 	looseRules    bool  // Config.LooseRules
+	recoverUntil  int64 // Unix ns: see Config.RecoverUntil
 	unacked       int64 // TCPUnacked before its cap by the established timeout: profiles cap it by theirs
 	resolve       func(Meta) Meta
 	maxConns      int64 // 0: unlimited
@@ -132,7 +138,7 @@ func orDefault(d, def time.Duration) int64 {
 }
 
 func newSettings(c Config) *settings {
-	s := &settings{strict: c.Strict, looseRules: c.LooseRules, resolve: c.Resolve, onEnd: c.OnEnd,
+	s := &settings{strict: c.Strict, looseRules: c.LooseRules, recoverUntil: c.RecoverUntil, resolve: c.Resolve, onEnd: c.OnEnd,
 		onChange: c.OnChange, trackUpdates: c.TrackUpdates}
 	s.unacked = orDefault(c.Timeouts.TCPUnacked, classDef[clsUnacked].Default)
 	s.timeout = classTimeouts(&c.Timeouts)
@@ -160,6 +166,11 @@ func newSettings(c Config) *settings {
 	s.tombTTL = orDefault(c.TombstoneTTL, DefaultTombstoneTTL)
 	return s
 }
+
+// recovering reports whether now is in the recovery window after an unclean
+// start, in which a mid-stream TCP packet (ACK class) may pick a connection up
+// whatever the handshake mode of its rule.
+func (s *settings) recovering(now int64) bool { return now < s.recoverUntil }
 
 // scaled returns timeout t after pf's adaptive scaling for n connections.
 func (s *settings) scaled(t int64, n int64) int64 {

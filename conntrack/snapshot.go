@@ -300,6 +300,7 @@ func (t *Table) restoreEntry(s *settings, se *snapEntry, now int64) {
 	sh := t.shardOf(h)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
+	sh.clock = max(sh.clock, now) // what CloseIf, right after a restore, ends with
 	if _, _, ok := sh.lookupLocked(&k, h); ok {
 		return
 	}

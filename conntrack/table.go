@@ -461,6 +461,9 @@ func (t *Table) missLocked(sh *shard, k *Key, h uint64, p *packet.Parsed, s *set
 			}
 			return r
 		}
+		if fc == fcAck && s.recovering(now) {
+			return Result{Verdict: NewConn} // whatever the rule: see Config.RecoverUntil
+		}
 		if pickups && fc == fcAck {
 			return Result{Verdict: NewConn, StrictReason: reason.HandshakeNotCompleted}
 		}
@@ -555,6 +558,9 @@ func (t *Table) CreatePrepared(p *packet.Parsed, pr *Probe, now int64, m Meta, a
 func (t *Table) create(p *packet.Parsed, pr *Probe, now int64, m Meta, as Dir) Result {
 	s := t.cfg.Load()
 	strict := s.strictFor(m.Handshake)
+	if strict && p.Proto == packet.ProtoTCP && flagClass(p.TCPFlags) == fcAck && s.recovering(now) {
+		strict = false // the recovery window after an unclean start: see Config.RecoverUntil
+	}
 	st, liberal, stateless, why := initialState(p, strict)
 	if as == Reply {
 		st, liberal, stateless, why = replyPickupState(p, strict)
