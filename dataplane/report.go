@@ -53,6 +53,9 @@ func (r *Reporter) Packet(t int64, frame []byte, link packet.LinkType, p *packet
 			ev.Action = "PERMIT"
 			r.Log.Filter(&ev)
 		}
+		if d.Recovered {
+			r.recoveredWarning(t, p, d)
+		}
 		return
 	}
 	if r.Watch != nil {
@@ -161,6 +164,28 @@ func (r *Reporter) limitWarning(t int64, p *packet.Parsed, d *firewall.Decision)
 		ev.Message = fmt.Sprintf("Connection limit of rule '%s' for source address '%s' reached (limit: %d)", rule.Name, p.Src, rule.MaxConnectionsPerSource)
 	}
 	r.Log.Warning(&ev)
+}
+
+// recoveredWarning writes the warning line of a connection picked up mid-stream
+// in strict mode after an unclean start: every one is a packet admitted without
+// the handshake strict mode asks for, so each is on record.
+func (r *Reporter) recoveredWarning(t int64, p *packet.Parsed, d *firewall.Decision) {
+	if r.Log == nil {
+		return
+	}
+	src, dst := netip.AddrPortFrom(p.Src, p.SrcPort), netip.AddrPortFrom(p.Dst, p.DstPort)
+	if d.Reversed {
+		src, dst = dst, src
+	}
+	rule := "Default rule"
+	if d.Rule >= 0 {
+		rule = r.Engine.Ruleset().Rule(d.Rule).Name
+	}
+	w := logging.WarningEvent{
+		Time: time.Unix(0, t), Kind: "conn_recovered", Addr: src.Addr(),
+		Message: fmt.Sprintf("Connection TCP %s > %s picked up mid-stream after an unclean start (RecoverAfterCrashSeconds), permitted by rule '%s'", src, dst, rule),
+	}
+	r.Log.Warning(&w)
 }
 
 // ConnEnd is the engine's OnConnEnd hook: it writes the connection line of a

@@ -37,6 +37,21 @@ func (e *Engine) Apply(rs *policy.Ruleset, s Settings) (closed int, err error) {
 	}, conntrack.EndRuleChanged), nil
 }
 
+// CloseRefused ends the tracked connections the rules in force would refuse
+// (cause EndRuleChanged), as Apply does after a change when
+// CloseConnectionsOnRuleChange is on, and returns how many it closed. It is for
+// connections admitted under another configuration: those of a snapshot written
+// by an earlier run.
+func (e *Engine) CloseRefused() int {
+	c := e.cur.Load()
+	if !c.settings.CloseConnectionsOnRuleChange {
+		return 0
+	}
+	return e.table.CloseIf(func(ci *conntrack.ConnInfo) bool {
+		return !permits(c.rules, ci)
+	}, conntrack.EndRuleChanged)
+}
+
 // permits reports whether rules would let the connection ci open now. The ingress
 // and egress interfaces are inferred from the addresses: the table does not keep the
 // interface a connection arrived on.

@@ -74,6 +74,9 @@ type Decision struct {
 
 	Conn    conntrack.Result // the table's answer (state, direction, connection id, idle, ...)
 	Created bool             // this packet opened a new connection
+	// Recovered: this packet picked a TCP connection up mid-stream in strict
+	// mode, in the recovery window after an unclean start (see RecoverUntil).
+	Recovered bool
 	// Reversed: the rules were asked about the connection the other way round,
 	// because this packet picks it up from its responder's side (loose mode: a
 	// SYN-ACK, or a reply the rules permit only in the opening direction).
@@ -105,7 +108,8 @@ type Engine struct {
 	cur   atomic.Pointer[compiled]
 	opts  Options
 
-	applyMu sync.Mutex // serialises Apply; packets never take it
+	applyMu      sync.Mutex // serialises Apply and RecoverUntil; packets never take it
+	recoverUntil int64      // under applyMu: see RecoverUntil
 
 	accepted atomic.Uint64
 	rejected atomic.Uint64 // part of dropped: refused with an answer (Deny)
@@ -239,12 +243,25 @@ func (e *Engine) tableConfig(c *compiled) conntrack.Config {
 	tc.Resolve = e.resolveMeta
 	tc.OnChange = e.opts.OnConnChange
 	tc.TrackUpdates = e.opts.TrackUpdates
+	tc.RecoverUntil = e.recoverUntil
 	return tc
 }
 
 // resolveMeta gives a connection restored from a snapshot its rule's options as
 // the ruleset in force defines them.
 func (e *Engine) resolveMeta(m conntrack.Meta) conntrack.Meta { return e.cur.Load().remeta(m) }
+
+// RecoverUntil opens strict mode's recovery window: until t (Unix ns), a
+// mid-stream TCP packet may pick up a connection, as in loose mode, when the
+// rules permit it; its Decision says Recovered. The daemon calls it after an
+// unclean start (RecoverAfterCrashSeconds), for the connections its last snapshot
+// did not hold. It outlives configuration changes; 0 closes the window.
+func (e *Engine) RecoverUntil(t int64) {
+	e.applyMu.Lock()
+	defer e.applyMu.Unlock()
+	e.recoverUntil = t
+	e.table.Reconfigure(e.tableConfig(e.cur.Load()))
+}
 
 func (e *Engine) connEnded(info conntrack.ConnInfo, cause conntrack.EndCause) {
 	if e.opts.OnConnEnd == nil {
@@ -343,7 +360,7 @@ func (e *Engine) process(p *packet.Parsed, in int, now int64, d *Decision, pr *c
 	c := e.cur.Load()
 	rs := c.rules
 	d.Action, d.Reason, d.Rule, d.LogPackets = 0, reason.None, NoRule, false
-	d.InIface, d.OutIface, d.Created, d.DecodeErr, d.Reversed = in, -1, false, nil, false
+	d.InIface, d.OutIface, d.Created, d.DecodeErr, d.Reversed, d.Recovered = in, -1, false, nil, false, false
 
 	if in >= 0 && c.settings.AntiSpoofing && !rs.SpoofOK(in, p.Src) {
 		d.Conn = conntrack.Result{}
@@ -413,6 +430,7 @@ func (e *Engine) process(p *packet.Parsed, in int, now int64, d *Decision, pr *c
 		return
 	}
 	d.Action, d.Created = Accept, true
+	d.Recovered = p.Proto == packet.ProtoTCP && p.TCPFlags&packet.SYN == 0 && !c.looseFor(rule)
 }
 
 // decideNew asks the rules about a packet that may open a connection, and says which
