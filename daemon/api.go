@@ -22,6 +22,13 @@ type Status struct {
 
 	Connections int `json:"connections"`
 	Restored    int `json:"restored_connections"` // from the snapshot at start
+	// UncleanStart: the previous run did not stop (a crash, SIGKILL, power
+	// loss), so its snapshot may miss its last connections.
+	UncleanStart bool `json:"unclean_start,omitempty"`
+	// RecoverUntil ends the window after an unclean start in which strict mode
+	// picks connections up mid-stream (RecoverAfterCrashSeconds); zero if none.
+	RecoverUntil time.Time     `json:"recover_until,omitzero"`
+	Snapshot     *SnapshotInfo `json:"snapshot,omitempty"` // nil without --state
 
 	// Pending is the change waiting for confirmation, nil when none.
 	Pending *PendingInfo `json:"pending,omitempty"`

@@ -26,7 +26,11 @@ type Options struct {
 	LogDir     string // empty: logs.cfg's Directory
 	JSONLogs   bool   // also JSON lines (NAME.json); logs.cfg's JSON switch does the same
 	StatePath  string // connection snapshot written on stop, read on start; empty: none
-	SocketPath string // admin socket; empty: DefaultSocket
+	// StateInterval is how often the table is also written to StatePath while
+	// running (DefaultStateInterval in `keepstate run`), so that a crash loses at
+	// most the connections of the last interval; 0: only at stop.
+	StateInterval time.Duration
+	SocketPath    string // admin socket; empty: DefaultSocket
 	// MetricsAddr is a loopback host:port for Prometheus metrics; empty: none.
 	MetricsAddr string
 	FailOpen    bool // reported by status; the plane factory applies it
@@ -56,6 +60,11 @@ type Frontend interface {
 // flood that never stops is still reported.
 const flushEvery = 10 * time.Second
 
+// dropsFlushEvery is how often the drop capture's buffer goes to its file: an
+// administrator who opens drops.pcapng finds the drops of a second ago there, and a
+// crash loses no more than that.
+const dropsFlushEvery = time.Second
+
 // Daemon is one running firewall. New prepares it, Start sets it going, Stop ends
 // it; Run does all three around a context.
 type Daemon struct {
@@ -73,13 +82,19 @@ type Daemon struct {
 
 	started  time.Time
 	restored int
+	state    *stateFiles // nil without --state
+	savedAt  time.Time   // when the snapshot restored at start was written
+	// recoverUntil is the end of the recovery window after an unclean start
+	// (RecoverAfterCrashSeconds); zero when there is none.
+	recoverUntil time.Time
+	snaps        checkpoints
 
 	plane     DataPlane
 	planeDone chan error
 	admin     *adminServer
 	metrics   *metricsServer
 	stopBg    context.CancelFunc
-	bgDone    chan struct{}
+	bg        sync.WaitGroup
 
 	mu        sync.Mutex // guards everything below and serialises configuration changes
 	cur       *version   // in force
@@ -196,6 +211,11 @@ func New(o Options) (*Daemon, error) {
 		d.say("%s:%d: warning: %s", w.File, w.Line, w.Msg)
 	}
 	if o.StatePath != "" {
+		if d.state, err = openStateFiles(o.StatePath, now); err != nil {
+			d.logs.close()
+			return nil, err
+		}
+		d.snaps.info = SnapshotInfo{Path: o.StatePath, IntervalSeconds: o.StateInterval.Seconds()}
 		d.restoreState(now)
 	}
 	return d, nil
@@ -242,6 +262,7 @@ func (d *Daemon) Start(ctx context.Context) error {
 			return err
 		}
 	}
+	d.recoverAfterUncleanStart()
 	plane, err := d.o.NewPlane(d.eng, d.rep)
 	if err == nil {
 		err = plane.Start(ctx)
@@ -259,8 +280,13 @@ func (d *Daemon) Start(ctx context.Context) error {
 	go func() { d.planeDone <- plane.Wait() }()
 
 	bg, stop := context.WithCancel(context.Background())
-	d.stopBg, d.bgDone = stop, make(chan struct{})
-	go d.flushLoop(bg)
+	d.stopBg = stop
+	d.bg.Add(1)
+	go func() { defer d.bg.Done(); d.flushLoop(bg) }()
+	if d.state != nil && d.o.StateInterval > 0 {
+		d.bg.Add(1)
+		go func() { defer d.bg.Done(); d.checkpointLoop(bg) }()
+	}
 	d.startInsights()
 	d.admin.start()
 	if d.metrics != nil {
@@ -287,20 +313,21 @@ func (d *Daemon) Start(ctx context.Context) error {
 }
 
 func (d *Daemon) flushLoop(ctx context.Context) {
-	defer close(d.bgDone)
-	t := time.NewTicker(flushEvery)
+	t := time.NewTicker(dropsFlushEvery)
 	defer t.Stop()
 	sample := time.NewTicker(sampleEvery)
 	defer sample.Stop()
 	d.hist.add(d.sample())
-	for {
+	for n := 0; ; {
 		select {
 		case <-ctx.Done():
 			return
 		case <-sample.C:
 			d.hist.add(d.sample())
 		case <-t.C:
-			d.logs.logger.Flush()
+			if n++; n%int(flushEvery/dropsFlushEvery) == 0 {
+				d.logs.logger.Flush()
+			}
 			if d.logs.drops != nil {
 				d.logs.drops.Flush()
 			}
@@ -312,7 +339,7 @@ func (d *Daemon) flushLoop(ctx context.Context) {
 // stops it. The error is the plane's failure or the first error of Stop.
 func (d *Daemon) Run(ctx context.Context) error {
 	if err := d.Start(ctx); err != nil {
-		d.closeLogs()
+		d.Stop() // nothing ran: the table goes back to --state as it was read
 		return err
 	}
 	var planeErr error
@@ -344,8 +371,8 @@ func (d *Daemon) Stop() error {
 func (d *Daemon) KeepHooksOnStop() { d.keepHooks.Store(true) }
 
 func (d *Daemon) stop() error {
-	if d.plane == nil { // never started: only the logs are open
-		return d.closeLogs()
+	if d.plane == nil { // never started, or Start failed: nothing ran
+		return errors.Join(d.saveFinal(), d.closeLogs())
 	}
 	var errs []error
 	for _, f := range d.o.Frontends {
@@ -361,31 +388,48 @@ func (d *Daemon) stop() error {
 			d.cur.hash, d.cur.source, d.o.ConfigPath, d.confirmed.hash)
 	}
 	d.mu.Unlock()
-	if d.keepHooks.Load() {
+	// Fail closed means closed whatever the stop: the hooks stay, and the kernel
+	// drops what they would queue until a keepstate reads the queues again.
+	// Fail open removes them on a plain stop: the kernel's own rules decide.
+	var err error
+	switch {
+	case d.keepHooks.Load():
 		d.say("stopping for a restart: hooks left in place until the next start (fail %s)", failMode(d.o.FailOpen))
-		if err := d.plane.Detach(); err != nil {
-			errs = append(errs, fmt.Errorf("data plane: %w", err))
-		}
-	} else if err := d.plane.Close(); err != nil {
+		err = d.plane.Detach()
+	case !d.o.FailOpen:
+		d.say("stopping: hooks left in place (fail closed): the traffic keepstate filters is dropped until keepstate runs again; 'keepstate unhook' removes them")
+		err = d.plane.Detach()
+	default:
+		d.say("stopping: hooks removed (fail open): traffic follows the kernel's own rules, unfiltered by keepstate, until keepstate runs again")
+		err = d.plane.Close()
+	}
+	if err != nil {
 		errs = append(errs, fmt.Errorf("data plane: %w", err))
 	}
 	if d.metrics != nil {
 		d.metrics.close()
 	}
 	d.stopBg()
-	<-d.bgDone
+	d.bg.Wait()
 	d.insights.Close()
-	if d.o.StatePath != "" {
-		n, err := saveState(d.o.StatePath, d.eng.Table(), d.now())
-		if err != nil {
-			d.fail("saving connections to %s: %v", d.o.StatePath, err)
-			errs = append(errs, err)
-		} else {
-			d.say("saved %d connection(s) to %s", n, d.o.StatePath)
-		}
-	}
-	errs = append(errs, d.closeLogs())
+	errs = append(errs, d.saveFinal(), d.closeLogs())
 	return errors.Join(errs...)
+}
+
+// saveFinal writes the table to --state and then removes the marker, so that the
+// next start is a clean one; when the snapshot cannot be written the marker stays
+// and the next start counts as unclean.
+func (d *Daemon) saveFinal() error {
+	if d.state == nil {
+		return nil
+	}
+	n, _, err := saveState(d.o.StatePath, d.eng.Table(), d.now())
+	if err != nil {
+		d.fail("saving connections to %s: %v; the next start counts as an unclean one", d.o.StatePath, err)
+		return errors.Join(err, d.state.close(false))
+	}
+	d.say("saved %d connection(s) to %s", n, d.o.StatePath)
+	return d.state.close(true)
 }
 
 func failMode(open bool) string {

@@ -108,8 +108,8 @@ func TestAdminStatusStatsListFlush(t *testing.T) {
 	}
 
 	h.stop()
-	if h.plane.detached {
-		t.Error("a plain stop detached the plane instead of removing its hooks")
+	if !h.plane.detached || !strings.Contains(h.stderr.String(), "stopping: hooks left in place (fail closed)") {
+		t.Error("a plain stop with fail closed removed the hooks: traffic would pass unfiltered")
 	}
 	if _, err := os.Stat(h.opts.SocketPath); !os.IsNotExist(err) {
 		t.Errorf("socket left after stop: %v", err)

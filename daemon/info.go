@@ -18,6 +18,10 @@ func (d *Daemon) Status() *Status {
 		FailMode: failMode(d.o.FailOpen), Socket: d.o.SocketPath, StatePath: d.o.StatePath, LogDir: d.o.LogDir,
 		Connections: d.eng.Table().Len(), Restored: d.restored,
 	}
+	if d.state != nil {
+		info := d.snaps.get()
+		s.Snapshot, s.UncleanStart, s.RecoverUntil = &info, d.state.unclean, d.recoverUntil
+	}
 	if d.plane != nil {
 		s.Backend = d.plane.Backend()
 	}

@@ -66,8 +66,9 @@ func TestMetrics(t *testing.T) {
 	}
 }
 
-// TestStartFailsCleanly: a metrics address that is not loopback, or a second
-// daemon on a live socket, stops Start before any data plane exists.
+// TestStartFailsCleanly: a second daemon on the same --state stops at New; a
+// metrics address that is not loopback, or a second daemon on a live socket, stops
+// Start before any data plane exists.
 func TestStartFailsCleanly(t *testing.T) {
 	h := newHarness(t, "base.cfg")
 	h.start()
@@ -75,6 +76,10 @@ func TestStartFailsCleanly(t *testing.T) {
 	planes := 0
 	o := h.opts
 	o.NewPlane = func(*firewall.Engine, *dataplane.Reporter) (DataPlane, error) { planes++; return &fakePlane{}, nil }
+	if _, err := New(o); err == nil || !strings.Contains(err.Error(), "--state "+o.StatePath+" is in use by another keepstate (pid ") {
+		t.Errorf("second daemon on the same --state: %v", err)
+	}
+	o.StatePath = h.dir + "/other/conntrack.snap"
 	second, err := New(o)
 	if err != nil {
 		t.Fatal(err)

@@ -269,7 +269,9 @@ func TestImportIntoBundleFolder(t *testing.T) {
 func TestImportChangesDebugLogLive(t *testing.T) {
 	h := newHarness(t, "base.cfg")
 	base := readFile(t, filepath.Join("testdata", "base.cfg"))
-	quiet := strings.Replace(string(base), `<variable name="LogDroppedPackets">1</variable>`, `<variable name="LogDroppedPackets">0</variable>`, 1)
+	// Quiet: neither the full drop log nor the reasons logged by default.
+	quiet := strings.Replace(string(base), `<variable name="LogDroppedPackets">1</variable>`,
+		`<variable name="LogDroppedPackets">0</variable><variable name="LogDropReasons"></variable>`, 1)
 	if quiet == string(base) {
 		t.Fatal("base.cfg no longer sets LogDroppedPackets")
 	}
@@ -285,7 +287,7 @@ func TestImportChangesDebugLogLive(t *testing.T) {
 	}
 	midStream(41000)
 	if got := h.readLog("debug.log"); strings.Contains(got, "{pktdrop}") {
-		t.Fatalf("LogDroppedPackets=0 logged a drop:\n%s", got)
+		t.Fatalf("LogDroppedPackets=0 and no LogDropReasons logged a drop:\n%s", got)
 	}
 	if err := h.call(&Request{Cmd: CmdConfigImport, Name: "winroute.cfg", Data: base}, nil); err != nil {
 		t.Fatal(err)
