@@ -285,7 +285,7 @@ func TestSettingsAccessors(t *testing.T) {
 	if got := c.ChangedSettings(); !slices.Equal(got, []string{"LogDropReasons=handshake_not_completed,state_expired"}) {
 		t.Errorf("ChangedSettings = %v", got)
 	}
-	if n := len(AllSettings()); n != 29 {
+	if n := len(AllSettings()); n != 30 {
 		t.Errorf("AllSettings has %d entries", n)
 	}
 }

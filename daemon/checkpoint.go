@@ -99,7 +99,9 @@ func (d *Daemon) recoverAfterUncleanStart() {
 	} else {
 		since = "there was no snapshot to restore"
 	}
-	s := &d.eng.Config().Settings
+	d.mu.Lock()
+	s := &d.cur.bundle.Config.Settings
+	d.mu.Unlock()
 	switch {
 	case !s.Require3WayHandshake:
 		d.warn("unclean_start", "unclean start: the previous keepstate (%s) did not stop (a crash, SIGKILL or power loss); %s; connections opened after it are picked up mid-stream (Require3WayHandshake=0)", previous, since)
