@@ -131,7 +131,7 @@ var settingDefs = withTimeouts([]settingDef{
 		field: sfield(func(s *Settings) *int { return &s.NewConnLimitPerSourcePerMinute })},
 
 	{table: tableSecurity, name: "RecoverAfterCrashSeconds", unit: "s", min: 0, max: 3600,
-		doc: "after an unclean start, mid-stream TCP packets may pick up connections the rules permit for this long, even with Require3WayHandshake (0 = never)",
+		doc:   "after an unclean start, mid-stream TCP packets may pick up connections the rules permit for this long, even with Require3WayHandshake (0 = never)",
 		field: sfield(func(s *Settings) *time.Duration { return &s.RecoverAfterCrash })},
 
 	{table: tablePolicy, name: "DefaultAction", doc: "action of the fixed last rule: Permit, Deny or Drop",
