@@ -425,3 +425,28 @@ func TestStaleCommands(t *testing.T) {
 		}
 	}
 }
+
+// RemoveHooks (keepstate unhook) removes every chain any configuration makes,
+// with both tools and both families, and reports only what was there.
+func TestRemoveAllReportsWhatWasThere(t *testing.T) {
+	f := &fakeRunner{failOn: []string{"ip6tables", "KEEPSTATE-IN", "KEEPSTATE-OUT", "KEEPSTATE-RAWOUT", "nft"}}
+	done := removeAll(context.Background(), f.run, func(string) bool { return true })
+	want := []string{
+		"iptables -w -t filter -D FORWARD -j KEEPSTATE-FWD",
+		"iptables -w -t raw -D PREROUTING -j KEEPSTATE-RAW",
+		"iptables -w -t filter -F KEEPSTATE-FWD", "iptables -w -t filter -X KEEPSTATE-FWD",
+		"iptables -w -t raw -F KEEPSTATE-RAW", "iptables -w -t raw -X KEEPSTATE-RAW",
+	}
+	if !slices.Equal(done, want) {
+		t.Errorf("removed %q, want %q", done, want)
+	}
+	tried := strings.Join(f.ran, "\n")
+	for _, c := range []string{"ip6tables -w -t filter -D INPUT -j KEEPSTATE-IN", "nft delete table inet keepstate"} {
+		if !strings.Contains(tried, c) {
+			t.Errorf("did not try %q:\n%s", c, tried)
+		}
+	}
+	if done := removeAll(context.Background(), f.run, func(string) bool { return false }); len(done) != 0 {
+		t.Errorf("without any tool: %q", done)
+	}
+}

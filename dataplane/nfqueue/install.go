@@ -199,3 +199,33 @@ func (h *hookSet) remove(ctx context.Context) error {
 	}
 	return nil
 }
+
+// RemoveHooks removes, from the current network namespace, every hook any
+// keepstate configuration installs (both backends, every chain, both address
+// families): what a stop with fail closed, a restart or a crash left in place,
+// for an administrator who takes keepstate out of the path. It returns the
+// commands that removed something; commands that find nothing to remove are not
+// errors.
+func RemoveHooks(ctx context.Context) []string {
+	return removeAll(ctx, execRunner, haveTool)
+}
+
+func removeAll(ctx context.Context, run runner, have tools) []string {
+	wide := hookSpec{queues: 1, input: true} // every chain any configuration makes
+	var cmds []command
+	for _, t := range []string{"iptables", "ip6tables"} {
+		if have(t) {
+			cmds = append(cmds, iptablesRemoval(t, iptablesChains(t == "ip6tables", wide))...)
+		}
+	}
+	if have("nft") {
+		cmds = append(cmds, nftSteps(wide)[0].undo...)
+	}
+	var done []string
+	for _, c := range cmds {
+		if runRemoval(ctx, run, c) == nil {
+			done = append(done, c.String())
+		}
+	}
+	return done
+}

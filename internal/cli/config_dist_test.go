@@ -27,7 +27,7 @@ func TestDistSampleChecks(t *testing.T) {
 			known[strings.Trim(f, "[]")] = true
 		}
 	}
-	if len(known) != 15 {
+	if len(known) != 16 {
 		t.Fatalf("read %d flags from runUsage: %v", len(known), known)
 	}
 	for _, line := range strings.Split(string(unit), "\n") {
@@ -40,7 +40,7 @@ func TestDistSampleChecks(t *testing.T) {
 			t.Errorf("keepstate.service passes %s, which `keepstate run` does not have", flag)
 		}
 	}
-	for _, want := range []string{"ExecReload=/bin/kill -HUP $MAINPID", "Restart=on-failure", "CAP_NET_ADMIN CAP_NET_RAW", "StateDirectory=keepstate"} {
+	for _, want := range []string{"ExecReload=/bin/kill -HUP $MAINPID", "Restart=on-failure", "CAP_NET_ADMIN CAP_NET_RAW", "StateDirectory=keepstate", "RestartPreventExitStatus=64 78"} {
 		if !strings.Contains(string(unit), want) {
 			t.Errorf("keepstate.service lacks %q", want)
 		}

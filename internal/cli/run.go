@@ -11,6 +11,7 @@ import (
 	"slices"
 	"sync"
 	"syscall"
+	"time"
 
 	"keepstate/bench"
 	"keepstate/config"
@@ -29,22 +30,39 @@ func init() {
 	})
 }
 
-const runUsage = `run [--config PATH] [--log-dir DIR] [--json-logs] [--state FILE] [--socket PATH]
-           [--metrics 127.0.0.1:9469] [--queue N] [--queues K] [--fail open|closed] [--input]
-           [--backend auto|nft|iptables] [--fanout hash|cpu]
+const runUsage = `run [--config PATH] [--log-dir DIR] [--json-logs] [--state FILE] [--state-interval 5s]
+           [--socket PATH] [--metrics 127.0.0.1:9469] [--queue N] [--queues K] [--fail open|closed]
+           [--input] [--backend auto|nft|iptables] [--fanout hash|cpu]
            [--admin-listen 127.0.0.1:4081|off] [--tls-cert FILE] [--tls-key FILE]
 
-Runs until SIGINT or SIGTERM, which remove keepstate's hooks; SIGUSR2 stops for a
-restart and leaves them to the next keepstate, so that nothing passes unfiltered
-meanwhile. SIGHUP reloads --config. --fail closed (the default) drops forwarded
-traffic while hooks are in place and no keepstate reads them (a crash, a restart);
---fail open lets it pass unfiltered, and also accepts packets when a queue is full.
+Runs until SIGINT or SIGTERM (a stop) or SIGUSR2 (a stop for a restart). SIGHUP
+reloads --config. With --fail closed (the default) nothing keepstate filters passes
+unfiltered while no keepstate runs, whatever the stop: the hooks stay and the kernel
+drops what they queue until the next keepstate reads them ('keepstate unhook' takes
+keepstate out of the path). With --fail open a stop removes the hooks, and while a
+restart or a crash leaves them, or a queue is full, packets pass unfiltered.
+--state FILE keeps the connection table across every kind of stop: written on stop
+and every --state-interval while running (a crash loses at most that much), read at
+start. Exit status: 0 stopped, 1 failed, 64 bad arguments, 78 the configuration does
+not load (2 is Go's status for a crash).
 
 The web administration and its JSON-RPC API are served over HTTPS on
 --admin-listen (loopback unless opened wider on purpose; off: none), with the
 certificate given or a self-signed one kept next to --state (else in
 /var/lib/keepstate); its SHA-256 fingerprint is printed at start. Users come from
 UserDB.cfg: 'keepstate user add NAME --role admin'.`
+
+// Exit statuses of run, from sysexits.h, so that a service manager can tell a
+// configuration that will not load (do not restart) from a crash (restart): Go
+// exits with 2 after a panic, which is exitUsage elsewhere.
+const (
+	exitRunUsage  = 64 // EX_USAGE
+	exitRunConfig = 78 // EX_CONFIG
+)
+
+// startFaults, when a test build sets it (build tag faultinject), arms the faults
+// tests inject into a running daemon. It is nil in every other build.
+var startFaults func(e *env, d *daemon.Daemon)
 
 // Defaults of the web administration; the tests of this package point them at
 // an ephemeral port and a temporary folder.
@@ -79,7 +97,8 @@ func runDaemon(e *env, args []string) int {
 	cfgPath := fs.String("config", defaultConfigDir, "configuration: bundle folder, .tgz bundle or lone winroute.cfg")
 	logDir := fs.String("log-dir", "", "folder of the log files and the drop capture (default: logs.cfg's Directory, /var/log/keepstate)")
 	jsonLogs := fs.Bool("json-logs", false, "also write every log as JSON lines (NAME.json)")
-	state := fs.String("state", "", "connection snapshot: written on stop, restored on start (e.g. /var/lib/keepstate/conntrack.snap)")
+	state := fs.String("state", "", "connection snapshot: written on stop and while running, restored on start (e.g. /var/lib/keepstate/conntrack.snap)")
+	stateEvery := fs.Duration("state-interval", daemon.DefaultStateInterval, "how often the table is written to --state while running (0: only at stop)")
 	socket := socketFlag(fs)
 	metrics := fs.String("metrics", "", "serve Prometheus metrics on this loopback address, e.g. 127.0.0.1:9469")
 	queue := fs.Int("queue", 0, "first NFQUEUE number")
@@ -92,26 +111,30 @@ func runDaemon(e *env, args []string) int {
 	tlsKey := fs.String("tls-key", "", "PEM private key of --tls-cert")
 	fanout := fs.String("fanout", "hash", "how packets are spread over the queues: hash (of the two addresses: a connection stays on one worker) or cpu (by the CPU handling them: many streams between two hosts use every core)")
 	if !parseNoArgs(fs, args) {
-		return exitUsage
+		return exitRunUsage
 	}
 	if *fanout != "hash" && *fanout != "cpu" {
 		e.errorf("run: --fanout %q: want hash or cpu", *fanout)
-		return exitUsage
+		return exitRunUsage
 	}
 	if *fail != "open" && *fail != "closed" {
 		e.errorf("run: --fail %q: want open or closed", *fail)
-		return exitUsage
+		return exitRunUsage
 	}
 	if *queue < 0 || *queue > 0xffff || *queues < 0 {
 		e.errorf("run: --queue must be 0-65535 and --queues positive")
-		return exitUsage
+		return exitRunUsage
+	}
+	if *stateEvery < 0 || (*stateEvery > 0 && *stateEvery < 100*time.Millisecond) {
+		e.errorf("run: --state-interval %v: want 0 (only at stop) or at least 100ms", *stateEvery)
+		return exitRunUsage
 	}
 	// The daemon and the SIGHUP handler both write to stderr.
 	e = &env{stdout: e.stdout, stderr: &lockedWriter{w: e.stderr}}
 	po := planeOptions{queue: *queue, queues: *queues, failOpen: *fail == "open", input: *input, backend: *backend, fanout: *fanout}
 	front := &frontend{}
 	d, err := daemon.New(daemon.Options{
-		ConfigPath: *cfgPath, LogDir: *logDir, JSONLogs: *jsonLogs, StatePath: *state,
+		ConfigPath: *cfgPath, LogDir: *logDir, JSONLogs: *jsonLogs, StatePath: *state, StateInterval: *stateEvery,
 		SocketPath: *socket, MetricsAddr: *metrics, FailOpen: po.failOpen,
 		NewPlane: newPlane(po), Stderr: e.stderr, Frontends: []daemon.Frontend{front},
 		// Measured once, when an insight first quotes a memory cost.
@@ -135,9 +158,12 @@ func runDaemon(e *env, args []string) int {
 		front.srv = srv
 		defer srv.Close()
 	}
+	if startFaults != nil {
+		startFaults(e, d)
+	}
 
-	// SIGINT, SIGTERM: stop and remove the hooks. SIGUSR2: stop for a restart,
-	// leaving the hooks to the next keepstate.
+	// SIGINT, SIGTERM: stop (the fail mode says what happens to the hooks).
+	// SIGUSR2: stop for a restart, leaving the hooks to the next keepstate.
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
 	stops := make(chan os.Signal, 1)
@@ -230,7 +256,7 @@ func printStartError(e *env, err error) int {
 		}
 		fmt.Fprintf(e.stderr, "%d error(s)\n", len(list))
 		e.errorf("run: the configuration does not load; nothing started")
-		return exitUsage
+		return exitRunConfig
 	}
 	e.errorf("run: %v", err)
 	return exitFail

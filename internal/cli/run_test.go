@@ -190,16 +190,17 @@ func TestRunRefusesBadInput(t *testing.T) {
 	code, _, errs := runCLI("run", "--config", bad, "--log-dir", dir, "--socket", filepath.Join(dir, "s"))
 	want := bad + ":3: unknown setting \"TcpEstablishedTimout\" (did you mean TcpEstablishedTimeout?)\n1 error(s)\n" +
 		"keepstate: run: the configuration does not load; nothing started\n"
-	if code != exitUsage || errs != want {
+	if code != exitRunConfig || errs != want {
 		t.Errorf("exit %d, stderr:\n%s\nwant:\n%s", code, errs, want)
 	}
 	for _, args := range [][]string{
 		{"run", "--fail", "maybe"},
 		{"run", "--queue", "70000"},
 		{"run", "extra"},
+		{"run", "--state-interval", "1ms"},
 	} {
-		if code, _, _ := runCLI(args...); code != exitUsage {
-			t.Errorf("%v: exit %d, want %d", args, code, exitUsage)
+		if code, _, _ := runCLI(args...); code != exitRunUsage {
+			t.Errorf("%v: exit %d, want %d", args, code, exitRunUsage)
 		}
 	}
 }
