@@ -25,6 +25,10 @@ type DaemonOptions struct {
 	Config string // --config
 	Fail   string // --fail: "open" or "closed" (default closed)
 	Args   []string
+	// Unit, when set, runs the daemon as this systemd unit has systemd run it:
+	// its ExecStart with the unit's paths moved into Dir (run/, state/, log/)
+	// and --config replaced by Config; Fail and Args are then not used.
+	Unit *Unit
 }
 
 // Daemon is `keepstate run` running in the firewall namespace of a topology.
@@ -32,17 +36,22 @@ type Daemon struct {
 	topo *Topology
 	o    DaemonOptions
 
+	paths                     unitPaths
+	logDir, socket, statePath string
+
 	mu     sync.Mutex
 	cmd    *exec.Cmd
 	done   chan struct{}
+	exitMu sync.Mutex         // not mu: Start and stopLocked wait for the exit under mu
+	exit   syscall.WaitStatus // how the last process ended, under exitMu
 	stderr *lockedBuffer
 	starts int
 }
 
 // Paths of the daemon's files.
-func (d *Daemon) LogDir() string    { return filepath.Join(d.o.Dir, "logs") }
-func (d *Daemon) Socket() string    { return filepath.Join(d.o.Dir, "admin.sock") }
-func (d *Daemon) StatePath() string { return filepath.Join(d.o.Dir, "conntrack.snap") }
+func (d *Daemon) LogDir() string    { return d.logDir }
+func (d *Daemon) Socket() string    { return d.socket }
+func (d *Daemon) StatePath() string { return d.statePath }
 
 // readyTimeout bounds how long a starting daemon may take to answer on its socket.
 const readyTimeout = 20 * time.Second
@@ -53,7 +62,15 @@ func StartDaemon(ctx context.Context, t *Topology, o DaemonOptions) (*Daemon, er
 	if o.Fail == "" {
 		o.Fail = "closed"
 	}
-	d := &Daemon{topo: t, o: o, stderr: &lockedBuffer{}}
+	d := &Daemon{topo: t, o: o, stderr: &lockedBuffer{},
+		logDir: filepath.Join(o.Dir, "logs"), socket: filepath.Join(o.Dir, "admin.sock"), statePath: filepath.Join(o.Dir, "conntrack.snap")}
+	if u := o.Unit; u != nil {
+		d.paths = unitPaths{binary: o.Binary, config: o.Config, dir: o.Dir}
+		d.logDir, d.socket, d.statePath = u.flag(d.paths, "log-dir"), u.flag(d.paths, "socket"), u.flag(d.paths, "state")
+		if d.logDir == "" || d.socket == "" || d.statePath == "" {
+			return nil, errors.New("lab: the unit's ExecStart lacks --log-dir, --socket or --state")
+		}
+	}
 	return d, d.Start(ctx)
 }
 
@@ -64,13 +81,21 @@ func (d *Daemon) Start(ctx context.Context) error {
 	if d.cmd != nil {
 		return errors.New("lab: daemon already running")
 	}
-	if err := os.MkdirAll(d.LogDir(), 0o700); err != nil {
-		return err
+	var args []string
+	if u := d.o.Unit; u != nil {
+		if err := u.makeDirs(d.paths); err != nil {
+			return err
+		}
+		args = append([]string{"netns", "exec", d.topo.Firewall, d.o.Binary}, u.args(d.paths)...)
+	} else {
+		if err := os.MkdirAll(d.LogDir(), 0o700); err != nil {
+			return err
+		}
+		args = []string{"netns", "exec", d.topo.Firewall, d.o.Binary, "run",
+			"--config", d.o.Config, "--log-dir", d.LogDir(), "--state", d.StatePath(),
+			"--socket", d.Socket(), "--fail", d.o.Fail}
+		args = append(args, d.o.Args...)
 	}
-	args := []string{"netns", "exec", d.topo.Firewall, d.o.Binary, "run",
-		"--config", d.o.Config, "--log-dir", d.LogDir(), "--state", d.StatePath(),
-		"--socket", d.Socket(), "--fail", d.o.Fail}
-	args = append(args, d.o.Args...)
 	// Not CommandContext: the daemon must get SIGTERM and write its snapshot,
 	// never SIGKILL from a cancelled context.
 	cmd := exec.Command("ip", args...)
@@ -85,7 +110,14 @@ func (d *Daemon) Start(ctx context.Context) error {
 		return err
 	}
 	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
+	go func() {
+		_ = cmd.Wait()
+		ws, _ := cmd.ProcessState.Sys().(syscall.WaitStatus)
+		d.exitMu.Lock()
+		d.exit = ws
+		d.exitMu.Unlock()
+		close(done)
+	}()
 	d.cmd, d.done = cmd, done
 
 	deadline := time.Now().Add(readyTimeout)
@@ -131,23 +163,107 @@ func (d *Daemon) StopForRestart() error {
 const stopTimeout = 15 * time.Second
 
 func (d *Daemon) stopLocked(sig syscall.Signal) error {
+	ws, err := d.endLocked(sig, stopTimeout)
+	if err != nil {
+		return err
+	}
+	if d.o.Unit != nil {
+		if err := d.o.Unit.removeRuntime(d.paths, false); err != nil {
+			return err
+		}
+	}
+	if ws.Exited() && ws.ExitStatus() != 0 || ws.Signaled() {
+		return fmt.Errorf("keepstate run ended with %s: %s", exitWords(ws), d.stderr.String())
+	}
+	return nil
+}
+
+// endLocked sends sig and waits up to timeout for the process to end, then kills
+// it (what systemd's SendSIGKILL does after TimeoutStopSec). It returns how the
+// process ended.
+func (d *Daemon) endLocked(sig syscall.Signal, timeout time.Duration) (syscall.WaitStatus, error) {
 	if d.cmd == nil {
-		return nil
+		return 0, nil
 	}
 	cmd, done := d.cmd, d.done
 	d.cmd = nil
 	_ = cmd.Process.Signal(sig)
+	var err error
 	select {
 	case <-done:
-	case <-time.After(stopTimeout):
+	case <-time.After(timeout):
 		_ = cmd.Process.Kill()
 		<-done
-		return fmt.Errorf("keepstate run did not stop within %v after %v; killed", stopTimeout, sig)
+		err = fmt.Errorf("keepstate run did not stop within %v after %v; killed", timeout, sig)
 	}
-	if code := cmd.ProcessState.ExitCode(); code != 0 {
-		return fmt.Errorf("keepstate run exited with status %d: %s", code, d.stderr.String())
+	d.exitMu.Lock()
+	defer d.exitMu.Unlock()
+	return d.exit, err
+}
+
+func exitWords(ws syscall.WaitStatus) string {
+	if ws.Signaled() {
+		return "signal " + signalName(ws.Signal())
 	}
-	return nil
+	return fmt.Sprintf("exit status %d", ws.ExitStatus())
+}
+
+// Crash ends the daemon with sig the way a crash does: SIGKILL as the OOM killer
+// sends it, or a signal that makes a faultinject build panic. Nothing is checked of
+// how it ended; it returns how.
+func (d *Daemon) Crash(sig syscall.Signal) (syscall.WaitStatus, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.endLocked(sig, stopTimeout)
+}
+
+// SystemctlRestart does what `systemctl restart` does with the unit: the
+// unit's RestartKillSignal (else KillSignal) to the main process, SIGKILL after
+// TimeoutStopSec, the runtime directory removed (RuntimeDirectoryPreserve=no),
+// and ExecStart again at once.
+func (d *Daemon) SystemctlRestart(ctx context.Context) error {
+	u := d.o.Unit
+	if u == nil {
+		return errors.New("lab: not run from a unit")
+	}
+	d.mu.Lock()
+	ws, err := d.endLocked(u.RestartKillSignal, u.TimeoutStop)
+	if err == nil {
+		err = u.removeRuntime(d.paths, true)
+	}
+	d.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(d.stderr, "--- systemctl restart: %s ended with %s\n", signalName(u.RestartKillSignal), exitWords(ws))
+	return d.Start(ctx)
+}
+
+// AutoRestart does what systemd does when the main process ended by itself (a
+// crash, SIGKILL, a panic): it applies the unit's Restart= and
+// RestartPreventExitStatus= to how it ended, waits RestartSec and starts it
+// again, or says why systemd would leave it down.
+func (d *Daemon) AutoRestart(ctx context.Context) error {
+	u := d.o.Unit
+	if u == nil {
+		return errors.New("lab: not run from a unit")
+	}
+	d.exitMu.Lock()
+	ws := d.exit
+	d.exitMu.Unlock()
+	if ok, why := u.restartsAfter(ws); !ok {
+		return fmt.Errorf("systemd would leave keepstate down after %s: %s", exitWords(ws), why)
+	}
+	if err := u.removeRuntime(d.paths, true); err != nil {
+		return err
+	}
+	select {
+	case <-time.After(u.RestartSec):
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	fmt.Fprintf(d.stderr, "--- Restart=%s after %s, RestartSec=%v\n", u.Restart, exitWords(ws), u.RestartSec)
+	return d.Start(ctx)
 }
 
 // Output is what the daemon wrote on stdout and stderr over all its starts.

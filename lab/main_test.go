@@ -12,8 +12,9 @@ import (
 	"time"
 )
 
-// binary is the keepstate executable TestMain builds once for every test.
-var binary string
+// binary is the keepstate executable TestMain builds once for every test;
+// faultBinary the same with the faultinject build tag (it panics on SIGUSR1).
+var binary, faultBinary string
 
 func TestMain(m *testing.M) {
 	os.Exit(runMain(m))
@@ -33,6 +34,12 @@ func runMain(m *testing.M) int {
 	out, err := exec.Command("go", "build", "-o", binary, "keepstate/cmd/keepstate").CombinedOutput()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "go build keepstate: %v\n%s", err, out)
+		return 1
+	}
+	faultBinary = filepath.Join(dir, "keepstate-faultinject")
+	out, err = exec.Command("go", "build", "-tags", "faultinject", "-o", faultBinary, "keepstate/cmd/keepstate").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "go build -tags faultinject keepstate: %v\n%s", err, out)
 		return 1
 	}
 	return m.Run()

@@ -21,20 +21,29 @@ type Scenario struct {
 	Bypass bool
 	// Settings of the configuration the daemon starts with.
 	Settings map[string]string
-	run      func(s *session) error
+	// Fail is the daemon's --fail (default closed).
+	Fail string
+	// Unit: the daemon runs as dist/keepstate.service has systemd run it.
+	Unit bool
+	// Fault: the daemon is a faultinject build (Env.FaultBinary).
+	Fault bool
+	run   func(s *session) error
 }
 
 // Scenarios returns every scenario in the order `keepstate lab` runs them.
 func Scenarios() []Scenario {
 	return []Scenario{
 		handshakeScenario(), keepaliveScenario(), ruleTimeoutScenario(), reloadScenario(),
-		restartScenario(), denyScenario(), limitScenario(),
+		denyScenario(), limitScenario(),
+		stopScenario(sigtermStop), stopScenario(usr2Stop), stopScenario(systemctlStop),
+		stopScenario(sigkillStop), stopScenario(panicStop),
 	}
 }
 
-// Find returns the scenario called name.
+// Find returns the scenario called name: one of Scenarios, or one of the
+// further stop scenarios only the tests run (TestStops).
 func Find(name string) (Scenario, bool) {
-	for _, sc := range Scenarios() {
+	for _, sc := range append(Scenarios(), moreStopScenarios()...) {
 		if sc.Name == name {
 			return sc, true
 		}
@@ -48,6 +57,10 @@ type Env struct {
 	Dir    string    // parent of each scenario's files; empty: a temporary folder removed afterwards
 	Out    io.Writer // the running commentary; nil: none
 	Prefix string    // namespace name prefix (default DefaultPrefix)
+	// FaultBinary is a faultinject build of keepstate (go build -tags
+	// faultinject), for the scenarios that crash the daemon from inside; without
+	// it they are skipped.
+	FaultBinary string
 }
 
 // Result is what a scenario saw.
@@ -56,6 +69,7 @@ type Result struct {
 	Checks      []Check
 	Dir         string        // the scenario's files (logs/, configurations), when Env.Dir was given
 	Err         error         // the scenario could not run to its end (setup failed, interrupted)
+	Skipped     string        // why the scenario could not run here; it neither passed nor failed
 	Duration    time.Duration // wall time, setup and teardown included
 	// DaemonOutput is what `keepstate run` printed (on failure, the reason).
 	DaemonOutput string
@@ -107,6 +121,11 @@ func Run(ctx context.Context, env Env, sc Scenario) (res *Result) {
 		s.say("%s (%.1f s)", verdictWord(res), res.Duration.Seconds())
 	}()
 	fmt.Fprintf(s.out, "== %s: %s\n", sc.Name, sc.Title)
+	if sc.Fault && env.FaultBinary == "" {
+		res.Skipped = "needs a faultinject build of keepstate (make demo builds bin/keepstate-faultinject; keepstate lab --fault-binary PATH)"
+		s.say("skipped: %s", res.Skipped)
+		return res
+	}
 	if err := s.setup(sc); err != nil {
 		res.Err = err
 		s.say("could not set up: %v", err)
@@ -125,7 +144,10 @@ func Run(ctx context.Context, env Env, sc Scenario) (res *Result) {
 }
 
 func verdictWord(r *Result) string {
-	if r.Passed() {
+	switch {
+	case r.Skipped != "":
+		return "SKIP"
+	case r.Passed():
 		return "PASS"
 	}
 	return "FAIL"
@@ -171,7 +193,16 @@ func (s *session) setup(sc Scenario) error {
 	if s.srv, err = StartServer(topo.Server); err != nil {
 		return err
 	}
-	s.d, err = StartDaemon(s.ctx, topo, DaemonOptions{Binary: s.env.Binary, Dir: s.dir, Config: cfg})
+	o := DaemonOptions{Binary: s.env.Binary, Dir: s.dir, Config: cfg, Fail: sc.Fail}
+	if sc.Fault {
+		o.Binary = s.env.FaultBinary
+	}
+	if sc.Unit {
+		if o.Unit, err = KeepstateUnit(); err != nil {
+			return err
+		}
+	}
+	s.d, err = StartDaemon(s.ctx, topo, o)
 	if err != nil {
 		return err
 	}

@@ -4,14 +4,11 @@ package lab
 
 import (
 	"fmt"
-	"net"
-	"os"
-	"sync"
 	"time"
 )
 
-// Administration while connections run: a configuration import and a restart
-// must not cut them.
+// Administration while connections run: a configuration import must not cut
+// them (stops and restarts: scenario_stops.go).
 
 func reloadScenario() Scenario {
 	return Scenario{
@@ -89,141 +86,4 @@ func runReload(s *session) error {
 		after.Dropped == before.Dropped, fmt.Sprintf("%d packets decided, %d dropped during the transfer (%v)",
 			after.Packets-before.Packets, after.Dropped-before.Dropped, after.DropsByReason))
 	return nil
-}
-
-func restartScenario() Scenario {
-	return Scenario{
-		Name:  "restart",
-		Title: "a daemon restart during a long connection: the connection survives",
-		run:   runRestart,
-	}
-}
-
-// pinger exchanges a message on c every pingEvery until stopped, and remembers
-// how many exchanges succeeded, the slowest one and the first error.
-type pinger struct {
-	mu      sync.Mutex
-	ok      int
-	slowest time.Duration
-	err     error
-	stop    chan struct{}
-	done    chan struct{}
-}
-
-const pingEvery = 100 * time.Millisecond
-
-func startPinger(c net.Conn, timeout time.Duration) *pinger {
-	p := &pinger{stop: make(chan struct{}), done: make(chan struct{})}
-	go func() {
-		defer close(p.done)
-		for i := 0; ; i++ {
-			t0 := time.Now()
-			err := RoundTrip(c, fmt.Sprintf("ping %d\n", i), timeout)
-			p.mu.Lock()
-			if err != nil {
-				p.err = err
-			} else {
-				p.ok++
-				p.slowest = max(p.slowest, time.Since(t0))
-			}
-			p.mu.Unlock()
-			if err != nil {
-				return
-			}
-			select {
-			case <-p.stop:
-				return
-			case <-time.After(pingEvery):
-			}
-		}
-	}()
-	return p
-}
-
-func (p *pinger) count() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.ok
-}
-
-func (p *pinger) finish() (ok int, slowest time.Duration, err error) {
-	close(p.stop)
-	<-p.done
-	return p.ok, p.slowest, p.err
-}
-
-func runRestart(s *session) error {
-	c, err := Dial(s.ctx, s.topo.Client, ServerAddr, PortEcho, connectTimeout, nil)
-	if err != nil {
-		return fmt.Errorf("connect: %w", err)
-	}
-	defer c.Close()
-	p := startPinger(c, 30*time.Second)
-	defer func() {
-		if p != nil {
-			p.finish()
-		}
-	}()
-	s.say("client pings the echo service every %v over one connection", pingEvery)
-	if err := s.sleep(time.Second); err != nil {
-		return err
-	}
-	// A restart (SIGUSR2, as systemctl restart sends) leaves keepstate's hooks in
-	// place: with --fail closed, nothing passes until the next daemon listens.
-	t0 := time.Now()
-	if err := s.d.StopForRestart(); err != nil {
-		return err
-	}
-	_, statErr := os.Stat(s.d.StatePath())
-	s.check("snapshot", "the stopping daemon saves its table", statErr == nil,
-		fmt.Sprintf("stopped in %.2f s; snapshot: %v", time.Since(t0).Seconds(), errOr(statErr, s.d.StatePath())))
-	probe, err := Dial(s.ctx, s.topo.Client, ServerAddr, PortEcho, time.Second, nil)
-	if probe != nil {
-		probe.Close()
-	}
-	s.check("down.closed", "while keepstate is down nothing passes (fail closed)",
-		Outcome(err) == "timeout", "a new connection: "+Outcome(err))
-	if err := s.d.Start(s.ctx); err != nil {
-		return err
-	}
-	gap := time.Since(t0)
-	st, err := s.d.Status(s.ctx)
-	if err != nil {
-		return err
-	}
-	s.check("restored", "the restarted daemon restores the connection", st.Restored >= 1,
-		fmt.Sprintf("down for %.1f s; %d connection(s) restored", gap.Seconds(), st.Restored))
-	// The connection must carry on: wait for a few more exchanges.
-	target := p.count() + 5
-	for deadline := time.Now().Add(30 * time.Second); p.count() < target && time.Now().Before(deadline); {
-		if err := s.sleep(50 * time.Millisecond); err != nil {
-			return err
-		}
-	}
-	ok, slowest, perr := p.finish()
-	p = nil
-	s.check("survives", "the connection survives: every exchange answered, the one across the restart late",
-		perr == nil && ok >= target, fmt.Sprintf("%d exchanges, slowest %.1f s, error: %s", ok, slowest.Seconds(), Outcome(perr)))
-	// Let the log writer flush what the restored connection might have caused.
-	if err := s.sleep(1500 * time.Millisecond); err != nil {
-		return err
-	}
-	drops := s.d.LogLines("debug.log", "{pktdrop}")
-	s.check("no.drops", "keepstate dropped none of the connection's packets after the restart (debug.log)",
-		len(drops) == 0, fmt.Sprintf("%d {pktdrop} line(s)%s", len(drops), firstOf(drops)))
-	return nil
-}
-
-func firstOf(lines []string) string {
-	if len(lines) == 0 {
-		return ""
-	}
-	return ", first: " + lines[0]
-}
-
-func errOr(err error, ok string) string {
-	if err != nil {
-		return err.Error()
-	}
-	return ok
 }

@@ -30,7 +30,7 @@ func runScenarioResult(t *testing.T, name string) *Result {
 		t.Fatalf("no scenario %q", name)
 	}
 	var out strings.Builder
-	res := Run(ctxTimeout(t, 2*time.Minute), Env{Binary: binary, Dir: t.TempDir(), Out: &out}, sc)
+	res := Run(ctxTimeout(t, 2*time.Minute), Env{Binary: binary, FaultBinary: faultBinary, Dir: t.TempDir(), Out: &out}, sc)
 	t.Log("\n" + out.String())
 	return res
 }
@@ -102,11 +102,35 @@ func TestScenarioReload(t *testing.T) {
 	}
 }
 
-func TestScenarioRestart(t *testing.T) {
-	res := runScenario(t, "restart")
-	c, _ := res.Check("restored")
-	if !strings.Contains(c.Got, "1 connection(s) restored") {
-		t.Errorf("restored: %q, want exactly the client's connection", c.Got)
+// TestStops is the end-to-end test of every kind of stop and start: SIGTERM
+// (both fail modes), SIGUSR2, systemctl restart, SIGKILL (both fail modes) and a
+// panic, each with a live connection sending a line every 250 ms through
+// network namespaces, whose every line must come back intact and in order.
+func TestStops(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		checks []string
+	}{
+		{"sigterm", []string{"stopped", "down.open", "sneak.refused"}},
+		{"sigterm-closed", []string{"stopped", "down.closed"}},
+		{"restart", []string{"stopped", "down.closed"}},
+		{"systemctl", []string{"restarted"}},
+		{"sigkill", []string{"crashed", "down.closed", "restarted", "young.lines", "young.log"}},
+		{"sigkill-open", []string{"crashed", "down.open", "restarted"}},
+		{"panic", []string{"crashed", "down.closed", "restarted"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res := runScenario(t, tc.name)
+			for _, id := range append(tc.checks, "restored", "unclean", "conn", "lines", "no.drops") {
+				if c, ok := res.Check(id); !ok || !c.OK {
+					t.Errorf("check %s: want %s, saw %s", id, c.Want, c.Got)
+				}
+			}
+			c, _ := res.Check("restored")
+			if !strings.Contains(c.Got, " 1 connection(s) restored") && !strings.Contains(c.Got, " 2 connection(s) restored") {
+				t.Errorf("restored: %q, want the client's connection", c.Got)
+			}
+		})
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 
@@ -19,16 +20,19 @@ func init() {
 	})
 }
 
-const labUsage = `lab [--keep DIR] [--list] [SCENARIO ...]
+const labUsage = `lab [--keep DIR] [--list] [--fault-binary PATH] [SCENARIO ...]
 
 Builds network namespaces (client, firewall, server), runs keepstate run in the
 firewall namespace and replays each scenario with real TCP connections, then
-removes everything (also on Ctrl-C). Without SCENARIO: all of them.`
+removes everything (also on Ctrl-C). Without SCENARIO: all of them. The panic
+scenario needs a faultinject build of keepstate (make demo builds
+bin/keepstate-faultinject; by default it is looked for next to this binary).`
 
 func runLab(e *env, args []string) int {
 	fs := newFlagSet(e, "lab", labUsage)
 	keep := fs.String("keep", "", "keep each scenario's configurations and logs in DIR/SCENARIO")
 	list := fs.Bool("list", false, "list the scenarios and exit")
+	faults := fs.String("fault-binary", "", "a faultinject build of keepstate, for the panic scenario (default: keepstate-faultinject next to this binary, if there)")
 	names, err := parseFlags(fs, args)
 	if err != nil {
 		return exitUsage
@@ -63,7 +67,12 @@ func runLab(e *env, args []string) int {
 	// Ctrl-C ends the scenario in progress; its teardown still runs.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	env := lab.Env{Binary: self, Dir: *keep, Out: e.stdout}
+	if *faults == "" {
+		if p := filepath.Join(filepath.Dir(self), "keepstate-faultinject"); isExecutable(p) {
+			*faults = p
+		}
+	}
+	env := lab.Env{Binary: self, Dir: *keep, Out: e.stdout, FaultBinary: *faults}
 	var results []*lab.Result
 	for _, sc := range scenarios {
 		if ctx.Err() != nil {
@@ -81,7 +90,10 @@ func labSummary(e *env, results []*lab.Result, planned int) int {
 	fmt.Fprintln(e.stdout, "Summary:")
 	for _, r := range results {
 		word := "PASS"
-		if !r.Passed() {
+		switch {
+		case r.Skipped != "":
+			word = "SKIP"
+		case !r.Passed():
 			word = "FAIL"
 			failed++
 		}
@@ -97,6 +109,9 @@ func labSummary(e *env, results []*lab.Result, planned int) int {
 				fmt.Fprintf(e.stdout, "         keepstate run said:\n%s\n", indent(out, "           "))
 			}
 		}
+		if r.Skipped != "" {
+			fmt.Fprintf(e.stdout, "         skipped: %s\n", r.Skipped)
+		}
 		if r.Dir != "" {
 			fmt.Fprintf(e.stdout, "         files: %s\n", r.Dir)
 		}
@@ -111,6 +126,11 @@ func labSummary(e *env, results []*lab.Result, planned int) int {
 	}
 	fmt.Fprintf(e.stdout, "all %d scenario(s) passed\n", len(results))
 	return exitOK
+}
+
+func isExecutable(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
 }
 
 func indent(s, prefix string) string {
