@@ -144,7 +144,15 @@
 // is never assured while liberal). The packets in flight when the path moved are
 // thus accepted whatever the peer's last batch said about the windows. A
 // connection restored from a snapshot of an earlier run is the same case and uses
-// the same mechanism. Apply's rules (state only moves forward, the later
+// the same mechanism: packets may have passed while no keepstate watched (fail
+// open, a stop that removed the hooks, the seconds since the periodic snapshot a
+// crash fell back on). A connection still in its handshake keeps its windows.
+// Liberal is for data and acknowledgements only: a RST or FIN, which end a
+// connection, is checked against the sequence number the other side
+// acknowledged, and one that nothing can check yet is dropped (a RST) or passes
+// without changing the state (a FIN); see relearn.go. Only tuples the snapshot or
+// the peer held are taken over: every other packet meets the table's strictness
+// as usual. Apply's rules (state only moves forward, the later
 // last-seen and larger counters win, an end older than a packet seen here is
 // ignored, a record older than a tombstone is dropped) make re-applying old or
 // duplicate records harmless.

@@ -304,7 +304,10 @@ func (t *Table) restoreEntry(s *settings, se *snapEntry, now int64) {
 	if _, _, ok := sh.lookupLocked(&k, h); ok {
 		return
 	}
-	t.insertRecordLocked(sh, s, h, se, now, false)
+	// Packets may have passed while no keepstate watched (fail open, a stop
+	// that removed the hooks, the time since a periodic snapshot): the windows
+	// are learnt again (relearn).
+	t.insertRecordLocked(sh, s, h, se, now, true)
 }
 
 // sortListsLocked puts every class list of sh in last-seen order, relinking it. It is

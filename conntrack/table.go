@@ -366,10 +366,21 @@ func (t *Table) updateTCPLocked(sh *shard, i uint32, e *entry, from class, dir D
 		// Linux's IP_CT_TCP_SIMULTANEOUS_OPEN has it.
 		next = sES
 	}
+	if e.unverifiable(dir, p) {
+		// See "Relearning is liberal ..." in relearn.go.
+		if fc == fcRst {
+			sh.refuseLocked(e, dir, reason.OutOfWindow, r)
+			return
+		}
+		e.account(dir, ipBytes(p))
+		sh.acceptLocked(e, dir, r)
+		return
+	}
 	// A RST on an established connection closes it only if its sequence number is
 	// exactly the sender's next (see below); inWindow's updates are undone for one
 	// that is not.
-	blind := fc == fcRst && old == StateEstablished && e.has(fAssured) && !e.has(fLiberal)
+	// A relearning connection's RSTs are checked too (see relearn.go).
+	blind := fc == fcRst && old == StateEstablished && e.has(fAssured) && (!e.has(fLiberal) || e.relearning())
 	var tcpBefore [2]tcpDir
 	var dflagsBefore [2]uint8
 	if blind {

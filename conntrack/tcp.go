@@ -193,7 +193,11 @@ func (e *entry) inWindow(d Dir, p *packet.Parsed, old State) windowVerdict {
 		}
 	}
 
-	if s.maxwin == 0 {
+	// A relearning connection's RST or FIN is checked, never taken on trust
+	// (see relearn.go): a side not seen since the takeover is where the other
+	// side's acknowledgements put it.
+	checked := e.relearning() && flags&(packet.RST|packet.FIN) != 0
+	if s.maxwin == 0 && !checked {
 		// First packet from this side.
 		if flags&packet.SYN != 0 {
 			// SYN-ACK answering the SYN, or the reply's SYN of a simultaneous open.
@@ -233,7 +237,7 @@ func (e *entry) inWindow(d Dir, p *packet.Parsed, old State) windowVerdict {
 		seq, end = s.end, s.end
 	}
 
-	enforced := !e.has(fLiberal) && !e.windowsGuessed()
+	enforced := (!e.has(fLiberal) || checked) && !e.windowsGuessed()
 	ackFloor := r.end - max(s.maxwin, maxAckWindow)
 	inRecvWindow := r.maxwin == 0 || !before(end, s.end-r.maxwin)
 	switch {
