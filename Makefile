@@ -15,9 +15,14 @@ all: build
 build:
 	$(GO) build -o $(BIN) ./cmd/keepstate
 
+# A test build that panics on SIGUSR1, for the lab's panic scenario; it is never
+# installed (keepstate lab finds it next to bin/keepstate).
+FAULT_BIN := bin/keepstate-faultinject
+
 # As root with iproute2 and iptables: the lab scenarios, real TCP through keepstate
-# run in network namespaces (under 2 minutes). Otherwise: the replay demo.
+# run in network namespaces (about 2 minutes). Otherwise: the replay demo.
 demo: build
+	$(GO) build -tags faultinject -o $(FAULT_BIN) ./cmd/keepstate
 	@if [ "$$(id -u)" = 0 ] && command -v ip >/dev/null && command -v iptables >/dev/null; then \
 	  echo "./$(BIN) lab"; ./$(BIN) lab; \
 	else \

@@ -11,6 +11,9 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"keepstate/capture"
+	"keepstate/daemon"
 )
 
 // Scenario is one story replayed in the lab.
@@ -263,6 +266,47 @@ func (s *session) checkLog(id, name, substr string) []string {
 	}
 	s.check(id, fmt.Sprintf("%s says %q", name, substr), len(lines) > 0, got)
 	return lines
+}
+
+// checkDrops waits for a packet in the daemon's drops.pcapng whose comment
+// starts with prefix (its reason id), as an administrator would open it while
+// keepstate runs, and records it as a check.
+func (s *session) checkDrops(id, prefix string) {
+	path := filepath.Join(s.d.LogDir(), daemon.DropsFile)
+	got := "no such packet"
+	deadline := time.Now().Add(logWait)
+	for ok := false; !ok && time.Now().Before(deadline) && s.ctx.Err() == nil; {
+		n, first := dropsWith(path, prefix)
+		if ok = n > 0; ok {
+			got = fmt.Sprintf("%d packet(s), first: %s", n, first)
+		} else if s.sleep(100*time.Millisecond) != nil {
+			break
+		}
+	}
+	s.check(id, fmt.Sprintf("%s holds the dropped packets (%q...)", daemon.DropsFile, prefix), got != "no such packet", got)
+}
+
+// dropsWith counts the packets of the capture at path whose comment starts
+// with prefix, and returns the first comment.
+func dropsWith(path, prefix string) (int, string) {
+	r, err := capture.Open(path)
+	if err != nil {
+		return 0, ""
+	}
+	defer r.Close()
+	n, first := 0, ""
+	for {
+		p, err := r.Next()
+		if err != nil {
+			return n, first
+		}
+		if strings.HasPrefix(string(p.Comment), prefix) {
+			if n == 0 {
+				first = string(p.Comment)
+			}
+			n++
+		}
+	}
 }
 
 // logWait bounds the wait for a log line: the daemon's log writer flushes within

@@ -16,10 +16,11 @@ import (
 // the configuration with 0 and they work.
 func handshakeScenario() Scenario {
 	return Scenario{
-		Name:     "handshake",
-		Title:    "the leaked return path (story 1): Require3WayHandshake=1, then 0",
-		Bypass:   true,
-		Settings: map[string]string{"Require3WayHandshake": "1"},
+		Name:   "handshake",
+		Title:  "the leaked return path (story 1): Require3WayHandshake=1, then 0",
+		Bypass: true,
+		// Kerio's default for the full drop log: the drop must show anyway.
+		Settings: map[string]string{"Require3WayHandshake": "1", "LogDroppedPackets": "0"},
 		run:      runHandshake,
 	}
 }
@@ -39,8 +40,9 @@ func runHandshake(s *session) error {
 	s.check("enforced.connect", "with Require3WayHandshake=1 the client's connection fails (its SYN-ACK is dropped)",
 		Outcome(err) == "timeout", fmt.Sprintf("connect to %s:%d: %s after %.1f s", ServerAddr, PortEcho, Outcome(err), took.Seconds()))
 	s.checkLog("enforced.log", "debug.log", "3-way handshake not completed")
+	s.checkDrops("enforced.drops", "handshake_not_completed: ")
 
-	if err := s.importConfig("relaxed", map[string]string{"Require3WayHandshake": "0"}); err != nil {
+	if err := s.importConfig("relaxed", map[string]string{"Require3WayHandshake": "0", "LogDroppedPackets": "0"}); err != nil {
 		return err
 	}
 	before := len(s.d.LogLines("debug.log", "3-way handshake not completed"))
@@ -68,7 +70,7 @@ func keepaliveScenario() Scenario {
 	return Scenario{
 		Name:     "keepalive",
 		Title:    "TCP keep-alives against the idle timeout (story 2): TcpEstablishedTimeout 2 s, then 8 s",
-		Settings: map[string]string{"TcpEstablishedTimeout": "2"},
+		Settings: map[string]string{"TcpEstablishedTimeout": "2", "LogDroppedPackets": "0"},
 		run:      runKeepalive,
 	}
 }
@@ -97,8 +99,9 @@ func runKeepalive(s *session) error {
 	s.check("short.dies", "with a 2 s idle timeout the idle connection dies: its keep-alives are dropped",
 		Outcome(err) == "timed out", fmt.Sprintf("idle read: %s after %.1f s", Outcome(err), idle.Seconds()))
 	s.checkLog("short.log", "debug.log", "connection state expired")
+	s.checkDrops("short.drops", "state_expired: ")
 
-	if err := s.importConfig("longer", map[string]string{"TcpEstablishedTimeout": "8"}); err != nil {
+	if err := s.importConfig("longer", map[string]string{"TcpEstablishedTimeout": "8", "LogDroppedPackets": "0"}); err != nil {
 		return err
 	}
 	c2, err := Dial(s.ctx, s.topo.Client, ServerAddr, PortEcho, connectTimeout, &ka)

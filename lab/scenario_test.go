@@ -50,7 +50,7 @@ func TestScenarioHandshake(t *testing.T) {
 	if res.Err != nil {
 		t.Fatalf("scenario did not run to its end: %v\n%s", res.Err, res.DaemonOutput)
 	}
-	for _, id := range []string{"enforced.connect", "enforced.log"} {
+	for _, id := range []string{"enforced.connect", "enforced.log", "enforced.drops"} {
 		if c, ok := res.Check(id); !ok || !c.OK {
 			t.Errorf("%s: want %s, saw %s", id, c.Want, c.Got)
 		}
