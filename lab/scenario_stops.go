@@ -199,7 +199,7 @@ func runStop(s *session, c stopCase) error {
 	}
 	conn := findConn(&list, old.port)
 	s.check("conn", "the connection is tracked as it was: ESTABLISHED, handshake seen, its rule",
-		conn != nil && conn.State == "ESTABLISHED" && conn.Assured && conn.Rule == "LAN to servers", describeConn(conn))
+		conn != nil && conn.State == "ESTABLISHED" && conn.Assured && conn.Rule == "LAN to echo", describeConn(conn))
 	res := old.l.Finish(10 * time.Second)
 	s.check("lines", "every line sent came back intact and in order: no reset, no lost byte", res.OK() && res.Echoed >= target, res.String())
 	ports := []int{old.port}
