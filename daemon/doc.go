@@ -2,8 +2,8 @@
 // firewall.Engine. It loads the configuration, opens the log files, restores the
 // connection table saved by the previous run, starts a data plane (NFQUEUE in
 // production, a fake in tests) and serves a local admin socket and, optionally,
-// Prometheus metrics on a loopback address. On stop it removes the data plane's
-// hooks, saves the table and flushes the logs.
+// Prometheus metrics on a loopback address. On stop it saves the table and flushes
+// the logs; the fail mode says what happens to the data plane's hooks.
 //
 // # Configuration changes
 //
@@ -23,12 +23,24 @@
 //
 // # State across restarts
 //
-// With --state, the table is written on stop (temporary file, fsync, rename) and
-// read back on start. The snapshot stores times as ages relative to the moment it
-// was written; the daemon rebases them onto the file's modification time, so the
-// time the daemon was down counts as idle time, as it would have had it kept
-// running. The file is removed once restored: a crash later must not resurrect
-// connections from an older run.
+// With --state, the table is written on every clean stop and every StateInterval
+// while running (temporary file, fsync, rename; see checkpoint.go), and read back
+// on start. The snapshot stores times as ages relative to the moment it was
+// written; the daemon rebases them onto the file's modification time, so the time
+// the daemon was down counts as idle time, as it would have had it kept running.
+// Restored TCP connections relearn their windows (conntrack's "Taking connections
+// over"), and those the rules in force refuse are closed.
+//
+// A marker beside the snapshot (MarkerSuffix), locked for the daemon's life and
+// removed by a clean stop once the final snapshot is written, tells an unclean
+// start (a crash, SIGKILL, power loss) from a clean one, and refuses a second
+// daemon on the same --state. After an unclean start the snapshot may miss the
+// connections of its last interval: RecoverAfterCrashSeconds then lets strict
+// mode pick them up mid-stream for a while (firewall.Engine.RecoverUntil).
+//
+// A stop with fail closed leaves the data plane's hooks in place (Detach), so that
+// nothing the firewall filters passes unfiltered until the next start; fail open
+// removes them (Close); a stop for a restart always leaves them.
 //
 // # Admin protocol
 //

@@ -258,11 +258,11 @@ func (d *Daemon) AutoRestart(ctx context.Context) error {
 		return err
 	}
 	select {
-	case <-time.After(u.RestartSec):
+	case <-time.After(u.RestartDelay):
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	fmt.Fprintf(d.stderr, "--- Restart=%s after %s, RestartSec=%v\n", u.Restart, exitWords(ws), u.RestartSec)
+	fmt.Fprintf(d.stderr, "--- Restart=%s after %s, RestartSec=%v\n", u.Restart, exitWords(ws), u.RestartDelay)
 	return d.Start(ctx)
 }
 

@@ -28,7 +28,7 @@ type Unit struct {
 	RestartKillSignal syscall.Signal // for a restart; defaults to KillSignal
 	TimeoutStop       time.Duration  // then SIGKILL (SendSIGKILL=yes); default 90 s
 	Restart           string         // no, on-failure, always, ...
-	RestartSec        time.Duration  // default 100 ms
+	RestartDelay      time.Duration  // RestartSec; default 100 ms
 	// RestartPreventExitStatus: exit statuses (and signals) after which Restart=
 	// does not restart.
 	RestartPreventExitStatus []string
@@ -43,7 +43,7 @@ func KeepstateUnit() (*Unit, error) { return ParseUnit(dist.Unit) }
 
 // ParseUnit reads the [Service] section of a unit file.
 func ParseUnit(text []byte) (*Unit, error) {
-	u := &Unit{KillSignal: syscall.SIGTERM, TimeoutStop: 90 * time.Second, Restart: "no", RestartSec: 100 * time.Millisecond}
+	u := &Unit{KillSignal: syscall.SIGTERM, TimeoutStop: 90 * time.Second, Restart: "no", RestartDelay: 100 * time.Millisecond}
 	section := ""
 	var logical []string
 	sc := bufio.NewScanner(bytes.NewReader(text))
@@ -84,7 +84,7 @@ func ParseUnit(text []byte) (*Unit, error) {
 		case "Restart":
 			u.Restart = val
 		case "RestartSec":
-			u.RestartSec, err = parseSec(val)
+			u.RestartDelay, err = parseSec(val)
 		case "RestartPreventExitStatus":
 			u.RestartPreventExitStatus = strings.Fields(val)
 		case "RuntimeDirectory":

@@ -22,7 +22,7 @@ func TestKeepstateUnit(t *testing.T) {
 		t.Fatal(err)
 	}
 	if u.KillSignal != syscall.SIGTERM || u.RestartKillSignal != syscall.SIGUSR2 || u.TimeoutStop != 30*time.Second ||
-		u.Restart != "on-failure" || u.RestartSec != 2*time.Second {
+		u.Restart != "on-failure" || u.RestartDelay != 2*time.Second {
 		t.Errorf("unit: %+v", u)
 	}
 	p := unitPaths{binary: "/tmp/ks", config: "/tmp/cfg", dir: "/tmp/lab"}
