@@ -202,6 +202,11 @@ type shard struct {
 	slab       *slab  // the table's: entries live there
 	next, last uint32 // the shard's current block of never-used entries: [next, last)
 	handed     uint32 // entries taken from the slab: used + on the free list
+	// blocks holds the first entry of every block the shard took from the
+	// slab, in order. Entries never move, so WriteSnapshot can walk them a
+	// few blocks per hold of the lock and still see every connection that
+	// lives through the walk once.
+	blocks []uint32
 	free       uint32 // free list head, linked through entry.next
 
 	// What Warm reads without the lock to prefetch a packet's entry: the index,
@@ -395,6 +400,7 @@ func (sh *shard) insertLocked(k *Key, h uint64) uint32 {
 				return nilIdx
 			}
 			sh.next, sh.last = first, first+blockLen
+			sh.blocks = append(sh.blocks, first)
 		}
 		i = sh.next
 		sh.next++

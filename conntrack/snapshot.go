@@ -43,9 +43,16 @@ var (
 	ErrSnapshotCorrupt   = errors.New("conntrack snapshot: corrupt")
 )
 
-// WriteSnapshot writes every connection and tombstone. Each shard is serialised
-// under its own lock, so the table keeps working meanwhile; the snapshot is
-// consistent per connection, not across the whole table.
+// snapshotHold bounds the work WriteSnapshot does per hold of a shard's lock:
+// snapshotHold blocks of entries (1024 connections, some tens of µs), or as many
+// tombstone slots, so that the packets of that shard wait no longer than that.
+const snapshotHold = 64
+
+// WriteSnapshot writes every connection and tombstone. It walks each shard a few
+// blocks of entries at a time, each under the shard's lock for some tens of µs,
+// so the table keeps working meanwhile: the snapshot is consistent per
+// connection, not across the whole table (a connection that lives through the
+// walk is written once; one created or ended meanwhile may or may not be).
 func (t *Table) WriteSnapshot(w io.Writer, now int64) error {
 	crc := crc32.NewIEEE()
 	bw := bufio.NewWriterSize(io.MultiWriter(w, crc), 64<<10)
@@ -57,21 +64,44 @@ func (t *Table) WriteSnapshot(w io.Writer, now int64) error {
 	var entries, tombs uint64
 	var buf []byte
 	for _, sh := range t.shards {
-		buf = buf[:0]
-		sh.mu.Lock()
-		t.forEntriesLocked(sh, func(_ uint32, e *entry) {
-			buf = appendEntryLocked(buf, sh, e, now)
-			entries++
-		})
-		for n := range sh.tombs.slots {
-			if tb := &sh.tombs.slots[n]; sh.tombs.tags[n] != 0 {
-				buf = appendTomb(buf, tb, now)
-				tombs++
+		for from := 0; ; from += snapshotHold {
+			buf = buf[:0]
+			sh.mu.Lock()
+			if from >= len(sh.blocks) {
+				sh.mu.Unlock()
+				break
+			}
+			for _, first := range sh.blocks[from:min(from+snapshotHold, len(sh.blocks))] {
+				for i := first; i < first+blockLen; i++ {
+					// Free and never used entries are zero: state NONE.
+					if e := sh.at(i); e.state() != StateNone {
+						buf = appendEntryLocked(buf, sh, e, now)
+						entries++
+					}
+				}
+			}
+			sh.mu.Unlock()
+			if _, err := bw.Write(buf); err != nil {
+				return err
 			}
 		}
-		sh.mu.Unlock()
-		if _, err := bw.Write(buf); err != nil {
-			return err
+		for from := 0; ; from += snapshotHold * blockLen {
+			buf = buf[:0]
+			sh.mu.Lock()
+			if from >= len(sh.tombs.slots) {
+				sh.mu.Unlock()
+				break
+			}
+			for n := from; n < min(from+snapshotHold*blockLen, len(sh.tombs.slots)); n++ {
+				if tb := &sh.tombs.slots[n]; sh.tombs.tags[n] != 0 {
+					buf = appendTomb(buf, tb, now)
+					tombs++
+				}
+			}
+			sh.mu.Unlock()
+			if _, err := bw.Write(buf); err != nil {
+				return err
+			}
 		}
 	}
 	end := []byte{recEnd}
