@@ -1,12 +1,16 @@
 package conntrack
 
 import (
+	"io"
 	"math/rand/v2"
 	"net/netip"
+	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	"keepstate/packet"
 )
@@ -299,5 +303,99 @@ func TestConcurrentUse(t *testing.T) {
 	tab.Range(func(ConnInfo) bool { n++; return true })
 	if n != tab.Len() || n > 3000 {
 		t.Fatalf("Range saw %d, Len %d", n, tab.Len())
+	}
+}
+
+// BenchmarkSnapshotWrite writes a snapshot of a table of n established
+// connections to a file and syncs it, as the daemon's periodic checkpoint does
+// (bytes/op is the file's size).
+func BenchmarkSnapshotWrite(b *testing.B) {
+	for _, n := range sizes() {
+		b.Run(strconv.Itoa(n), func(b *testing.B) {
+			tab := New(Config{Strict: true, MaxConns: -1})
+			establish(b, tab, n)
+			path := b.TempDir() + "/snap"
+			var size int64
+			for b.Loop() {
+				f, err := os.Create(path)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := tab.WriteSnapshot(f, t0); err != nil {
+					b.Fatal(err)
+				}
+				if err := f.Sync(); err != nil {
+					b.Fatal(err)
+				}
+				fi, _ := f.Stat()
+				size = fi.Size()
+				f.Close()
+			}
+			b.ReportMetric(float64(size), "bytes/snapshot")
+			b.ReportMetric(float64(size)/float64(n), "bytes/conn")
+		})
+	}
+}
+
+// BenchmarkTrackDuringSnapshot is the stall a snapshot causes on the packet
+// path: the latency of Track on a table of 1 M established connections, one
+// packet after another, while another goroutine writes snapshots without pause
+// (to io.Discard: the CPU and lock cost, not the disk's), against the same with
+// no snapshot. It reports the latency percentiles and the longest packet.
+func BenchmarkTrackDuringSnapshot(b *testing.B) {
+	const n = 1_000_000
+	tab := New(Config{Strict: true, MaxConns: -1})
+	establish(b, tab, n)
+	pkts := make([]packet.Parsed, 4096)
+	for j := range pkts {
+		fillSeg(&pkts[j], rand.IntN(n), Original, A, c1, s1)
+	}
+	for _, tc := range []struct {
+		name string
+		hold int
+	}{{"idle", 0}, {"snapshot", snapshotHold}, {"snapshot-whole-shard", 1 << 30}} {
+		b.Run(tc.name, func(b *testing.B) {
+			saved := snapshotHold
+			snapshotHold = max(tc.hold, 1)
+			defer func() { snapshotHold = saved }()
+			stop := make(chan struct{})
+			var wg sync.WaitGroup
+			snaps := 0
+			if tc.hold > 0 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for {
+						select {
+						case <-stop:
+							return
+						default:
+						}
+						if err := tab.WriteSnapshot(io.Discard, t0); err != nil {
+							panic(err)
+						}
+						snaps++
+					}
+				}()
+			}
+			lat := make([]time.Duration, 0, 1<<20)
+			i := 0
+			for b.Loop() {
+				start := time.Now()
+				tab.Track(&pkts[i&4095], t0)
+				lat = append(lat, time.Since(start))
+				i++
+			}
+			close(stop)
+			wg.Wait()
+			slices.Sort(lat)
+			pct := func(p float64) float64 { return float64(lat[min(len(lat)-1, int(p*float64(len(lat))))].Nanoseconds()) }
+			b.ReportMetric(pct(0.5), "p50-ns")
+			b.ReportMetric(pct(0.99), "p99-ns")
+			b.ReportMetric(pct(0.999), "p99.9-ns")
+			b.ReportMetric(pct(0.99999), "p99.999-ns")
+			b.ReportMetric(float64(lat[len(lat)-1].Nanoseconds()), "max-ns")
+			b.ReportMetric(float64(snaps), "snapshots")
+		})
 	}
 }

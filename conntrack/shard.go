@@ -207,7 +207,7 @@ type shard struct {
 	// few blocks per hold of the lock and still see every connection that
 	// lives through the walk once.
 	blocks []uint32
-	free       uint32 // free list head, linked through entry.next
+	free   uint32 // free list head, linked through entry.next
 
 	// What Warm reads without the lock to prefetch a packet's entry: the index,
 	// whose slots are therefore written atomically.
