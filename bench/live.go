@@ -238,7 +238,9 @@ func (m *meter) keepstate(round int, res *LiveResult) (LiveFigures, error) {
 			res.fillStats(&st)
 		}
 	}
-	return f, errors.Join(err, d.Stop())
+	// A stop with fail closed leaves the hooks: the kernel's round must not run
+	// into them.
+	return f, errors.Join(err, d.Stop(), d.Unhook(m.ctx))
 }
 
 // kernel measures through the kernel's nftables with conntrack, then removes

@@ -27,7 +27,8 @@ type DaemonOptions struct {
 	Args   []string
 	// Unit, when set, runs the daemon as this systemd unit has systemd run it:
 	// its ExecStart with the unit's paths moved into Dir (run/, state/, log/)
-	// and --config replaced by Config; Fail and Args are then not used.
+	// and --config replaced by Config; Fail replaces the unit's --fail; Args are
+	// then not used.
 	Unit *Unit
 }
 
@@ -65,7 +66,7 @@ func StartDaemon(ctx context.Context, t *Topology, o DaemonOptions) (*Daemon, er
 	d := &Daemon{topo: t, o: o, stderr: &lockedBuffer{},
 		logDir: filepath.Join(o.Dir, "logs"), socket: filepath.Join(o.Dir, "admin.sock"), statePath: filepath.Join(o.Dir, "conntrack.snap")}
 	if u := o.Unit; u != nil {
-		d.paths = unitPaths{binary: o.Binary, config: o.Config, dir: o.Dir}
+		d.paths = unitPaths{binary: o.Binary, config: o.Config, dir: o.Dir, fail: o.Fail}
 		d.logDir, d.socket, d.statePath = u.flag(d.paths, "log-dir"), u.flag(d.paths, "socket"), u.flag(d.paths, "state")
 		if d.logDir == "" || d.socket == "" || d.statePath == "" {
 			return nil, errors.New("lab: the unit's ExecStart lacks --log-dir, --socket or --state")
@@ -357,4 +358,15 @@ func (b *lockedBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// Unhook runs `keepstate unhook` in the firewall namespace, as an administrator
+// takes a stopped keepstate out of the path: with --fail closed its hooks stay
+// after a stop, dropping what they queue.
+func (d *Daemon) Unhook(ctx context.Context) error {
+	out, err := exec.CommandContext(ctx, "ip", "netns", "exec", d.topo.Firewall, d.o.Binary, "unhook", "--socket", d.Socket()).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("keepstate unhook: %w: %s", err, out)
+	}
+	return nil
 }

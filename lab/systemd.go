@@ -139,6 +139,7 @@ func parseSec(s string) (time.Duration, error) {
 // unitPaths maps the unit's absolute paths into a lab folder.
 type unitPaths struct {
 	binary, config, dir string
+	fail                string // replaces the unit's --fail, as an operator who edits it; "": the unit's
 }
 
 // rewrite maps one ExecStart word.
@@ -165,6 +166,11 @@ func (u *Unit) args(p unitPaths) []string {
 	var out []string
 	for _, w := range u.ExecStart[1:] {
 		out = append(out, p.rewrite(w))
+	}
+	if p.fail != "" {
+		if i := slices.Index(out, "--fail"); i >= 0 && i+1 < len(out) {
+			out[i+1] = p.fail
+		}
 	}
 	return out
 }
