@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"keepstate/packet"
+	"keepstate/policy"
 	"keepstate/reason"
 )
 
@@ -30,7 +31,9 @@ const (
 // (a restart, a flush), not a path: such connections are counted apart and a
 // group made mostly of them raises nothing. Replies that no rule would permit in
 // their connection's opening direction are not the handshake's business
-// (backscatter of spoofed SYNs elsewhere, scans) and are not grouped at all.
+// (backscatter of spoofed SYNs elsewhere, scans) and are not grouped at all, and
+// SYN-ACKs alone to clients behind an Internet interface raise nothing either
+// (backscatter again).
 type asymmetric struct {
 	base
 	groups map[string]*asymGroup
@@ -114,7 +117,18 @@ func (a *asymmetric) drop(m *Monitor, d *Drop) {
 	}
 	if g.rec == nil {
 		one, both := g.oneSided()
-		if (one >= asymmetricMinConns || (one >= 1 && g.synAcks+g.data+g.fins >= asymmetricMinPackets)) && one >= 2*both {
+		// Replies that went on past the SYN-ACK mean their clients got the
+		// SYN-ACK another way. SYN-ACKs alone may also be backscatter (the
+		// answers to SYNs someone spoofed with our addresses), which only
+		// public addresses get: for clients behind an Internet interface they
+		// are not enough.
+		progressed := g.data+g.fins > 0
+		internal := false
+		if ifs := m.env.rules.Interfaces(); clientIface >= 0 && clientIface < len(ifs) {
+			internal = ifs[clientIface].Group != policy.Internet
+		}
+		if (progressed || internal) &&
+			(one >= asymmetricMinConns || (one >= 1 && g.synAcks+g.data+g.fins >= asymmetricMinPackets)) && one >= 2*both {
 			g.rec = m.raise(a, key, g, asymmetricQuiet)
 		}
 		return

@@ -30,6 +30,9 @@ type Drop struct {
 	InIface          int // index into the ruleset's interfaces; -1 unknown
 	OutIface         int
 	Rule             int // the deciding rule (firewall's numbering), firewall.NoRule or DefaultRule
+	// ConnRule is the rule identity stored with the packet's connection: its
+	// configuration id, or its position + 1 for a rule without one; 0 none.
+	ConnRule uint32
 
 	ConnID uint64          // the connection (or tombstone) the packet was matched to; 0 none
 	State  conntrack.State // the connection's state after the packet
@@ -53,7 +56,7 @@ func DropOf(t int64, p *packet.Parsed, d *firewall.Decision) Drop {
 		Src: p.Src, Dst: p.Dst, SrcPort: p.SrcPort, DstPort: p.DstPort,
 		Flags: p.TCPFlags, Seq: p.Seq, Ack: p.Ack, PayloadLen: p.PayloadLen,
 		ICMPType: p.ICMPType, ICMPID: p.ICMPID, ICMPSeq: p.ICMPSeq,
-		InIface: d.InIface, OutIface: d.OutIface, Rule: d.Rule,
+		InIface: d.InIface, OutIface: d.OutIface, Rule: d.Rule, ConnRule: d.Conn.Meta.Rule,
 		ConnID: d.Conn.ID, State: d.Conn.State, Dir: d.Conn.Dir, Limit: d.Conn.Limit,
 		Idle: d.Conn.Idle, Timeout: d.Conn.Timeout, EndedState: d.Conn.EndedState,
 	}
@@ -77,14 +80,21 @@ func (d *Drop) IPv() int {
 type End struct {
 	Info  conntrack.ConnInfo
 	Cause conntrack.EndCause
-	Rule  string // the name of the rule that admitted it, when it still exists
+	// At is when it ended, as far as known: its last packet plus its timeout
+	// when it timed out; for other causes the monitor takes the latest time it
+	// has seen (the end is that recent).
+	At   int64
+	Rule string // the name of the rule that admitted it, when it still exists
 	// RuleID is the configuration's id of that rule (0: none or the default).
 	RuleID int
 }
 
 // EndOf copies a firewall connection end.
 func EndOf(e firewall.ConnEnd) End {
-	out := End{Info: e.Info, Cause: e.Cause}
+	out := End{Info: e.Info, Cause: e.Cause, At: e.Info.LastSeen}
+	if e.Cause == conntrack.EndExpired || e.Cause == conntrack.EndClosed {
+		out.At += int64(e.Info.Timeout)
+	}
 	if e.Rule != nil {
 		out.Rule, out.RuleID = e.Rule.Name, e.Rule.ID
 	}

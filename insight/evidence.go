@@ -54,6 +54,12 @@ func (e *evidence) addDrop(d *Drop) {
 	e.keep(sampleEvent{drop: *d})
 }
 
+// addEnd counts an ended connection and keeps it as a sample likewise.
+func (e *evidence) addEnd(x *End) {
+	e.seen(x.At, 1)
+	e.keep(sampleEvent{end: *x, isEnd: true})
+}
+
 func (e *evidence) keep(s sampleEvent) {
 	if e.nHead < firstSamples {
 		e.head[e.nHead] = s
@@ -121,13 +127,17 @@ func (x *End) sample() Sample {
 	ci := &x.Info
 	cl := netip.AddrPortFrom(ci.Src, ci.SrcPort)
 	sv := netip.AddrPortFrom(ci.Dst, ci.DstPort)
-	detail := fmt.Sprintf("connection %s in state %s after %s idle (%d packets from the opening side, %d back)",
-		x.Cause, ci.State, fmtDuration(ci.Timeout), ci.Packets[0], ci.Packets[1])
-	if x.Cause == conntrack.EndEvicted {
-		detail = fmt.Sprintf("connection evicted to make room in state %s (%d packets from the opening side, %d back)",
-			ci.State, ci.Packets[0], ci.Packets[1])
+	var detail string
+	switch x.Cause {
+	case conntrack.EndEvicted:
+		detail = fmt.Sprintf("evicted to make room, in state %s", ci.State)
+	case conntrack.EndExpired:
+		detail = fmt.Sprintf("forgotten in state %s after its %s timeout", ci.State, fmtDuration(ci.Timeout))
+	default:
+		detail = fmt.Sprintf("ended (%s) in state %s", x.Cause, ci.State)
 	}
-	return Sample{Time: utc(ci.LastSeen), Packet: tupleString(ci.Proto, cl, sv), Reason: x.Cause.String(), Detail: detail}
+	detail += fmt.Sprintf(": %s from the opening side, %d back", plural(int(ci.Packets[0]), "packet"), ci.Packets[1])
+	return Sample{Time: utc(x.At), Packet: tupleString(ci.Proto, cl, sv), Reason: x.Cause.String(), Detail: detail}
 }
 
 // configFlag is " --config PATH" for explain commands, or nothing.
@@ -164,6 +174,8 @@ func fmtDuration(d time.Duration) string {
 	switch {
 	case d <= 0:
 		return "0 s"
+	case d < time.Millisecond:
+		return fmt.Sprintf("%d µs", d.Microseconds())
 	case d < time.Second:
 		return fmt.Sprintf("%d ms", d.Milliseconds())
 	case d < 10*time.Second:
@@ -200,8 +212,15 @@ func count(n int) string {
 	return string(b)
 }
 
-// plural writes "1 connection", "37 connections", "2 replies".
+// plural writes "1 connection", "37 connections", "2 replies", "3 connections
+// were" (for "connection was").
 func plural(n int, word string) string {
+	if w, ok := strings.CutSuffix(word, " was"); ok {
+		if n == 1 {
+			return "1 " + word
+		}
+		return plural(n, w) + " were"
+	}
 	if n == 1 {
 		return "1 " + word
 	}

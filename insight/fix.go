@@ -3,9 +3,11 @@ package insight
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"keepstate/config"
+	"keepstate/policy"
 )
 
 // fixSpec is a fix as a detector proposes it: a change to the configuration, or an
@@ -18,14 +20,16 @@ type fixSpec struct {
 	command string
 }
 
-// change is one edit of winroute.cfg: a setting, or a rule's option.
+// change is one edit of winroute.cfg: a setting, a rule's option, or a rule
+// moved before another.
 type change struct {
 	setting, value string // a setting of the tables, by its name in the file
-	ruleID         int    // with option: the rule (its configuration id)
-	option         string
+	ruleID         int    // with option or before: the rule (its configuration id)
+	option         string // a rule's field: its state options, or Enabled
+	before         int    // move the rule to just before the rule with this id
 }
 
-func (c change) isZero() bool { return c.setting == "" && c.option == "" }
+func (c change) isZero() bool { return c.setting == "" && c.option == "" && c.before == 0 }
 
 // Fix scopes.
 const (
@@ -42,12 +46,21 @@ func (ch change) apply(c *config.Config) error {
 	if ch.setting != "" {
 		return c.SetSetting(ch.setting, ch.value)
 	}
-	for i := range c.Policy.Rules {
-		if c.Policy.Rules[i].ID == ch.ruleID {
-			return setRuleOption(&c.Policy.Rules[i], ch.option, ch.value)
-		}
+	rules := c.Policy.Rules
+	at := slices.IndexFunc(rules, func(r policy.Rule) bool { return r.ID == ch.ruleID })
+	if at < 0 {
+		return fmt.Errorf("no rule with id %d in the configuration in force", ch.ruleID)
 	}
-	return fmt.Errorf("no rule with id %d in the configuration in force", ch.ruleID)
+	if ch.before != 0 {
+		to := slices.IndexFunc(rules, func(r policy.Rule) bool { return r.ID == ch.before })
+		if to < 0 || to > at {
+			return fmt.Errorf("no rule with id %d before rule %d", ch.before, ch.ruleID)
+		}
+		r := rules[at]
+		c.Policy.Rules = slices.Insert(slices.Delete(rules, at, at+1), to, r)
+		return nil
+	}
+	return setRuleOption(&rules[at], ch.option, ch.value)
 }
 
 // Changed returns a copy of cfg with the change made: the configuration the fix

@@ -136,6 +136,21 @@ func (v *env) ruleAt(i int) ruleRef {
 	return ruleRef{index: i, id: r.ID, name: r.Name}
 }
 
+// ruleByStoredID finds the rule a connection's stored identity names (see
+// Drop.ConnRule).
+func (v *env) ruleByStoredID(id uint32) ruleRef {
+	if v.rules == nil || id == 0 {
+		return ruleRef{index: -1}
+	}
+	for i := 0; i < v.rules.NumRules(); i++ {
+		r := v.rules.Rule(i)
+		if (r.ID > 0 && uint32(r.ID) == id) || (r.ID <= 0 && uint32(i+1) == id) {
+			return v.ruleAt(i)
+		}
+	}
+	return ruleRef{index: -1}
+}
+
 // orient says which side of a dropped TCP packet's connection is the server, and
 // the rule that permits the connection in its opening direction. The rules are
 // written in the direction connections open ("web servers to Tomcat"), so, as the

@@ -17,11 +17,25 @@ const (
 	// KeepAliveOutlivesTimeout: connections are forgotten while idle and their
 	// keep-alives (or their next use) come after the idle timeout ended them.
 	KeepAliveOutlivesTimeout Kind = "keepalive_outlives_timeout"
+	// TablePressure: the connection table is near full; timeouts are scaled
+	// down, connections evicted or refused.
+	TablePressure Kind = "table_pressure"
+	// ConnectionLimitHit: a host keeps hitting a per-source connection limit.
+	ConnectionLimitHit Kind = "connection_limit_hit"
+	// SYNFlood: half-open connections to one service from many sources.
+	SYNFlood Kind = "syn_flood"
+	// WindowDesync: established connections that were passing suddenly send
+	// packets outside their tracked windows, many at once.
+	WindowDesync Kind = "window_desync"
+	// RuleShadowed: a traffic rule that can never match, found when a
+	// configuration is loaded.
+	RuleShadowed Kind = "rule_shadowed"
 )
 
 // Kinds lists every kind in the order reports and metrics show them.
 func Kinds() []Kind {
-	return []Kind{AsymmetricPath, KeepAliveOutlivesTimeout}
+	return []Kind{AsymmetricPath, KeepAliveOutlivesTimeout, TablePressure, ConnectionLimitHit,
+		SYNFlood, WindowDesync, RuleShadowed}
 }
 
 // Severity says how urgent an insight is.

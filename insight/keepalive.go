@@ -125,7 +125,7 @@ func (k *keepAlive) end(_ *Monitor, e *End) {
 	if e.Cause != conntrack.EndExpired || e.Info.State != conntrack.StateEstablished {
 		return
 	}
-	k.expired.add(e.Info.LastSeen+int64(e.Info.Timeout), 1)
+	k.expired.add(e.At, 1)
 	if e.RuleID == 0 {
 		return
 	}
@@ -137,7 +137,7 @@ func (k *keepAlive) end(_ *Monitor, e *End) {
 		r = &rate{}
 		k.perRule[e.RuleID] = r
 	}
-	r.add(e.Info.LastSeen+int64(e.Info.Timeout), 1)
+	r.add(e.At, 1)
 }
 
 func (k *keepAlive) tick(_ *Monitor, now int64) {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"keepstate/config"
+	"keepstate/conntrack"
 	"keepstate/policy"
 )
 
@@ -57,6 +58,7 @@ type Monitor struct {
 	history []*record // closed ones, oldest first, at most maxHistory
 	idUses  map[string]int
 
+	clock   int64 // the latest time any event or tick brought
 	seq     uint64
 	changes []Change // the last maxChanges, oldest first
 	notify  []Change // to hand to OnChange once unlocked
@@ -69,7 +71,7 @@ func New(o Options) *Monitor {
 	m := &Monitor{o: o, idUses: map[string]int{}}
 	m.env.explainConfig = o.ExplainConfig
 	m.dets = []detector{
-		newAsymmetric(), newKeepAlive(),
+		newAsymmetric(), newKeepAlive(), newPressure(), newLimits(), newSYNFlood(), newDesync(), newShadowed(),
 	}
 	return m
 }
@@ -114,6 +116,7 @@ type detector interface {
 // base gives detectors no-op methods for the events they ignore.
 type base struct{}
 
+func (base) drop(*Monitor, *Drop)       {}
 func (base) end(*Monitor, *End)         {}
 func (base) tick(*Monitor, int64)       {}
 func (base) configured(*Monitor, int64) {}
@@ -167,6 +170,7 @@ func (m *Monitor) SetMemory(fn func() (float64, string)) {
 func (m *Monitor) Drop(d *Drop) {
 	m.mu.Lock()
 	m.stats.Events++
+	m.clock = max(m.clock, d.Time)
 	for _, det := range m.dets {
 		det.drop(m, d)
 	}
@@ -177,6 +181,10 @@ func (m *Monitor) Drop(d *Drop) {
 func (m *Monitor) End(e *End) {
 	m.mu.Lock()
 	m.stats.Events++
+	if e.Cause != conntrack.EndExpired && e.Cause != conntrack.EndClosed {
+		e.At = max(e.At, m.clock)
+	}
+	m.clock = max(m.clock, e.At)
 	for _, det := range m.dets {
 		det.end(m, e)
 	}
@@ -188,6 +196,7 @@ func (m *Monitor) End(e *End) {
 // every second, replay as capture time passes.
 func (m *Monitor) Tick(now int64, t Table) {
 	m.mu.Lock()
+	m.clock = max(m.clock, now)
 	if m.env.tableAt == 0 {
 		m.env.prevTable, m.env.prevTableAt = t, now
 	} else {
@@ -308,7 +317,8 @@ func (m *Monitor) newID(k Kind, key string) string {
 }
 
 var shortKind = map[Kind]string{
-	AsymmetricPath: "asym", KeepAliveOutlivesTimeout: "keepalive",
+	AsymmetricPath: "asym", KeepAliveOutlivesTimeout: "keepalive", TablePressure: "table",
+	ConnectionLimitHit: "limit", SYNFlood: "synflood", WindowDesync: "desync", RuleShadowed: "shadow",
 }
 
 func (m *Monitor) byID(id string) *record {

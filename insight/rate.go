@@ -58,3 +58,46 @@ func (r *rate) perSecond(now int64) float64 {
 	}
 	return float64(n) / span.Seconds()
 }
+
+// minute counts events over the last minute, in twelve 5-second buckets, on the
+// events' own clock: for thresholds such as "100 in the last minute".
+type minute struct {
+	counts [12]uint64
+	head   int64 // bucket number of the latest event
+	any    bool
+}
+
+const minuteBucket = int64(5 * time.Second)
+
+func (w *minute) add(t int64, n uint64) {
+	b := t / minuteBucket
+	w.advance(b)
+	if b <= w.head-int64(len(w.counts)) {
+		return
+	}
+	w.counts[b%int64(len(w.counts))] += n
+}
+
+func (w *minute) advance(b int64) {
+	if !w.any {
+		w.head, w.any = b, true
+		return
+	}
+	for i := w.head + 1; i <= b && i <= w.head+int64(len(w.counts)); i++ {
+		w.counts[i%int64(len(w.counts))] = 0
+	}
+	w.head = max(w.head, b)
+}
+
+// total is the events in the minute up to now.
+func (w *minute) total(now int64) uint64 {
+	if !w.any {
+		return 0
+	}
+	w.advance(now / minuteBucket)
+	var n uint64
+	for _, c := range w.counts {
+		n += c
+	}
+	return n
+}

@@ -9,8 +9,8 @@ import (
 )
 
 // setRuleOption sets one of a rule's state options (issue 11's per-rule
-// Handshake, IdleTimeout and MaxConnectionsPerSource) to value, spelled as
-// winroute.cfg spells it.
+// Handshake, IdleTimeout and MaxConnectionsPerSource), or whether it is
+// Enabled, to value, spelled as winroute.cfg spells it.
 func setRuleOption(r *policy.Rule, option, value string) error {
 	switch option {
 	case "Handshake":
@@ -29,6 +29,8 @@ func setRuleOption(r *policy.Rule, option, value string) error {
 			return fmt.Errorf("option IdleTimeout %q: want seconds or inherit", value)
 		}
 		r.IdleTimeout = time.Duration(n) * time.Second
+	case "Enabled":
+		r.Enabled = value == "1"
 	case "MaxConnectionsPerSource":
 		n, err := strconv.Atoi(value)
 		if err != nil || n < 0 {

@@ -32,6 +32,13 @@ func replayInsights(t *testing.T, cfg *config.Config, capture string) []Insight 
 // replayMonitor is replayInsights that also returns the monitor and the summary.
 func replayMonitor(t *testing.T, cfg *config.Config, capture string) ([]Insight, *Monitor, *replay.Summary) {
 	t.Helper()
+	ins, m, sum, _ := replayAll(t, cfg, capture)
+	return ins, m, sum
+}
+
+// replayAll is replayMonitor that also returns the engine.
+func replayAll(t *testing.T, cfg *config.Config, capture string) ([]Insight, *Monitor, *replay.Summary, *firewall.Engine) {
+	t.Helper()
 	m := New(Options{ExplainConfig: "test.cfg"})
 	m.SetMemory(func() (float64, string) { return testBytesPerConn, "test figure" })
 	eng, err := cfg.NewEngine(firewall.Options{OnConnEnd: m.ConnEnd})
@@ -44,7 +51,7 @@ func replayMonitor(t *testing.T, cfg *config.Config, capture string) ([]Insight,
 	if err != nil || sum.Failed() {
 		t.Fatalf("replay: %v %+v", err, sum.Files)
 	}
-	return m.Insights(), m, sum
+	return m.Insights(), m, sum, eng
 }
 
 func writeCapture(t *testing.T, name string, write func(*bytes.Buffer) error) string {
@@ -256,3 +263,5 @@ func TestLossyTrafficRaisesNothing(t *testing.T) {
 		t.Errorf("unexpected %s: %s", in.Kind, in.Summary)
 	}
 }
+
+func firewallOptions(m *Monitor) firewall.Options { return firewall.Options{OnConnEnd: m.ConnEnd} }
