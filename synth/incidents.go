@@ -58,12 +58,12 @@ func WriteSYNFlood(w io.Writer, f SYNFlood) (syns int, err error) {
 // HostBurst is one host opening connections to a server one after another and
 // keeping them all open: a client in a loop, or a proxy for many users.
 type HostBurst struct {
-	Client   netip.Addr
-	Server   netip.AddrPort
-	Conns    int
-	Every    time.Duration
-	Start    time.Time
-	Tail     time.Duration
+	Client netip.Addr
+	Server netip.AddrPort
+	Conns  int
+	Every  time.Duration
+	Start  time.Time
+	Tail   time.Duration
 }
 
 // WriteHostBurst writes the connections' handshakes and a request each.
