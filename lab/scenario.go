@@ -36,8 +36,8 @@ type Scenario struct {
 // Scenarios returns every scenario in the order `keepstate lab` runs them.
 func Scenarios() []Scenario {
 	return []Scenario{
-		handshakeScenario(), keepaliveScenario(), ruleTimeoutScenario(), reloadScenario(),
-		denyScenario(), limitScenario(),
+		handshakeScenario(), handshakeRuleScenario(), keepaliveScenario(), ruleTimeoutScenario(),
+		reloadScenario(), denyScenario(), limitScenario(),
 		stopScenario(sigtermStop), stopScenario(usr2Stop), stopScenario(systemctlStop),
 		stopScenario(sigkillStop), stopScenario(panicStop),
 	}

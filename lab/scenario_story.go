@@ -188,3 +188,47 @@ func runRuleTimeout(s *session) error {
 		named && !ruleDropped, fmt.Sprintf("%d line(s); sink named %v, echo connection dropped %v", len(lines), named, ruleDropped))
 	return nil
 }
+
+// handshakeRuleScenario is story 1 fixed narrowly: the administrator imports
+// Handshake=loose on the rule to the echo service (Tomcat) only. Its connections
+// work across the leaked path while those of the other rule (the sink) still fail
+// as the handshake is enforced for them.
+func handshakeRuleScenario() Scenario {
+	return Scenario{
+		Name:     "handshake-rule",
+		Title:    "story 1 fixed on one rule: Require3WayHandshake=1, Handshake=loose on \"LAN to echo\" only",
+		Bypass:   true,
+		Settings: map[string]string{"Require3WayHandshake": "1"},
+		run:      runHandshakeRule,
+	}
+}
+
+func runHandshakeRule(s *session) error {
+	s.say("client -> server goes around the firewall (byp0); server -> client comes back through it")
+	if err := s.importConfig("loose-rule", map[string]string{"Require3WayHandshake": "1", "LAN to echo/Handshake": "loose"}); err != nil {
+		return err
+	}
+	c, err := Dial(s.ctx, s.topo.Client, ServerAddr, PortEcho, connectTimeout, nil)
+	if err == nil {
+		err = RoundTrip(c, "POST /login", connectTimeout)
+		c.Close()
+	}
+	s.check("rule.exchange", "the loose rule's connection works (picked up from the server's side)",
+		err == nil, "connect and echo: "+Outcome(err))
+	t0 := time.Now()
+	c, err = Dial(s.ctx, s.topo.Client, ServerAddr, PortSink, connectTimeout, nil)
+	if c != nil {
+		c.Close()
+	}
+	s.check("other.connect", "a connection of the other rule still fails: its SYN-ACK is dropped",
+		Outcome(err) == "timeout", fmt.Sprintf("connect to %s:%d: %s after %.1f s", ServerAddr, PortSink, Outcome(err), time.Since(t0).Seconds()))
+	lines := s.checkLog("other.log", "debug.log", "3-way handshake not completed")
+	sink, echoed := false, false
+	for _, l := range lines {
+		sink = sink || strings.Contains(l, fmt.Sprintf(":%d ->", PortSink))
+		echoed = echoed || strings.Contains(l, fmt.Sprintf(":%d ->", PortEcho))
+	}
+	s.check("other.named", "the handshake drops are the sink's, none the echo rule's",
+		sink && !echoed, fmt.Sprintf("%d line(s); sink %v, echo %v", len(lines), sink, echoed))
+	return nil
+}

@@ -84,6 +84,12 @@ func TestScenarioKeepalive(t *testing.T) {
 	}
 }
 
+// Story 1 fixed on one rule, live: the loose rule's connection works over the
+// leaked path, the other rule's is still refused.
+func TestScenarioHandshakeRule(t *testing.T) {
+	runScenario(t, "handshake-rule")
+}
+
 // Story 2 fixed on one rule, live: the rule's IdleTimeout keeps its connection,
 // the other rule's dies at the global timeout, and the log says which timeout.
 func TestScenarioRuleTimeout(t *testing.T) {

@@ -19,7 +19,7 @@ func TestLabList(t *testing.T) {
 	for line := range strings.Lines(out.String()) {
 		names = append(names, strings.Fields(line)[0])
 	}
-	want := []string{"handshake", "keepalive", "rule-timeout", "reload", "deny", "limit", "sigterm", "restart", "systemctl", "sigkill", "panic"}
+	want := []string{"handshake", "handshake-rule", "keepalive", "rule-timeout", "reload", "deny", "limit", "sigterm", "restart", "systemctl", "sigkill", "panic"}
 	if strings.Join(names, " ") != strings.Join(want, " ") {
 		t.Errorf("scenarios %v, want %v", names, want)
 	}
