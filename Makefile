@@ -8,7 +8,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.7.0
 # Tests that build namespaces or replay the whole corpus take a while on 2 cores.
 TEST_TIMEOUT ?= 15m
 
-.PHONY: all build demo test vet cross staticcheck fmt-check bench fuzz clean
+.PHONY: all build demo test vet cross staticcheck fmt-check bpf-check bench fuzz clean
 
 all: build
 
@@ -29,12 +29,20 @@ demo: build
 	  echo "not root (or no ip/iptables): the replay demo; 'sudo make demo' runs the lab"; ./$(BIN) demo; \
 	fi
 
-test: fmt-check vet cross staticcheck
+test: fmt-check vet cross staticcheck bpf-check
 	$(GO) test -race -timeout $(TEST_TIMEOUT) ./...
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+# The fast path's eBPF object and Go bindings are committed (go build needs no
+# clang): regenerate them with the pinned compiler and require no difference.
+bpf-check:
+	@if command -v clang-14 >/dev/null && command -v llvm-strip-14 >/dev/null && [ -e /usr/include/bpf/bpf_helpers.h ]; then \
+	  $(GO) generate ./dataplane/ebpf && git diff --exit-code --stat -- dataplane/ebpf || \
+	  { echo "bpf-check: dataplane/ebpf's generated object differs from its source: run go generate ./dataplane/ebpf and commit"; exit 1; }; \
+	else echo "bpf-check: skipped (needs clang-14, llvm-strip-14 and libbpf-dev)"; fi
 
 vet:
 	$(GO) vet ./...

@@ -95,7 +95,7 @@ func (t *Table) reapSomeLocked(sh *shard, s *settings, now int64, ended *endBuf)
 	}
 	for range 2 {
 		i := l.head
-		if i == nilIdx || !t.expiredAt(s, sh, sh.at(i), now) {
+		if i == nilIdx || !t.expiredNowLocked(sh, i, s, now) {
 			return
 		}
 		t.endLocked(sh, i, s, now, endCauseOf(sh.at(i)), ended)
@@ -164,8 +164,18 @@ func (t *Table) expireListLocked(sh *shard, s *settings, p uint8, c class, now i
 			break
 		}
 		next := e.next
-		switch timeout := t.timeoutOf(s, sh, e); {
-		case now-e.lastSeen >= timeout:
+		expired := now-e.lastSeen >= t.timeoutOf(s, sh, e)
+		if expired && t.refreshLocked(sh, i, s) {
+			// Held by the fast path, whose last-seen time is now folded in
+			// (and the entry re-filed behind the point this walk stops at,
+			// unless it has really expired).
+			if expired = t.expiredAt(s, sh, e, now); !expired {
+				i = next
+				continue
+			}
+		}
+		switch {
+		case expired:
 			if n == limit {
 				return n, true
 			}
@@ -290,7 +300,8 @@ func (t *Table) related(p *packet.Parsed, now int64) Result {
 	sh := t.shardOf(h)
 	r := drop(reason.ICMPUnrelated)
 	sh.mu.Lock()
-	if i, dir, ok := sh.lookupLocked(&k, h); ok && !t.expiredAt(s, sh, sh.at(i), now) {
+	if i, dir, ok := sh.lookupLocked(&k, h); ok && !t.expiredNowLocked(sh, i, s, now) {
+		t.refreshLocked(sh, i, s) // the quoted sequence number is checked against current windows
 		if e := sh.at(i); p.Inner.Proto != packet.ProtoTCP || e.quotedSeqPlausible(dir, p.Inner.Seq) {
 			// The error travels against the packet it quotes.
 			r = Result{}
@@ -310,6 +321,7 @@ func (t *Table) Range(fn func(ConnInfo) bool) {
 	for _, sh := range t.shards {
 		buf = buf[:0]
 		sh.mu.Lock()
+		t.refreshShardLocked(sh, s)
 		t.forEntriesLocked(sh, func(_ uint32, e *entry) { buf = append(buf, t.infoLocked(sh, e, s)) })
 		sh.mu.Unlock()
 		for _, ci := range buf {
@@ -411,7 +423,7 @@ func (t *Table) Lookup(p *packet.Parsed, now int64) (ConnInfo, Dir, bool) {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	i, dir, ok := sh.lookupLocked(&k, h)
-	if !ok || t.expiredAt(s, sh, sh.at(i), now) {
+	if !ok || t.expiredNowLocked(sh, i, s, now) {
 		return ConnInfo{}, Original, false
 	}
 	return t.infoLocked(sh, sh.at(i), s), dir, true

@@ -63,6 +63,7 @@ func (t *Table) WriteSnapshot(w io.Writer, now int64) error {
 	}
 	var entries, tombs uint64
 	var buf []byte
+	s := t.cfg.Load()
 	for _, sh := range t.shards {
 		for from := 0; ; from += snapshotHold {
 			buf = buf[:0]
@@ -75,6 +76,7 @@ func (t *Table) WriteSnapshot(w io.Writer, now int64) error {
 				for i := first; i < first+blockLen; i++ {
 					// Free and never used entries are zero: state NONE.
 					if e := sh.at(i); e.state() != StateNone {
+						t.refreshLocked(sh, i, s) // a connection the fast path holds: its windows, last-seen time and counters
 						buf = appendEntryLocked(buf, sh, e, now)
 						entries++
 					}

@@ -20,7 +20,8 @@ type Table struct {
 
 	fullExpiries pacer // the sweeps a full table makes before evicting
 
-	slab  slab // every shard's entries
+	off   atomic.Pointer[offloaderBox] // the fast path, if any: see offload.go
+	slab  slab                         // every shard's entries
 	src   srcLimiter
 	frags fragCache
 	stats counters
@@ -229,7 +230,7 @@ func (t *Table) track(p *packet.Parsed, k *Key, h uint64, now int64, r *Result) 
 	i, dir, ok := sh.lookupLocked(k, h)
 	if ok {
 		e := sh.at(i)
-		if t.expiredAt(s, sh, e, now) {
+		if t.expiredNowLocked(sh, i, s, now) {
 			t.endLocked(sh, i, s, now, endCauseOf(e), &ended)
 			ok = false
 		} else {
@@ -759,6 +760,10 @@ func endCauseOf(e *entry) EndCause {
 // reopened), out of the per-source count, and queued for OnEnd.
 func (t *Table) endLocked(sh *shard, i uint32, s *settings, now int64, cause EndCause, ended *endBuf) {
 	e := sh.at(i)
+	onList := e.list()
+	if offloadable(e) {
+		t.takeBackLocked(e) // its last packets' counters and time, and out of the kernel
+	}
 	timeout := t.timeoutOf(s, sh, e)
 	endedAt := now
 	switch cause {
@@ -795,7 +800,7 @@ func (t *Table) endLocked(sh *shard, i uint32, s *settings, now int64, cause End
 	if s.onChange != nil {
 		t.noteLocked(ended, sh, e, s, ChangeEnded, cause, now)
 	}
-	sh.unlinkLocked(e.list(), i)
+	sh.unlinkLocked(onList, i)
 	sh.releaseLocked(i, h)
 	t.count.Add(-1)
 }
