@@ -77,6 +77,10 @@ type LiveResult struct {
 	LatencyP50Us   float64 `json:"verdict_latency_p50_us"`
 	LatencyP99Us   float64 `json:"verdict_latency_p99_us"`
 	PacketsPerCall float64 `json:"packets_per_batch"`
+	// DropsByReason are the engine's drops in the last round.
+	DropsByReason map[string]uint64 `json:"drops_by_reason,omitempty"`
+	// FastPath is the kernel fast path's part of the last round; nil when off.
+	FastPath *daemon.FastPathStats `json:"fast_path,omitempty"`
 }
 
 // kernelRuleset is the kernel's equivalent of the lab configuration: established
@@ -168,6 +172,13 @@ func (r *LiveResult) fillStats(st *daemon.Stats) {
 	r.Packets = p.Packets
 	r.GSOPackets = p.GSO
 	r.Dropped = st.Dropped
+	r.DropsByReason = map[string]uint64{}
+	for k, v := range st.DropsByReason {
+		if v > 0 {
+			r.DropsByReason[k] = v
+		}
+	}
+	r.FastPath = p.FastPath
 	r.QueueDrops = st.QueueDrops
 	r.NetlinkErrors = st.NetlinkErrors
 	r.LatencyP50Us = float64(p.Latency.Quantile(0.5)) / 1e3

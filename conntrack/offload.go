@@ -20,9 +20,12 @@ import (
 //     Range (conntrack list, the connection log), WriteSnapshot, the ICMP-error
 //     check, and Reclaim.
 //   - The fast path gives up any packet it is unsure of (flags, window, idle time,
-//     interface) to the engine, marked; the feeder calls Reclaim for such a packet
-//     before the engine decides it, which takes the connection back with its
-//     latest state. Every connection that ends (any cause: FIN/RST through Reclaim
+//     interface) to the engine. Track takes the connection back, with its latest
+//     state, before it decides any packet of a held connection (one the fast
+//     path gave up, or one queued before the hand-over): the engine never decides
+//     against the frozen copy. The feeder hands the connection over again later.
+//   - Reconfigure takes every connection back: the fast path was told the old
+//     timeouts, and the rules' options (logging every packet) may have changed. Every connection that ends (any cause: FIN/RST through Reclaim
 //     first, expiry, flush, rule change, eviction) is taken out of the fast path
 //     by endLocked, so nothing the table has forgotten is still accepted.
 
@@ -53,9 +56,10 @@ type Offloader interface {
 	Put(st *OffloadState) bool
 	// Peek fills st with the current state of connection k if it is held.
 	Peek(k *Key, st *OffloadState) bool
-	// Take gives connection k back: it fills st with its last state and forgets
-	// it. False if k was not held.
-	Take(k *Key, st *OffloadState) bool
+	// Take gives connection k back: it fills st with its last state and takes
+	// it out of the fast path. False if k was not held. ended says the
+	// connection has left the table: the fast path forgets all it learnt of it.
+	Take(k *Key, st *OffloadState, ended bool) bool
 }
 
 type offloaderBox struct{ o Offloader }
@@ -131,15 +135,6 @@ func (t *Table) Offload(p *packet.Parsed, now int64) bool {
 // KeyOf is the key of packet p as sent (p's source is the key's source).
 func KeyOf(p *packet.Parsed) Key { return keyOf(p) }
 
-// ReclaimPacket is Reclaim for p's connection: the feeder calls it before the
-// engine decides a packet the fast path gave up.
-func (t *Table) ReclaimPacket(p *packet.Parsed) bool {
-	if !p.Src.IsValid() || !p.Dst.IsValid() {
-		return false
-	}
-	return t.Reclaim(keyOf(p))
-}
-
 // Reclaim takes connection k (either direction) back from the offloader, if it
 // holds it, folding in its latest state.
 func (t *Table) Reclaim(k Key) bool {
@@ -156,15 +151,31 @@ func (t *Table) Reclaim(k Key) bool {
 	if !ok {
 		// Not in the table (any more): make sure the fast path forgets it too.
 		var st OffloadState
-		o.Take(&k, &st)
+		o.Take(&k, &st, true)
 		return false
 	}
 	var st OffloadState
-	if !o.Take(&sh.at(i).key, &st) {
+	if !o.Take(&sh.at(i).key, &st, false) {
 		return false
 	}
 	t.applyOffloadLocked(sh, i, s, &st)
 	return true
+}
+
+// reclaimLocked takes entry i back from the fast path, if it holds it, before
+// the engine decides a packet of it: a packet that reached the engine without
+// the fast path's mark (queued before the hand-over, or from an interface the
+// program is not attached to) must be decided against the current state, and
+// what it changes must not be overwritten by the fast path's copy later.
+func (t *Table) reclaimLocked(sh *shard, i uint32, s *settings) {
+	o := t.offloader()
+	if o == nil || !offloadable(sh.at(i)) {
+		return
+	}
+	var st OffloadState
+	if o.Take(&sh.at(i).key, &st, false) {
+		t.applyOffloadLocked(sh, i, s, &st)
+	}
 }
 
 // refreshLocked folds the fast path's current state of entry i into it, if the
@@ -247,7 +258,37 @@ func (t *Table) takeBackLocked(e *entry) {
 		return
 	}
 	var st OffloadState
-	if o.Take(&e.key, &st) {
+	if o.Take(&e.key, &st, true) {
 		e.applyOffload(&st)
+	}
+}
+
+// reclaimAll takes every connection back from the offloader: a new
+// configuration may change what the fast path was told at hand-over (timeouts,
+// rule options such as logging every packet, anti-spoofing), so connections are
+// handed over again, under the new settings, as their next packets reach the
+// engine.
+func (t *Table) reclaimAll() {
+	o := t.offloader()
+	if o == nil {
+		return
+	}
+	s := t.cfg.Load()
+	var held []uint32
+	for _, sh := range t.shards {
+		held = held[:0]
+		sh.mu.Lock()
+		t.forEntriesLocked(sh, func(i uint32, e *entry) {
+			if offloadable(e) {
+				held = append(held, i)
+			}
+		})
+		for _, i := range held {
+			var st OffloadState
+			if o.Take(&sh.at(i).key, &st, false) {
+				t.applyOffloadLocked(sh, i, s, &st)
+			}
+		}
+		sh.mu.Unlock()
 	}
 }

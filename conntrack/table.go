@@ -59,7 +59,9 @@ func New(cfg Config) *Table {
 	return t
 }
 
-// Reconfigure applies new timeouts, limits and strictness; every entry is kept.
+// Reconfigure applies new timeouts, limits and strictness; every entry is kept
+// (and taken back from a fast path, which is told the new settings at its next
+// hand-over).
 // Timeouts apply from the next check on (an entry idle longer than its new timeout
 // expires at once). Shards cannot change and are ignored.
 func (t *Table) Reconfigure(cfg Config) {
@@ -71,6 +73,7 @@ func (t *Table) Reconfigure(cfg Config) {
 		s.shift[c] = max(s.shift[c], old.shift[c])
 	}
 	t.cfg.Store(s)
+	t.reclaimAll()
 }
 
 // Len returns the number of connections in the table.
@@ -234,6 +237,7 @@ func (t *Table) track(p *packet.Parsed, k *Key, h uint64, now int64, r *Result) 
 			t.endLocked(sh, i, s, now, endCauseOf(e), &ended)
 			ok = false
 		} else {
+			t.reclaimLocked(sh, i, s)
 			t.updateLocked(sh, i, e, e.list(), dir, p, s, now, &ended, r)
 			ok = r.Verdict != 0
 		}
@@ -761,9 +765,7 @@ func endCauseOf(e *entry) EndCause {
 func (t *Table) endLocked(sh *shard, i uint32, s *settings, now int64, cause EndCause, ended *endBuf) {
 	e := sh.at(i)
 	onList := e.list()
-	if offloadable(e) {
-		t.takeBackLocked(e) // its last packets' counters and time, and out of the kernel
-	}
+	t.takeBackLocked(e) // its last packets' counters and time, and out of the kernel
 	timeout := t.timeoutOf(s, sh, e)
 	endedAt := now
 	switch cause {

@@ -1,21 +1,66 @@
 package daemon
 
 import (
+	"context"
+	"errors"
+
 	"keepstate/dataplane/nfqueue"
 )
 
-// QueuePlane is the NFQUEUE data plane as a DataPlane: its own statistics turned
-// into the daemon's. FastPath, when set, adds the kernel fast path's counters.
+// QueuePlane is the NFQUEUE data plane as a DataPlane, with its kernel fast
+// path when Fast is set: its own statistics turned into the daemon's.
 type QueuePlane struct {
 	*nfqueue.Plane
-	FastPath func() *FastPathStats
+	Fast FastPath
+}
+
+// FastPath is a kernel fast path beside the queues: attached once the queues'
+// hooks are in, detached (every connection it held given back to the engine's
+// table) before they go.
+type FastPath interface {
+	Attach() error
+	Close() error
+	Stats() FastPathStats
+}
+
+// Start implements DataPlane.
+func (q QueuePlane) Start(ctx context.Context) error {
+	if err := q.Plane.Start(ctx); err != nil {
+		return err
+	}
+	if q.Fast != nil {
+		if err := q.Fast.Attach(); err != nil {
+			return errors.Join(err, q.Plane.Close())
+		}
+	}
+	return nil
+}
+
+// Close implements DataPlane.
+func (q QueuePlane) Close() error {
+	var err error
+	if q.Fast != nil {
+		err = q.Fast.Close()
+	}
+	return errors.Join(err, q.Plane.Close())
+}
+
+// Detach implements DataPlane: the fast path goes (its program is this
+// process's), the queues' hooks stay.
+func (q QueuePlane) Detach() error {
+	var err error
+	if q.Fast != nil {
+		err = q.Fast.Close()
+	}
+	return errors.Join(err, q.Plane.Detach())
 }
 
 // Stats implements DataPlane.
 func (q QueuePlane) Stats() PlaneStats {
 	s := QueueStatsOf(q.Plane.Stats())
-	if q.FastPath != nil {
-		s.FastPath = q.FastPath()
+	if q.Fast != nil {
+		f := q.Fast.Stats()
+		s.FastPath = &f
 	}
 	return s
 }

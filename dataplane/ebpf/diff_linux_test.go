@@ -129,9 +129,6 @@ func (pr *pair) feed(ip []byte) {
 		return
 	case MarkPassed:
 		pr.passed++
-		if decodeErr == nil {
-			pr.f.Passed(&p)
-		}
 	case 0:
 		pr.notHeld++
 	default:

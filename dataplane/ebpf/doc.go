@@ -30,10 +30,14 @@
 // both windows tracked, not a pickup; UDP: replied); from then on the map's
 // windows, last-seen time and counters are the current ones, and the table's are
 // frozen. The table folds the map's copy in whenever it needs it current (expiry,
-// listing, snapshots, ICMP errors), takes the connection back for good
-// (BPF_F_LOCK lookup-and-delete) when a packet comes up marked MarkPassed, and
-// takes it out of the map whenever it ends, for whatever cause (FIN or RST come
-// up marked; expiry, flush, rule change and eviction end it in the table). Only
+// listing, snapshots, ICMP errors), takes the connection back (BPF_F_LOCK
+// lookup-and-delete) before the engine decides any packet of it, which is how a
+// packet the program gave up is decided on current state, takes every
+// connection back when the configuration changes (timeouts and rule options are
+// told at hand-over), and takes it out of the map whenever it ends, for whatever
+// cause (FIN or RST come up; expiry, flush, rule change and eviction end it in
+// the table). A connection taken back is handed over again once the engine has
+// accepted another of its established packets. Only
 // the program writes an entry while it is in the map; user space reads it under
 // the entry's spin lock, so a packet on another CPU never tears a window.
 // Counters in the map are totals (the engine's at hand-over plus the kernel's),

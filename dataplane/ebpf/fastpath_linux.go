@@ -23,7 +23,7 @@ import (
 // Marks the program puts on packets of connections in its map (skb->mark).
 const (
 	MarkAccept = 0x4b530002 // accepted in the kernel: the NFQUEUE hooks let it pass
-	MarkPassed = 0x4b530003 // given up to the engine, which takes the connection back first
+	MarkPassed = 0x4b530003 // a held connection's packet given up to the engine (for captures and counting)
 )
 
 // DefaultMaxConns is the map's size when Options.MaxConns is 0.
@@ -41,16 +41,18 @@ type Options struct {
 }
 
 // FastPath is the loaded program and its map, attached or not. It implements
-// conntrack.Offloader; the NFQUEUE workers call Offer and Passed.
+// conntrack.Offloader; the NFQUEUE workers call Offer.
 type FastPath struct {
 	table *conntrack.Table
 	objs  fastpathObjects
 	want  []string
 
-	mu      sync.Mutex
-	links   []link.Link
-	ifaces  []string
-	pending map[fastpathKsKey][2]uint32 // ingress ifindex per direction, seen so far
+	mu     sync.Mutex
+	links  []link.Link
+	ifaces []string
+	// pending is the ingress ifindex of each direction, as the engine accepted
+	// the connection's packets, kept until it ends (for hand-overs after a take-back).
+	pending map[fastpathKsKey][2]uint32
 	held    map[fastpathKsKey]struct{}
 	closed  bool
 
@@ -177,22 +179,16 @@ func (f *FastPath) Offer(p *packet.Parsed, dir conntrack.Dir, ifindex uint32, no
 	if dir == conntrack.Reply {
 		d = 1
 	}
-	if pe[d] == ifindex && pe[1-d] == 0 {
-		f.mu.Unlock()
-		return
+	if pe[d] != ifindex {
+		pe[d] = ifindex
+		f.pending[kk] = pe
 	}
-	pe[d] = ifindex
-	f.pending[kk] = pe
 	ready := pe[0] != 0 && pe[1] != 0
 	f.mu.Unlock()
 	if ready {
 		f.table.Offload(p, now)
 	}
 }
-
-// Passed is called for a packet the program gave up (MarkPassed): the table
-// takes its connection back before the engine decides it.
-func (f *FastPath) Passed(p *packet.Parsed) { f.table.ReclaimPacket(p) }
 
 // Put implements conntrack.Offloader.
 func (f *FastPath) Put(st *conntrack.OffloadState) bool {
@@ -227,7 +223,6 @@ func (f *FastPath) Put(st *conntrack.OffloadState) bool {
 		}
 		return false
 	}
-	delete(f.pending, kk)
 	f.held[kk] = struct{}{}
 	f.handed.Add(1)
 	return true
@@ -252,10 +247,12 @@ func (f *FastPath) Peek(k *conntrack.Key, st *conntrack.OffloadState) bool {
 }
 
 // Take implements conntrack.Offloader.
-func (f *FastPath) Take(k *conntrack.Key, st *conntrack.OffloadState) bool {
+func (f *FastPath) Take(k *conntrack.Key, st *conntrack.OffloadState, ended bool) bool {
 	kk, _ := ksKeyOf(*k)
 	f.mu.Lock()
-	delete(f.pending, kk)
+	if ended {
+		delete(f.pending, kk)
+	}
 	_, ok := f.held[kk]
 	delete(f.held, kk)
 	f.mu.Unlock()
@@ -370,3 +367,6 @@ func clockOffset() int64 {
 
 func unixToBoot(t int64) uint64 { return uint64(max(t-clockOffset(), 0)) }
 func bootToUnix(t uint64) int64 { return int64(t) + clockOffset() }
+
+// AcceptMark is the mark of packets accepted in the kernel (nfqueue.FastPath).
+func (f *FastPath) AcceptMark() uint32 { return MarkAccept }

@@ -43,6 +43,9 @@ type hookSpec struct {
 	input    bool // also the firewall's own traffic (INPUT and OUTPUT)
 	// cpuFanout chooses the queue by CPU instead of by address hash (queues > 1).
 	cpuFanout bool
+	// acceptMark, when not 0, is a mark the queue hooks accept without queueing:
+	// packets a kernel fast path accepted.
+	acceptMark uint32
 }
 
 // command is one external command line; stdin feeds nft scripts.
@@ -84,9 +87,13 @@ func iptablesChains(v6 bool, s hookSpec) []ipChain {
 			linkLocal = append(linkLocal, []string{"-p", "ipv6-icmp", "-m", "icmp6", "--icmpv6-type", strconv.Itoa(typ), "-j", "RETURN"})
 		}
 	}
-	chains := []ipChain{{table: "filter", chain: chainForward, parent: "FORWARD", rules: [][]string{queue}}}
+	var fast [][]string
+	if s.acceptMark != 0 {
+		fast = [][]string{{"-m", "mark", "--mark", fmt.Sprintf("%#x", s.acceptMark), "-j", "ACCEPT"}}
+	}
+	chains := []ipChain{{table: "filter", chain: chainForward, parent: "FORWARD", rules: append(fast, queue)}}
 	if s.input {
-		in := [][]string{{"-i", "lo", "-j", "RETURN"}}
+		in := append([][]string{{"-i", "lo", "-j", "RETURN"}}, fast...)
 		in = append(append(in, linkLocal...), queue)
 		out := [][]string{{"-o", "lo", "-j", "RETURN"}, {"-m", "mark", "--mark", markHex, "-j", "RETURN"}}
 		out = append(append(out, linkLocal...), queue)
@@ -99,10 +106,16 @@ func iptablesChains(v6 bool, s hookSpec) []ipChain {
 			ipChain{table: "raw", chain: chainRaw, parent: "PREROUTING", rules: [][]string{{"-i", "lo", "-j", "RETURN"}, {"-j", "NOTRACK"}}},
 			ipChain{table: "raw", chain: chainRawOutput, parent: "OUTPUT", rules: [][]string{{"-o", "lo", "-j", "RETURN"}, {"-j", "NOTRACK"}}})
 	} else {
+		raw := [][]string{{"-m", "addrtype", "--dst-type", "UNICAST", "-j", "NOTRACK"}}
+		if s.acceptMark != 0 {
+			// The fast path's packets belong to connections keepstate tracks:
+			// no need for addrtype's route lookup on each of them.
+			raw = append([][]string{{"-m", "mark", "--mark", fmt.Sprintf("%#x", s.acceptMark), "-j", "NOTRACK"}}, raw...)
+		}
 		chains = append(chains,
 			// raw PREROUTING runs before routing: only packets whose destination
 			// routes as plain unicast (not one of our own addresses) will be forwarded.
-			ipChain{table: "raw", chain: chainRaw, parent: "PREROUTING", rules: [][]string{{"-m", "addrtype", "--dst-type", "UNICAST", "-j", "NOTRACK"}}},
+			ipChain{table: "raw", chain: chainRaw, parent: "PREROUTING", rules: raw},
 			// Only our answers: an RST for a connection the kernel never tracked
 			// would be INVALID to rules that drop such packets on OUTPUT.
 			ipChain{table: "raw", chain: chainRawOutput, parent: "OUTPUT", rules: [][]string{{"-m", "mark", "--mark", markHex, "-j", "NOTRACK"}}})
@@ -233,6 +246,9 @@ func nftScript(s hookSpec) string {
 		w("\t\tiif \"lo\" return")
 		w("\t\tnotrack")
 	} else {
+		if s.acceptMark != 0 {
+			w("\t\tmeta mark %#x notrack", s.acceptMark)
+		}
 		w("\t\tfib daddr type unicast notrack")
 	}
 	w("\t}")
@@ -245,14 +261,24 @@ func nftScript(s hookSpec) string {
 		w("\t\tmeta mark %s notrack", markHex)
 	}
 	w("\t}")
+	fast := ""
+	if s.acceptMark != 0 {
+		fast = fmt.Sprintf("meta mark %#x accept", s.acceptMark)
+	}
 	w("\tchain queue_forward {")
 	w("\t\ttype filter hook forward priority filter - 5; policy accept;")
+	if fast != "" {
+		w("\t\t%s", fast)
+	}
 	w("\t\t%s", q)
 	w("\t}")
 	if s.input {
 		w("\tchain queue_input {")
 		w("\t\ttype filter hook input priority filter - 5; policy accept;")
 		w("\t\tiif \"lo\" return")
+		if fast != "" {
+			w("\t\t%s", fast)
+		}
 		w("\t\t%s", ll)
 		w("\t\t%s", q)
 		w("\t}")

@@ -450,3 +450,39 @@ func TestRemoveAllReportsWhatWasThere(t *testing.T) {
 		t.Errorf("without any tool: %q", done)
 	}
 }
+
+// With a fast path the hooks accept its mark before queueing, and the raw chain
+// exempts its packets from the kernel's tracking without a route lookup.
+func TestHooksAcceptFastPathMark(t *testing.T) {
+	s := hookSpec{queueNum: 0, queues: 1, acceptMark: 0x4b530002}
+	nft := nftScript(s)
+	for _, want := range []string{
+		"\t\tmeta mark 0x4b530002 notrack\n\t\tfib daddr type unicast notrack\n",
+		"\t\tmeta mark 0x4b530002 accept\n\t\tqueue num 0\n",
+	} {
+		if !strings.Contains(nft, want) {
+			t.Errorf("nft script lacks %q:\n%s", want, nft)
+		}
+	}
+	var fwd, raw ipChain
+	for _, c := range iptablesChains(false, s) {
+		switch c.chain {
+		case chainForward:
+			fwd = c
+		case chainRaw:
+			raw = c
+		}
+	}
+	if got := strings.Join(fwd.rules[0], " "); got != "-m mark --mark 0x4b530002 -j ACCEPT" {
+		t.Errorf("KEEPSTATE-FWD starts with %q", got)
+	}
+	if got := strings.Join(raw.rules[0], " "); got != "-m mark --mark 0x4b530002 -j NOTRACK" {
+		t.Errorf("KEEPSTATE-RAW starts with %q", got)
+	}
+	s.input = true
+	for _, c := range iptablesChains(false, s) {
+		if c.chain == chainInput && strings.Join(c.rules[1], " ") != "-m mark --mark 0x4b530002 -j ACCEPT" {
+			t.Errorf("KEEPSTATE-IN: %v", c.rules)
+		}
+	}
+}

@@ -32,6 +32,7 @@ const (
 	// Packet attributes (enum nfqnl_attr_type).
 	attrPacketHdr  = 1
 	attrVerdictHdr = 2
+	attrMark       = 3
 	attrIfInDev    = 5
 	attrIfOutDev   = 6
 	attrPayload    = 10
@@ -73,6 +74,7 @@ type packetMsg struct {
 	HasID   bool
 	InDev   uint32 // ingress ifindex; 0 when none (locally generated)
 	OutDev  uint32
+	Mark    uint32 // the skb mark; 0 when none
 	Payload []byte // raw IP packet, cut to the copy range
 	CapLen  uint32 // original length when Payload was cut; 0 when whole
 	GSO     bool   // a GSO/GRO super-packet, given whole
@@ -118,6 +120,11 @@ func parsePacket(body []byte, m *packetMsg) error {
 				return errBadAttr
 			}
 			m.OutDev = binary.BigEndian.Uint32(v)
+		case attrMark:
+			if len(v) < 4 {
+				return errBadAttr
+			}
+			m.Mark = binary.BigEndian.Uint32(v)
 		case attrPayload:
 			m.Payload = v
 		case attrCapLen:

@@ -1,9 +1,24 @@
 package nfqueue
 
 import (
+	"keepstate/conntrack"
 	"keepstate/dataplane"
 	"keepstate/firewall"
+	"keepstate/packet"
 )
+
+// FastPath is a kernel fast path working beside the queues (package
+// dataplane/ebpf): it accepts some packets before they reach the hooks and marks
+// them AcceptMark. The packets it gives up reach the engine as any other, whose
+// table takes their connection back before deciding them (conntrack's offload
+// protocol), so the workers only tell it what the engine accepted.
+type FastPath interface {
+	// Offer: the engine accepted p, of an established connection, travelling in
+	// direction dir, arrived on ifindex (0: the host's own).
+	Offer(p *packet.Parsed, dir conntrack.Dir, ifindex uint32, now int64)
+	// AcceptMark is the mark it puts on the packets it accepted.
+	AcceptMark() uint32
+}
 
 // Options configure a Plane.
 type Options struct {
@@ -27,4 +42,7 @@ type Options struct {
 	// use one core; with CPU fan-out they use all, and the two directions of a
 	// connection may meet on different workers, which the engine's table allows.
 	CPUFanout bool
+	// FastPath, when set, is told about accepted established packets, and the
+	// hooks accept its AcceptMark without queueing.
+	FastPath FastPath
 }

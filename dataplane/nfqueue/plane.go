@@ -60,7 +60,7 @@ func New(o Options) (*Plane, error) {
 	}
 	return &Plane{
 		o:    o,
-		spec: hookSpec{queueNum: o.QueueNum, queues: o.Queues, bypass: o.FailOpen, input: o.Input, cpuFanout: o.CPUFanout},
+		spec: hookSpec{queueNum: o.QueueNum, queues: o.Queues, bypass: o.FailOpen, input: o.Input, cpuFanout: o.CPUFanout, acceptMark: acceptMarkOf(o.FastPath)},
 		run:  execRunner,
 		have: haveTool,
 	}, nil
@@ -137,7 +137,9 @@ func (p *Plane) setup(ctx context.Context) error {
 			return err
 		}
 		p.conns = append(p.conns, c)
-		p.workers = append(p.workers, newWorker(c, p.o.Engine, p.o.Reporter, ans, newIfaceMap(p.o.Engine, ans.fd4)))
+		w := newWorker(c, p.o.Engine, p.o.Reporter, ans, newIfaceMap(p.o.Engine, ans.fd4))
+		w.fast = p.o.FastPath
+		p.workers = append(p.workers, w)
 	}
 	choice, err := chooseBackend(ctx, p.o.Backend, p.spec, p.run, p.have)
 	if err != nil {
@@ -152,6 +154,13 @@ func (p *Plane) setup(ctx context.Context) error {
 	// going to the queues (already ours) instead of past them.
 	removeStale(ctx, p.run, choice.stale)
 	return nil
+}
+
+func acceptMarkOf(f FastPath) uint32 {
+	if f == nil {
+		return 0
+	}
+	return f.AcceptMark()
 }
 
 // expireEvery is how often the engine forgets idle connections.

@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"keepstate/conntrack"
 	"keepstate/dataplane"
 	"keepstate/firewall"
 	"keepstate/packet"
@@ -49,6 +50,7 @@ type worker struct {
 	ans  *answerSockets
 	ifs  *ifaceMap
 	stat *queueCounters
+	fast FastPath // nil: none
 
 	batch    *recvBatch
 	verdicts []byte
@@ -60,6 +62,7 @@ type worker struct {
 	// the next receive.
 	pending *firewall.Batch
 	ids     [firewall.BatchSize]uint32
+	inDevs  [firewall.BatchSize]uint32
 
 	// The verdicts of the receive batch being served: how many packets were
 	// accepted, and the id of the last one.
@@ -194,6 +197,7 @@ func (w *worker) add(body []byte, now int64) {
 		w.stat.gso.Add(1)
 	}
 	w.ids[w.pending.Len()] = m.ID
+	w.inDevs[w.pending.Len()] = m.InDev
 	// CapLen, set when the copy range cut the packet, tells an offloaded (BIG
 	// TCP) super-packet, whose IP length field is 0, its size; 0 means whole.
 	w.pending.AddCut(m.Payload, int(m.CapLen), packet.LinkRaw, w.ifs.ingress(m.InDev, now), now)
@@ -220,6 +224,9 @@ func (w *worker) decidePending(now int64) {
 			w.stat.accepted.Add(1)
 			w.accepted++
 			w.lastAccept = w.ids[j]
+			if w.fast != nil && !d.LogPackets && (d.Conn.State == conntrack.StateEstablished || d.Conn.State == conntrack.StateUDPReplied) {
+				w.fast.Offer(p, d.Conn.Dir, w.inDevs[j], now)
+			}
 			continue
 		case firewall.Reject:
 			w.stat.rejected.Add(1)

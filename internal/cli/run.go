@@ -32,7 +32,7 @@ func init() {
 
 const runUsage = `run [--config PATH] [--log-dir DIR] [--json-logs] [--state FILE] [--state-interval 5s]
            [--socket PATH] [--metrics 127.0.0.1:9469] [--queue N] [--queues K] [--fail open|closed]
-           [--input] [--backend auto|nft|iptables] [--fanout hash|cpu]
+           [--input] [--backend auto|nft|iptables] [--fanout hash|cpu] [--fast-path auto|on|off]
            [--admin-listen 127.0.0.1:4081|off] [--tls-cert FILE] [--tls-key FILE]
 
 Runs until SIGINT or SIGTERM (a stop) or SIGUSR2 (a stop for a restart). SIGHUP
@@ -45,6 +45,10 @@ restart or a crash leaves them, or a queue is full, packets pass unfiltered.
 and every --state-interval while running (a crash loses at most that much), read at
 start. Exit status: 0 stopped, 1 failed, 64 bad arguments, 78 the configuration does
 not load (2 is Go's status for a crash).
+
+--fast-path (default auto) accepts the ordinary packets of established connections in
+the kernel (an eBPF program at each interface's ingress) instead of queueing them; auto
+falls back to the queue alone, saying why, where the kernel refuses the program.
 
 The web administration and its JSON-RPC API are served over HTTPS on
 --admin-listen (loopback unless opened wider on purpose; off: none), with the
@@ -78,17 +82,36 @@ type planeOptions struct {
 	input         bool
 	backend       string
 	fanout        string
+	fastPath      string    // auto, on or off
+	stderr        io.Writer // where auto says what it chose
 }
 
 // newPlane builds the data plane; tests replace it with a fake.
 var newPlane = func(o planeOptions) daemon.PlaneFactory {
 	return func(eng *firewall.Engine, rep *dataplane.Reporter) (daemon.DataPlane, error) {
-		p, err := nfqueue.New(nfqueue.Options{Engine: eng, Reporter: rep, QueueNum: uint16(o.queue), Queues: o.queues,
-			FailOpen: o.failOpen, Input: o.input, Backend: o.backend, CPUFanout: o.fanout == "cpu"})
+		qo := nfqueue.Options{Engine: eng, Reporter: rep, QueueNum: uint16(o.queue), Queues: o.queues,
+			FailOpen: o.failOpen, Input: o.input, Backend: o.backend, CPUFanout: o.fanout == "cpu"}
+		var fast daemon.FastPath
+		if o.fastPath != "off" {
+			f, err := loadFastPath(eng)
+			switch {
+			case err == nil:
+				qo.FastPath, fast = f, f
+				fmt.Fprintln(o.stderr, "keepstate: fast path on: established connections are accepted in the kernel (eBPF, tc ingress)")
+			case o.fastPath == "on":
+				return nil, fmt.Errorf("--fast-path on: %w", err)
+			default:
+				fmt.Fprintf(o.stderr, "keepstate: fast path off (every packet goes through the queue): %v\n", err)
+			}
+		}
+		p, err := nfqueue.New(qo)
 		if err != nil {
+			if fast != nil {
+				fast.Close()
+			}
 			return nil, err
 		}
-		return daemon.QueuePlane{Plane: p}, nil
+		return daemon.QueuePlane{Plane: p, Fast: fast}, nil
 	}
 }
 
@@ -109,12 +132,17 @@ func runDaemon(e *env, args []string) int {
 	adminListen := fs.String("admin-listen", defaultAdminListen, "serve the web administration (HTTPS) on this address; off: do not")
 	tlsCert := fs.String("tls-cert", "", "PEM certificate of the web administration (default: a self-signed one, created on first start)")
 	tlsKey := fs.String("tls-key", "", "PEM private key of --tls-cert")
+	fastPath := fs.String("fast-path", "auto", "auto, on or off: accept established connections' ordinary packets in the kernel (eBPF) instead of queueing them")
 	fanout := fs.String("fanout", "hash", "how packets are spread over the queues: hash (of the two addresses: a connection stays on one worker) or cpu (by the CPU handling them: many streams between two hosts use every core)")
 	if !parseNoArgs(fs, args) {
 		return exitRunUsage
 	}
 	if *fanout != "hash" && *fanout != "cpu" {
 		e.errorf("run: --fanout %q: want hash or cpu", *fanout)
+		return exitRunUsage
+	}
+	if *fastPath != "auto" && *fastPath != "on" && *fastPath != "off" {
+		e.errorf("run: --fast-path %q: want auto, on or off", *fastPath)
 		return exitRunUsage
 	}
 	if *fail != "open" && *fail != "closed" {
@@ -131,7 +159,8 @@ func runDaemon(e *env, args []string) int {
 	}
 	// The daemon and the SIGHUP handler both write to stderr.
 	e = &env{stdout: e.stdout, stderr: &lockedWriter{w: e.stderr}}
-	po := planeOptions{queue: *queue, queues: *queues, failOpen: *fail == "open", input: *input, backend: *backend, fanout: *fanout}
+	po := planeOptions{queue: *queue, queues: *queues, failOpen: *fail == "open", input: *input, backend: *backend, fanout: *fanout,
+		fastPath: *fastPath, stderr: e.stderr}
 	front := &frontend{}
 	d, err := daemon.New(daemon.Options{
 		ConfigPath: *cfgPath, LogDir: *logDir, JSONLogs: *jsonLogs, StatePath: *state, StateInterval: *stateEvery,
