@@ -9,11 +9,14 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"keepstate/daemon"
@@ -38,7 +41,13 @@ type LiveOptions struct {
 	Rounds int
 	// DaemonArgs are added to `keepstate run`'s command line, e.g. --fanout cpu.
 	DaemonArgs []string
-	Out        io.Writer // progress lines; nil: none
+	// Flowtable also measures the kernel with its software flow offload (an
+	// nftables flowtable), in the same rounds.
+	Flowtable bool
+	// ConnWorkers open short connections in parallel for the connection-rate
+	// figure (default 4).
+	ConnWorkers int
+	Out         io.Writer // progress lines; nil: none
 }
 
 // LiveFigures are one data path's figures.
@@ -48,6 +57,12 @@ type LiveFigures struct {
 	UDPSentPPS      float64 `json:"udp_sent_pps"`
 	UDPDeliveredPPS float64 `json:"udp_delivered_pps"`
 	UDPLostPercent  float64 `json:"udp_lost_percent"`
+	// ConnsPerSec is how many short TCP connections (handshake, the server's
+	// close, the client's) completed per second.
+	ConnsPerSec float64 `json:"new_connections_per_s"`
+	// CPUMsPerGbit is the CPU time keepstate's process used per gigabit
+	// forwarded, over the two TCP figures (keepstate only).
+	CPUMsPerGbit float64 `json:"cpu_ms_per_gbit,omitempty"`
 }
 
 // LiveResult is what `keepstate bench live --json` prints.
@@ -61,7 +76,15 @@ type LiveResult struct {
 	Keepstate     LiveFigures `json:"keepstate"`
 	Kernel        LiveFigures `json:"kernel_nftables_conntrack"`
 	KernelRuleset string      `json:"kernel_ruleset"`
-	Ratio         LiveFigures `json:"ratio"` // keepstate / kernel, figure by figure (UDPLostPercent: unused)
+	// Flowtable: the kernel with nftables' software flow offload, when asked for.
+	Flowtable        *LiveFigures  `json:"kernel_flowtable,omitempty"`
+	FlowtableRatio   *LiveFigures  `json:"ratio_flowtable,omitempty"` // keepstate / kernel with flowtable
+	FlowtableRounds  []LiveFigures `json:"kernel_flowtable_rounds,omitempty"`
+	FlowtableRuleset string        `json:"kernel_flowtable_ruleset,omitempty"`
+	// FlowtableError says why the flowtable could not be measured (a kernel
+	// built without CONFIG_NF_FLOW_TABLE refuses the ruleset).
+	FlowtableError string `json:"kernel_flowtable_error,omitempty"`
+	Ratio            LiveFigures   `json:"ratio"` // keepstate / kernel, figure by figure (UDPLostPercent: unused)
 	// Every round's figures, in order; Keepstate and Kernel are their medians.
 	KeepstateRounds []LiveFigures `json:"keepstate_rounds"`
 	KernelRounds    []LiveFigures `json:"kernel_rounds"`
@@ -99,6 +122,28 @@ func kernelRuleset() string {
 `, lab.LANDevice, lab.ClientNet, lab.ServerNet, lab.PortBench, lab.LANDevice, lab.ClientNet, lab.ServerNet, lab.PortBench)
 }
 
+// flowtableRuleset is kernelRuleset with the kernel's software flow offload:
+// established TCP and UDP flows are added to a flowtable on both devices, whose
+// packets then skip the forward chain (and conntrack's per-packet work) at
+// ingress.
+func flowtableRuleset() string {
+	return fmt.Sprintf(`table inet ksbench {
+	flowtable ft {
+		hook ingress priority filter
+		devices = { %s, %s }
+	}
+	chain forward {
+		type filter hook forward priority filter; policy drop;
+		ct state established meta l4proto { tcp, udp } flow add @ft
+		ct state established,related accept
+		ct state invalid drop
+		iifname %q ip saddr %s ip daddr %s tcp dport %d accept
+		iifname %q ip saddr %s ip daddr %s udp dport %d accept
+	}
+}
+`, lab.LANDevice, lab.DMZDevice, lab.LANDevice, lab.ClientNet, lab.ServerNet, lab.PortBench, lab.LANDevice, lab.ClientNet, lab.ServerNet, lab.PortBench)
+}
+
 // RunLive builds a lab topology, measures keepstate and then the kernel, and
 // removes everything.
 func RunLive(ctx context.Context, o LiveOptions) (res *LiveResult, err error) {
@@ -116,6 +161,9 @@ func RunLive(ctx context.Context, o LiveOptions) (res *LiveResult, err error) {
 	}
 	if o.Out == nil {
 		o.Out = io.Discard
+	}
+	if o.ConnWorkers <= 0 {
+		o.ConnWorkers = 4
 	}
 	if why := lab.Missing("iperf3", "nft"); why != "" {
 		return nil, errors.New(why + " (Debian: apt-get install iperf3 nftables)")
@@ -136,13 +184,14 @@ func RunLive(ctx context.Context, o LiveOptions) (res *LiveResult, err error) {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	stopServer, err := startIperfServer(ctx, topo)
-	if err != nil {
+	m := &meter{ctx: ctx, topo: topo, o: o, dir: dir}
+	if err := m.startIperf(); err != nil {
 		return nil, err
 	}
-	defer stopServer()
-
-	m := &meter{ctx: ctx, topo: topo, o: o, dir: dir}
+	defer m.stopIperf()
+	if o.Flowtable {
+		res.FlowtableRuleset = flowtableRuleset()
+	}
 	for round := 1; round <= o.Rounds; round++ {
 		ks, err := m.keepstate(round, res)
 		if err != nil {
@@ -154,15 +203,38 @@ func RunLive(ctx context.Context, o LiveOptions) (res *LiveResult, err error) {
 		}
 		res.KeepstateRounds = append(res.KeepstateRounds, ks)
 		res.KernelRounds = append(res.KernelRounds, kn)
+		if o.Flowtable && res.FlowtableError == "" {
+			ft, err := m.kernel(round, res.FlowtableRuleset)
+			var ne *nftError
+			switch {
+			case errors.As(err, &ne):
+				res.FlowtableError = ne.Error()
+				fmt.Fprintf(o.Out, "  the kernel refuses the flowtable: %v\n", ne)
+			case err != nil:
+				return nil, err
+			default:
+				res.FlowtableRounds = append(res.FlowtableRounds, ft)
+			}
+		}
 	}
 	res.Keepstate, res.Kernel = medianFigures(res.KeepstateRounds), medianFigures(res.KernelRounds)
-	res.Ratio = LiveFigures{
-		TCP1Gbps:        ratio(res.Keepstate.TCP1Gbps, res.Kernel.TCP1Gbps),
-		TCPNGbps:        ratio(res.Keepstate.TCPNGbps, res.Kernel.TCPNGbps),
-		UDPSentPPS:      ratio(res.Keepstate.UDPSentPPS, res.Kernel.UDPSentPPS),
-		UDPDeliveredPPS: ratio(res.Keepstate.UDPDeliveredPPS, res.Kernel.UDPDeliveredPPS),
+	res.Ratio = ratios(res.Keepstate, res.Kernel)
+	if len(res.FlowtableRounds) > 0 {
+		ft := medianFigures(res.FlowtableRounds)
+		r := ratios(res.Keepstate, ft)
+		res.Flowtable, res.FlowtableRatio = &ft, &r
 	}
 	return res, nil
+}
+
+func ratios(a, b LiveFigures) LiveFigures {
+	return LiveFigures{
+		TCP1Gbps:        ratio(a.TCP1Gbps, b.TCP1Gbps),
+		TCPNGbps:        ratio(a.TCPNGbps, b.TCPNGbps),
+		UDPSentPPS:      ratio(a.UDPSentPPS, b.UDPSentPPS),
+		UDPDeliveredPPS: ratio(a.UDPDeliveredPPS, b.UDPDeliveredPPS),
+		ConnsPerSec:     ratio(a.ConnsPerSec, b.ConnsPerSec),
+	}
 }
 
 func (r *LiveResult) fillStats(st *daemon.Stats) {
@@ -200,6 +272,19 @@ func firstLine(s string) string {
 	return line
 }
 
+func (m *meter) startIperf() error {
+	stop, err := startIperfServer(m.ctx, m.topo)
+	m.iperfStop = stop
+	return err
+}
+
+func (m *meter) stopIperf() {
+	if m.iperfStop != nil {
+		m.iperfStop()
+		m.iperfStop = nil
+	}
+}
+
 // startIperfServer runs iperf3 -s in the server namespace and waits until it
 // listens. The returned function stops it.
 func startIperfServer(ctx context.Context, topo *lab.Topology) (func(), error) {
@@ -228,13 +313,17 @@ type meter struct {
 	topo *lab.Topology
 	o    LiveOptions
 	dir  string
+
+	iperfStop func()
 }
 
 // keepstate measures through keepstate run; the data plane's counters of the
 // last round go into res.
 func (m *meter) keepstate(round int, res *LiveResult) (LiveFigures, error) {
 	fmt.Fprintf(m.o.Out, "round %d/%d: keepstate run in %s\n", round, m.o.Rounds, m.topo.Firewall)
-	cfg, err := lab.WriteConfig(m.dir, "bench", nil)
+	// Kerio's per-source limits (600 connections, 600 new per minute) would cap
+	// the connection-rate figure; the kernel's ruleset has none either.
+	cfg, err := lab.WriteConfig(m.dir, "bench", map[string]string{"ConnLimitPerSource": "0", "NewConnLimitPerSourcePerMinute": "0"})
 	if err != nil {
 		return LiveFigures{}, err
 	}
@@ -242,7 +331,7 @@ func (m *meter) keepstate(round int, res *LiveResult) (LiveFigures, error) {
 	if err != nil {
 		return LiveFigures{}, err
 	}
-	f, err := m.figures()
+	f, err := m.figures(d.CPUTime)
 	if err == nil {
 		var st daemon.Stats
 		if st, err = d.Stats(m.ctx); err == nil {
@@ -261,12 +350,17 @@ func (m *meter) kernel(round int, ruleset string) (LiveFigures, error) {
 	nft := exec.CommandContext(m.ctx, "ip", "netns", "exec", m.topo.Firewall, "nft", "-f", "-")
 	nft.Stdin = strings.NewReader(ruleset)
 	if out, err := nft.CombinedOutput(); err != nil {
-		return LiveFigures{}, fmt.Errorf("nft: %v: %s", err, out)
+		return LiveFigures{}, &nftError{fmt.Sprintf("nft: %v: %s", err, firstLine(string(out)))}
 	}
-	f, err := m.figures()
+	f, err := m.figures(nil)
 	_, derr := m.topo.Exec(context.Background(), m.topo.Firewall, "nft", "delete", "table", "inet", "ksbench")
 	return f, errors.Join(err, derr)
 }
+
+// nftError is the kernel refusing a ruleset.
+type nftError struct{ msg string }
+
+func (e *nftError) Error() string { return e.msg }
 
 // medianFigures takes each figure's median over the rounds.
 func medianFigures(rounds []LiveFigures) LiveFigures {
@@ -283,12 +377,20 @@ func medianFigures(rounds []LiveFigures) LiveFigures {
 		UDPSentPPS:      pick(func(f LiveFigures) float64 { return f.UDPSentPPS }),
 		UDPDeliveredPPS: pick(func(f LiveFigures) float64 { return f.UDPDeliveredPPS }),
 		UDPLostPercent:  pick(func(f LiveFigures) float64 { return f.UDPLostPercent }),
+		ConnsPerSec:     pick(func(f LiveFigures) float64 { return f.ConnsPerSec }),
+		CPUMsPerGbit:    pick(func(f LiveFigures) float64 { return f.CPUMsPerGbit }),
 	}
 }
 
-func (m *meter) figures() (LiveFigures, error) {
+// figures measures one data path; cpu, if not nil, reads the CPU time of the
+// process doing the filtering.
+func (m *meter) figures(cpu func() time.Duration) (LiveFigures, error) {
 	var f LiveFigures
 	var err error
+	var cpu0 time.Duration
+	if cpu != nil {
+		cpu0 = cpu()
+	}
 	if f.TCP1Gbps, err = m.tcp(1); err != nil {
 		return f, err
 	}
@@ -297,12 +399,88 @@ func (m *meter) figures() (LiveFigures, error) {
 		return f, err
 	}
 	fmt.Fprintf(m.o.Out, "  TCP, %d streams      %8.2f Gbit/s\n", m.o.Streams, f.TCPNGbps)
+	if gbit := (f.TCP1Gbps + f.TCPNGbps) * m.o.Duration.Seconds(); cpu != nil && gbit > 0 {
+		f.CPUMsPerGbit = float64(cpu()-cpu0) / 1e6 / gbit
+		fmt.Fprintf(m.o.Out, "  keepstate's CPU     %8.3f ms per Gbit forwarded\n", f.CPUMsPerGbit)
+	}
 	if f.UDPSentPPS, f.UDPDeliveredPPS, f.UDPLostPercent, err = m.udp(); err != nil {
 		return f, err
 	}
 	fmt.Fprintf(m.o.Out, "  UDP, %d-byte payload %8.0f packets/s delivered of %.0f sent (%.1f %% lost)\n",
 		m.o.Payload, f.UDPDeliveredPPS, f.UDPSentPPS, f.UDPLostPercent)
+	if f.ConnsPerSec, err = m.conns(); err != nil {
+		return f, err
+	}
+	fmt.Fprintf(m.o.Out, "  new connections     %8.0f per second (%d clients)\n", f.ConnsPerSec, m.o.ConnWorkers)
 	return f, nil
+}
+
+// conns measures short connections per second to the bench port: the iperf3
+// server makes way for a listener that closes every connection it accepts, and
+// ConnWorkers clients in the client namespace connect, read to the end and
+// close, for the measurement's duration.
+func (m *meter) conns() (float64, error) {
+	m.stopIperf()
+	defer func() { _ = m.startIperf() }()
+	var ln net.Listener
+	err := lab.Do(m.topo.Server, func() (err error) {
+		ln, err = net.Listen("tcp4", netip.AddrPortFrom(lab.ServerAddr, uint16(lab.PortBench)).String())
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	deadline := time.Now().Add(m.o.Duration)
+	counts := make([]int, m.o.ConnWorkers)
+	errs := make([]error, m.o.ConnWorkers)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for w := range m.o.ConnWorkers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[w] = lab.Do(m.topo.Client, func() error {
+				addr := netip.AddrPortFrom(lab.ServerAddr, uint16(lab.PortBench)).String()
+				d := net.Dialer{Timeout: 3 * time.Second}
+				buf := make([]byte, 16)
+				for time.Now().Before(deadline) && m.ctx.Err() == nil {
+					c, err := d.DialContext(m.ctx, "tcp4", addr)
+					if err != nil {
+						return err
+					}
+					_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
+					for {
+						if _, err := c.Read(buf); err != nil {
+							break
+						}
+					}
+					c.Close()
+					counts[w]++
+				}
+				return nil
+			})
+		}()
+	}
+	wg.Wait()
+	took := time.Since(start).Seconds()
+	total := 0
+	for _, n := range counts {
+		total += n
+	}
+	if err := errors.Join(errs...); err != nil {
+		return 0, fmt.Errorf("short connections (%d completed): %w", total, err)
+	}
+	return float64(total) / took, nil
 }
 
 func (m *meter) iperf(args ...string) (*iperfReport, error) {

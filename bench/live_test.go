@@ -115,12 +115,20 @@ func TestRunLiveShort(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, f := range map[string]LiveFigures{"keepstate": r.Keepstate, "kernel": r.Kernel} {
-		if f.TCP1Gbps <= 0 || f.TCPNGbps <= 0 || f.UDPSentPPS <= 0 || f.UDPDeliveredPPS <= 0 {
+		if f.TCP1Gbps <= 0 || f.TCPNGbps <= 0 || f.UDPSentPPS <= 0 || f.UDPDeliveredPPS <= 0 || f.ConnsPerSec <= 0 {
 			t.Errorf("%s: a figure is not positive: %+v", name, f)
 		}
 	}
 	if r.Packets == 0 || r.Dropped != 0 || r.Backend == "" {
 		t.Errorf("keepstate counters: %d packets decided, %d dropped, backend %q", r.Packets, r.Dropped, r.Backend)
+	}
+	// The fast path is on by default where the kernel takes it (CI's does): the
+	// streams' packets must then have been accepted in the kernel.
+	if f := r.FastPath; f != nil && (f.Packets == 0 || f.HandedOut == 0 || len(f.Interfaces) != 2) {
+		t.Errorf("fast path did not carry the traffic: %+v", f)
+	}
+	if r.Keepstate.CPUMsPerGbit <= 0 {
+		t.Errorf("keepstate's CPU per Gbit not measured: %v", r.Keepstate.CPUMsPerGbit)
 	}
 	if r.Ratio.TCP1Gbps != r.Keepstate.TCP1Gbps/r.Kernel.TCP1Gbps {
 		t.Errorf("ratio %v, want %v", r.Ratio.TCP1Gbps, r.Keepstate.TCP1Gbps/r.Kernel.TCP1Gbps)

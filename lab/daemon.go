@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -47,6 +48,34 @@ type Daemon struct {
 	exit   syscall.WaitStatus // how the last process ended, under exitMu
 	stderr *lockedBuffer
 	starts int
+}
+
+// CPUTime is the CPU time the running daemon's threads have used so far, to the
+// nanosecond (the sum of /proc/PID/task/*/schedstat; ip netns exec execs keepstate
+// in place, so the child is it); 0 when it is not running. Threads that have
+// already exited are not counted (the runtime keeps its threads).
+func (d *Daemon) CPUTime() time.Duration {
+	d.mu.Lock()
+	cmd := d.cmd
+	d.mu.Unlock()
+	if cmd == nil || cmd.Process == nil {
+		return 0
+	}
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/schedstat", cmd.Process.Pid))
+	var total time.Duration
+	for _, path := range tasks {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			continue
+		}
+		f := strings.Fields(string(data))
+		if len(f) == 0 {
+			continue
+		}
+		ns, _ := strconv.ParseInt(f[0], 10, 64)
+		total += time.Duration(ns)
+	}
+	return total
 }
 
 // Paths of the daemon's files.

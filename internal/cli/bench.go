@@ -21,7 +21,7 @@ func init() {
 // The usage lines of the two benches, once each.
 const (
 	benchEngineUsage = "bench engine [--flows N] [--packets M] [--json] [--cpuprofile FILE]"
-	benchLiveLine    = "bench live [--seconds N] [--streams K] [--payload B] [--rounds R] [--fanout hash|cpu] [--json]"
+	benchLiveLine    = "bench live [--seconds N] [--streams K] [--payload B] [--rounds R] [--fanout hash|cpu] [--fast-path auto|on|off] [--flowtable] [--json]"
 	benchUsage       = benchEngineUsage + "\n       keepstate " + benchLiveLine
 )
 
