@@ -83,8 +83,8 @@ type LiveResult struct {
 	FlowtableRuleset string        `json:"kernel_flowtable_ruleset,omitempty"`
 	// FlowtableError says why the flowtable could not be measured (a kernel
 	// built without CONFIG_NF_FLOW_TABLE refuses the ruleset).
-	FlowtableError string `json:"kernel_flowtable_error,omitempty"`
-	Ratio            LiveFigures   `json:"ratio"` // keepstate / kernel, figure by figure (UDPLostPercent: unused)
+	FlowtableError string      `json:"kernel_flowtable_error,omitempty"`
+	Ratio          LiveFigures `json:"ratio"` // keepstate / kernel, figure by figure (UDPLostPercent: unused)
 	// Every round's figures, in order; Keepstate and Kernel are their medians.
 	KeepstateRounds []LiveFigures `json:"keepstate_rounds"`
 	KernelRounds    []LiveFigures `json:"kernel_rounds"`
