@@ -348,6 +348,19 @@ func firstLine(s string) string {
 	return line
 }
 
+// checkOffloaded checks, when the daemon runs its kernel fast path, that it
+// holds a connection (what names it), so that what the scenario checks next holds for an offloaded connection. Without a fast path
+// (a kernel that refuses it, --fast-path off) there is nothing to check.
+func (s *session) checkOffloaded(id, what string) {
+	st, err := s.d.Stats(s.ctx)
+	if err != nil || st.Plane.FastPath == nil {
+		return
+	}
+	f := st.Plane.FastPath
+	s.check(id, what+" is held by the kernel fast path", f.Offloaded >= 1,
+		fmt.Sprintf("%d connection(s) offloaded, %d packets accepted in the kernel", f.Offloaded, f.Packets))
+}
+
 // sleep waits d or until the scenario is interrupted.
 func (s *session) sleep(d time.Duration) error {
 	select {

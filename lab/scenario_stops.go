@@ -87,6 +87,7 @@ func runStop(s *session, c stopCase) error {
 	if err := s.sleep(1500 * time.Millisecond); err != nil {
 		return err
 	}
+	s.checkOffloaded("offloaded", "the connection")
 	var young *liveConn
 	if c.kind.crash() {
 		// Nothing is saved at a crash: what comes back is the last periodic

@@ -90,6 +90,7 @@ func runKeepalive(s *session) error {
 	if err := RoundTrip(c, "SELECT 1", connectTimeout); err != nil {
 		return fmt.Errorf("first exchange: %w", err)
 	}
+	s.checkOffloaded("short.offloaded", "the idle connection")
 	// Idle: the read returns when the kernel gives up on the unanswered probes
 	// (about Idle + Count*Interval), or at our own deadline if it never does.
 	t0 := time.Now()
