@@ -85,7 +85,9 @@ func (t *Table) offloader() Offloader {
 func offloadable(e *entry) bool {
 	switch e.state() {
 	case StateEstablished:
-		return !e.has(fLiberal) && e.has(fAssured) && e.tcp[Original].maxwin != 0 && e.tcp[Reply].maxwin != 0
+		// Not a pickup or a relearning connection: the engine does not enforce
+		// their windows, which the kernel would.
+		return !e.has(fLiberal) && !e.windowsGuessed() && e.has(fAssured) && e.tcp[Original].maxwin != 0 && e.tcp[Reply].maxwin != 0
 	case StateUDPReplied:
 		return true
 	}

@@ -27,7 +27,7 @@ func TestDistSampleChecks(t *testing.T) {
 			known[strings.Trim(f, "[]")] = true
 		}
 	}
-	if len(known) != 16 {
+	if len(known) != 17 {
 		t.Fatalf("read %d flags from runUsage: %v", len(known), known)
 	}
 	for _, line := range strings.Split(string(unit), "\n") {

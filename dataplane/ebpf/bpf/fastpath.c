@@ -302,8 +302,11 @@ static __always_inline int parse(struct __sk_buff *skb, struct parsed *p)
 
 // in_window is conntrack's inWindow for an established connection's segment
 // without SYN, FIN or RST and with ACK, in direction d: the four bounds, then the
-// window state's advance. It returns 0 when the segment is out of the window
-// (the engine then decides it and says why).
+// window state's advance. It returns 0 for every segment inWindow does not find
+// in the window (windowOK): one it drops, and one it lets pass without advancing
+// (a late retransmission, a delayed ack, data beyond a window update it never
+// saw); the engine decides those and says why. An empty segment's sequence
+// number is checked as any other's, as inWindow does.
 static __always_inline int in_window(struct ks_conn *c, int d, struct parsed *p)
 {
 	struct ks_dir *s = &c->dir[d & 1], *r = &c->dir[(d ^ 1) & 1];
@@ -313,8 +316,6 @@ static __always_inline int in_window(struct ks_conn *c, int d, struct parsed *p)
 
 	if (r->sack && p->has_sack && after(p->sack, sack))
 		sack = p->sack;
-	if (seq == end) // no data: only the ack is checked
-		seq = end = s->end;
 
 	__u32 ackwin = s->maxwin > MAX_ACK_WINDOW ? s->maxwin : MAX_ACK_WINDOW;
 	if (after(seq, s->maxend) || before(end, s->end - r->maxwin) || after(sack, r->end) ||
