@@ -146,7 +146,8 @@
 // connection restored from a snapshot of an earlier run is the same case and uses
 // the same mechanism: packets may have passed while no keepstate watched (fail
 // open, a stop that removed the hooks, the seconds since the periodic snapshot a
-// crash fell back on). A connection still in its handshake keeps its windows.
+// crash fell back on); a restored connection still waiting for its SYN-ACK
+// keeps its windows, so that the SYN-ACK must acknowledge the SYN.
 // Liberal is for data and acknowledgements only: a RST or FIN, which end a
 // connection, is checked against the sequence number the other side
 // acknowledged, and one that nothing can check yet is dropped (a RST) or passes

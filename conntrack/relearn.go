@@ -30,3 +30,10 @@ func (e *entry) relearning() bool { return e.sf&(fLiberal|fAssured) == fLiberal|
 func (e *entry) unverifiable(d Dir, p *packet.Parsed) bool {
 	return e.relearning() && p.TCPFlags&(packet.RST|packet.FIN) != 0 && e.tcp[d].maxwin == 0 && e.tcp[1-d].maxwin == 0
 }
+
+// awaitsSynAck reports whether e is a TCP connection that has sent its SYN and
+// had no answer: it is restored with its windows (see restoreEntry).
+func (e *entry) awaitsSynAck() bool {
+	st := e.state()
+	return e.key.Proto == uint8(packet.ProtoTCP) && (st == StateSynSent || st == StateSynSent2)
+}

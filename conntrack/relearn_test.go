@@ -164,3 +164,42 @@ func TestRelearningChecksRSTAndFIN(t *testing.T) {
 		run(t, tab, []step{{p: seg(Original, FA, cliMoved, srvMoved+10, 0), at: at(0), verdict: Accept, state: StateFinWait}})
 	})
 }
+
+// A connection restored while it waits for its SYN-ACK keeps its windows: the
+// SYN-ACK must acknowledge the SYN, as without a restore. One restored after its
+// SYN-ACK relearns: the handshake's last ACK and data may have passed unseen.
+func TestRestoredHandshake(t *testing.T) {
+	badSynAck := seg(Reply, SA, srvISN, cliISN+1+1<<20, 0)
+	restore := func(t *testing.T, steps []step) *Table {
+		t.Helper()
+		tab := New(Config{Strict: true})
+		run(t, tab, steps)
+		var buf bytes.Buffer
+		if err := tab.WriteSnapshot(&buf, t0+sec); err != nil {
+			t.Fatal(err)
+		}
+		back := New(Config{Strict: true})
+		if err := back.ReadSnapshot(&buf, t0+2*sec); err != nil {
+			t.Fatal(err)
+		}
+		return back
+	}
+	t.Run("never restored", func(t *testing.T) {
+		run(t, New(Config{Strict: true}), append(handshake()[:1], step{p: badSynAck, verdict: Drop, reason: reason.OutOfWindow}))
+	})
+	t.Run("restored after the SYN", func(t *testing.T) {
+		run(t, restore(t, handshake()[:1]), []step{
+			{p: badSynAck, at: 2 * time.Second, verdict: Drop, reason: reason.OutOfWindow},
+			{p: seg(Reply, SA, srvISN, cliISN+1, 0), at: 2 * time.Second, verdict: Accept, state: StateSynRecv},
+			{p: seg(Original, A, cliISN+1, srvISN+1, 0), at: 2 * time.Second, verdict: Accept, state: StateEstablished},
+			{p: seg(Original, PA, cliISN+1+1<<30, srvISN+1, 10), at: 2 * time.Second, verdict: Drop, reason: reason.OutOfWindow},
+		})
+	})
+	t.Run("restored after the SYN-ACK", func(t *testing.T) {
+		run(t, restore(t, handshake()[:2]), []step{
+			{p: seg(Original, PA, cliISN+1+1_000_000, srvISN+1+20_000, 100), at: 2 * time.Second, verdict: Accept, state: StateEstablished},
+			{p: seg(Reply, PA, srvISN+1+20_000, cliISN+1+1_000_100, 100), at: 2 * time.Second, verdict: Accept, state: StateEstablished},
+			{p: seg(Original, PA, cliISN+1+1<<30, srvISN+1+20_100, 10), at: 2 * time.Second, verdict: Drop, reason: reason.OutOfWindow},
+		})
+	})
+}

@@ -338,8 +338,11 @@ func (t *Table) restoreEntry(s *settings, se *snapEntry, now int64) {
 	}
 	// Packets may have passed while no keepstate watched (fail open, a stop
 	// that removed the hooks, the time since a periodic snapshot): the windows
-	// are learnt again (relearn).
-	t.insertRecordLocked(sh, s, h, se, now, true)
+	// are learnt again (relearn). Not those of a connection waiting for its
+	// SYN-ACK: had its handshake gone on unseen, the client's next segment would
+	// be refused anyway (an ACK in SYN_SENT, as in Linux), and relearning would
+	// let in a SYN-ACK acknowledging any number.
+	t.insertRecordLocked(sh, s, h, se, now, !se.e.awaitsSynAck())
 }
 
 // sortListsLocked puts every class list of sh in last-seen order, relinking it. It is
